@@ -1,0 +1,77 @@
+# mod_conditional - build, install, test, demo, benchmark.
+#
+#   make            build mod_conditional.so with apxs (warnings are errors)
+#   make install    install into `apxs -q LIBEXECDIR` plus Debian's
+#                   mods-available/conditional.{load,conf}
+#   make test       unit tests + the Apache::Test suite (as root: installs what
+#                   is missing and runs the suite as an unprivileged user)
+#   make run        demo: httpd + module + SQLite + a legacy CGI API on
+#                   http://localhost:8080/
+#   make bench      wrk benchmark table (docs/benchmarks.md)
+#   make stress     long lost-update stress run (docs/design.md)
+
+APXS     ?= $(shell command -v apxs || command -v apxs2)
+CC       ?= cc
+WARN      = -Wall -Wextra -Werror
+SRCS      = mod_conditional.c precond.c sqlite_store.c
+HDRS      = precond.h store.h
+# SANITIZE=1 builds module and unit tests with ASan/UBSan.
+ifeq ($(SANITIZE),1)
+SAN       = -fsanitize=address,undefined -fno-omit-frame-pointer
+endif
+APR_CFLAGS = $(shell apr-1-config --cflags --cppflags --includes 2>/dev/null)
+APR_LIBS   = $(shell apr-1-config --link-ld --libs 2>/dev/null) \
+             $(shell apu-1-config --link-ld --libs 2>/dev/null)
+
+.PHONY: all install unit test run stop bench stress clean deps
+
+all: .libs/mod_conditional.so tools/conditionalctl
+
+.libs/mod_conditional.so: $(SRCS) $(HDRS)
+	$(APXS) -c $(foreach f,$(WARN) $(SAN),-Wc,$(f)) \
+	    $(if $(SAN),-Wl,$(SAN)) -o mod_conditional.so $(SRCS) -lsqlite3
+
+tools/conditionalctl: tools/conditionalctl.c sqlite_store.c $(HDRS)
+	$(CC) $(WARN) $(SAN) -g -O2 $(APR_CFLAGS) -I. -o $@ \
+	    tools/conditionalctl.c sqlite_store.c $(APR_LIBS) -lsqlite3
+
+install: all
+	$(APXS) -i -n conditional .libs/mod_conditional.so
+	install -d $(DESTDIR)$(shell $(APXS) -q SYSCONFDIR)/mods-available
+	install -m 644 build/conditional.load build/conditional.conf \
+	    $(DESTDIR)$(shell $(APXS) -q SYSCONFDIR)/mods-available/
+	install -m 755 tools/conditionalctl $(DESTDIR)/usr/local/sbin/conditionalctl
+
+unit/test_precond: unit/test_precond.c precond.c precond.h
+	$(CC) $(WARN) $(SAN) -g -O1 $(APR_CFLAGS) -I. -o $@ unit/test_precond.c precond.c $(APR_LIBS)
+
+unit/test_store: unit/test_store.c sqlite_store.c $(HDRS)
+	$(CC) $(WARN) $(SAN) -g -O1 $(APR_CFLAGS) -I. -o $@ unit/test_store.c sqlite_store.c $(APR_LIBS) -lsqlite3
+
+unit: unit/test_precond unit/test_store
+	./unit/test_precond
+	./unit/test_store
+
+deps:
+	sh build/deps.sh
+
+test: deps
+	$(MAKE) all unit
+	sh build/run-tests.sh
+
+run: deps all
+	sh build/demo.sh start
+
+stop:
+	sh build/demo.sh stop
+
+bench: deps all
+	sh build/bench.sh
+
+stress: deps all
+	sh build/run-tests.sh stress
+
+clean:
+	rm -rf .libs *.la *.lo *.slo *.o mod_conditional.so tools/conditionalctl \
+	    unit/test_precond unit/test_store t/logs t/conf/apache_test_config.pm \
+	    t/conf/extra.conf t/conf/httpd.conf t/conf/modperl_inc.pl t/TEST

@@ -1,0 +1,92 @@
+/*
+ * precond.h - RFC 9110 section 13 precondition evaluation.
+ *
+ * Pure logic: no httpd types, only APR. The httpd glue (mod_conditional.c)
+ * fills a cond_request from the request headers and a cond_resource from the
+ * store, and turns the verdict into a response. Unit-tested in
+ * unit/test_precond.c.
+ */
+#ifndef COND_PRECOND_H
+#define COND_PRECOND_H
+
+#include <apr_pools.h>
+#include <apr_time.h>
+
+/* How the request method takes part in section 13.2.2. */
+typedef enum {
+    COND_METHOD_READ,   /* GET, HEAD: If-None-Match/If-Modified-Since give 304 */
+    COND_METHOD_WRITE,  /* PUT, PATCH, DELETE, POST: every failure is 412 */
+    COND_METHOD_PUT     /* PUT: a write; If-None-Match: * means create-only */
+} cond_method;
+
+/* The validator header values exactly as received (NULL when absent;
+ * several instances of a list header already joined with ", "). */
+typedef struct {
+    cond_method method;
+    const char *if_match;
+    const char *if_none_match;
+    const char *if_modified_since;
+    const char *if_unmodified_since;
+} cond_request;
+
+/* The selected resource as the store knows it. */
+typedef struct {
+    int exists;           /* a current representation exists */
+    const char *etag;     /* its strong entity-tag, quotes included, e.g.
+                           * "\"5f2a9c01d3e4b6a7-1c\"", or NULL when none */
+    apr_time_t mtime;     /* last modification, 0 when unknown */
+} cond_resource;
+
+typedef enum {
+    COND_PROCEED = 0,          /* run the request */
+    COND_NOT_MODIFIED = 304,   /* GET/HEAD: answer 304 */
+    COND_FAILED = 412          /* answer 412 Precondition Failed */
+} cond_verdict;
+
+/* Why, as a short token for r->notes and problem+json details. */
+typedef enum {
+    COND_WHY_NONE = 0,             /* no precondition applied */
+    COND_WHY_MATCH,                /* a precondition held */
+    COND_WHY_NONE_MATCH,           /* If-None-Match matched: 304 or 412 */
+    COND_WHY_NOT_MODIFIED_SINCE,   /* If-Modified-Since: 304 */
+    COND_WHY_STALE,                /* If-Match: no tag matched current */
+    COND_WHY_WEAK,                 /* If-Match: only W/ tags could match */
+    COND_WHY_ABSENT,               /* If-Match on an absent resource */
+    COND_WHY_MALFORMED,            /* If-Match could not be parsed */
+    COND_WHY_MODIFIED_SINCE,       /* If-Unmodified-Since failed */
+    COND_WHY_EXISTS                /* If-None-Match: * on a present resource */
+} cond_why;
+
+/*
+ * Evaluate the preconditions of req against res in the order of RFC 9110
+ * section 13.2.2: If-Match, else If-Unmodified-Since; then If-None-Match,
+ * else If-Modified-Since (reads only). 'now' is the request time: an
+ * If-Modified-Since later than it is ignored. 'why' (may be NULL) receives
+ * the reason. Never fails: malformed input is handled as the RFC says.
+ */
+cond_verdict cond_evaluate(const cond_request *req, const cond_resource *res,
+                           apr_time_t now, cond_why *why);
+
+/* Short token for a reason ("stale", "weak", ...), never NULL. */
+const char *cond_why_str(cond_why why);
+
+/* Non-zero when req carries any precondition that applies to a write
+ * (If-Match, If-None-Match, If-Unmodified-Since). Used for 428. */
+int cond_has_write_precondition(const cond_request *req);
+
+/*
+ * Entity-tag list matching, exposed for tests and for the glue.
+ * 'list' is a header value. Returns 1 on a match, 0 on no match, and -1
+ * when the list is malformed (only cond_list_match_strong reports -1; the
+ * weak matcher skips malformed elements). "*" matches when exists.
+ * The weak matcher also accepts the tag with a "-gzip" or "-br" suffix
+ * inside the quotes, as mod_deflate/mod_brotli rewrite it (httpd PR 45023).
+ */
+int cond_list_match_strong(const char *list, const char *etag, int exists);
+int cond_list_match_weak(const char *list, const char *etag, int exists);
+
+/* Parse an HTTP-date in any of the three formats of RFC 9110 5.6.7;
+ * returns 0 when invalid. */
+apr_time_t cond_parse_date(const char *value);
+
+#endif /* COND_PRECOND_H */
