@@ -79,8 +79,7 @@ typedef struct {
     conditional_store_inst *inst;
     const char *key;
     int respond;             /* status the module answers itself, 0: none */
-    const char *problem;     /* problem+json type suffix and detail */
-    const char *detail;
+    const char *problem;     /* why: problem+json type / 412 reason */
     int found;               /* 'before' is valid */
     cond_state before;       /* key state before the backend ran */
     const char *owner;       /* claim we hold, NULL when none */
@@ -534,11 +533,10 @@ static void conditional_set_validators(request_rec *r, conditional_req *rq,
 }
 
 static void conditional_respond_with(conditional_req *rq, int status,
-                                     const char *problem, const char *detail)
+                                     const char *problem)
 {
     rq->respond = status;
     rq->problem = problem;
-    rq->detail = detail;
 }
 
 /* ------------------------------------------------------------------ */
@@ -574,9 +572,10 @@ static apr_status_t conditional_release_cleanup(void *data)
 
 /* Clear a claim whose owner died or whose lease ran out. The store bumps
  * the version: the dead write may or may not have reached the backend, so
- * every tag handed out before it must stop matching. */
-static void conditional_break(request_rec *r, conditional_req *rq,
-                              const char *dead, const char *why)
+ * every tag handed out before it must stop matching. APR_EAGAIN (someone
+ * else broke or resolved it first) counts as success. */
+static apr_status_t conditional_break(request_rec *r, conditional_req *rq,
+                                      const char *dead, const char *why)
 {
     apr_int64_t v = 0;
     apr_status_t rv = rq->inst->provider->break_claim(rq->inst->store,
@@ -585,8 +584,30 @@ static void conditional_break(request_rec *r, conditional_req *rq,
     if (rv == APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "COND00005: broke "
                       "the claim of %s on key %s (%s); version is now %"
-                      APR_INT64_T_FMT, dead, rq->key, why, v);
+                      APR_UINT64_T_HEX_FMT, dead, rq->key, why,
+                      (apr_uint64_t)v);
     }
+    else if (rv != APR_EAGAIN) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "COND00013: cannot "
+                      "break the dead claim of %s on key %s", dead, rq->key);
+        return rv;
+    }
+    return APR_SUCCESS;
+}
+
+/* A claim left by a dead write: its lease ran out, or its owner was a
+ * process on this host that no longer exists. */
+static const char *conditional_claim_dead(const cond_state *st,
+                                          apr_time_t now)
+{
+    if (!st->claim_owner) {
+        return NULL;
+    }
+    if (st->claim_expires <= now) {
+        return "lease expired";
+    }
+    return conditional_owner_dead(st->claim_owner) ? "owner process is gone"
+                                                   : NULL;
 }
 
 /*
@@ -620,23 +641,21 @@ static int conditional_claim(request_rec *r, conditional_req *rq,
         }
         rq->found = rv == APR_SUCCESS;
         if (rq->found && rq->before.claim_owner) {
-            if (rq->before.claim_expires <= now) {
-                conditional_break(r, rq, rq->before.claim_owner,
-                                  "lease expired");
-                continue;
+            const char *dead = conditional_claim_dead(&rq->before, now);
+            if (!dead) {
+                goto busy;
             }
-            if (conditional_owner_dead(rq->before.claim_owner)) {
-                conditional_break(r, rq, rq->before.claim_owner,
-                                  "owner process is gone");
-                continue;
+            if (conditional_break(r, rq, rq->before.claim_owner, dead)
+                != APR_SUCCESS) {
+                return HTTP_SERVICE_UNAVAILABLE;
             }
-            goto busy;
+            goto again;
         }
         conditional_resource(r, rq, &res);
         v = cond_evaluate(cr, &res, r->request_time, &why);
         if (v != COND_PROCEED) {
             conditional_respond_with(rq, HTTP_PRECONDITION_FAILED,
-                                     cond_why_str(why), NULL);
+                                     cond_why_str(why));
             return HTTP_PRECONDITION_FAILED;
         }
         rv = pv->claim(rq->inst->store, rq->key,
@@ -651,7 +670,7 @@ static int conditional_claim(request_rec *r, conditional_req *rq,
             return 0;
         }
         if (rv == APR_EAGAIN) {
-            continue;       /* changed under us: evaluate the new state */
+            goto again;     /* changed under us: evaluate the new state */
         }
         if (rv != APR_EBUSY) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "COND00008: cannot "
@@ -665,6 +684,12 @@ busy:
         waited = 1;
         apr_sleep(pause);
         pause = pause < 50000 ? pause * 2 : 50000;
+        continue;
+again:
+        /* Progress by others; bounded all the same. */
+        if (apr_time_now() > deadline) {
+            return HTTP_CONFLICT;
+        }
     }
 }
 
@@ -681,6 +706,15 @@ static int conditional_read(request_rec *r, conditional_req *rq)
 
     rv = rq->inst->provider->lookup(rq->inst->store, rq->key, &rq->before,
                                     r->pool);
+    if (rv == APR_SUCCESS) {
+        /* A dead claim would keep the key untagged until the next write. */
+        const char *dead = conditional_claim_dead(&rq->before, apr_time_now());
+        if (dead && conditional_break(r, rq, rq->before.claim_owner, dead)
+                    == APR_SUCCESS) {
+            rv = rq->inst->provider->lookup(rq->inst->store, rq->key,
+                                            &rq->before, r->pool);
+        }
+    }
     if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, "COND00009: store "
                       "lookup failed for key %s; passing through untagged",
@@ -693,12 +727,12 @@ static int conditional_read(request_rec *r, conditional_req *rq)
     conditional_resource(r, rq, &res);
     v = cond_evaluate(&cr, &res, r->request_time, &why);
     if (v == COND_NOT_MODIFIED) {
-        conditional_respond_with(rq, HTTP_NOT_MODIFIED, NULL, NULL);
+        conditional_respond_with(rq, HTTP_NOT_MODIFIED, NULL);
         return OK;
     }
     if (v == COND_FAILED) {
         conditional_respond_with(rq, HTTP_PRECONDITION_FAILED,
-                                 cond_why_str(why), NULL);
+                                 cond_why_str(why));
         return OK;
     }
     conditional_strip_validators(r);
@@ -718,12 +752,12 @@ static int conditional_write(request_rec *r, conditional_req *rq,
                                      ? COND_METHOD_PUT : COND_METHOD_WRITE);
     if (!cond_has_write_precondition(&cr) && dc->require == 1) {
         conditional_respond_with(rq, HTTP_PRECONDITION_REQUIRED,
-                                 "precondition-required", NULL);
+                                 "precondition-required");
         return OK;
     }
     if (!rq->inst->tag_prefix) {
         conditional_respond_with(rq, HTTP_SERVICE_UNAVAILABLE,
-                                 "store-unavailable", NULL);
+                                 "store-unavailable");
         return OK;
     }
     status = conditional_claim(r, rq, &cr,
@@ -732,11 +766,11 @@ static int conditional_write(request_rec *r, conditional_req *rq,
                                sc->lease == COND_UNSET
                                ? COND_DEFAULT_LEASE : sc->lease);
     if (status == HTTP_SERVICE_UNAVAILABLE) {
-        conditional_respond_with(rq, status, "store-unavailable", NULL);
+        conditional_respond_with(rq, status, "store-unavailable");
         return OK;
     }
     if (status == HTTP_CONFLICT) {
-        conditional_respond_with(rq, status, "write-in-progress", NULL);
+        conditional_respond_with(rq, status, "write-in-progress");
         return OK;
     }
     if (status) {

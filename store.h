@@ -76,9 +76,12 @@ typedef struct cond_store_provider {
 
     /* Take the write claim on key with one compare-and-set: succeeds only
      * when the key is at expect_version (0 also matches an unknown key,
-     * which is then created absent at version 0) and carries no claim whose
-     * lease is live at 'now'. The claim's lease runs until lease_until.
-     * APR_EBUSY: a live claim is held; APR_EAGAIN: version differs. */
+     * which is then created absent at version 0) and carries no claim at
+     * all. An expired claim is not silently taken over: it must be cleared
+     * with break_claim, which bumps the version, because the dead write may
+     * have reached the backend. The claim's lease runs until lease_until.
+     * APR_EBUSY: a claim is held (live or expired); APR_EAGAIN: version
+     * differs. */
     apr_status_t (*claim)(cond_store *s, const char *key,
                           apr_int64_t expect_version, const char *owner,
                           apr_time_t lease_until, apr_time_t now);

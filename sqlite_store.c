@@ -1,0 +1,1065 @@
+/*
+ * sqlite_store.c - the embedded SQLite version store (see store.h).
+ *
+ * One database file in WAL mode, so readers (the 304 path) never wait for a
+ * writer. Tables:
+ *
+ *   resources  one row per key: version, present, mtime (seconds),
+ *              claim_owner/claim_expires (the write claim; expires in
+ *              microseconds) and meta
+ *   sequence   one row: the last version handed out. Every new version is
+ *              sequence + 1, written in the same transaction as the row that
+ *              receives it, so versions are unique across the store and
+ *              never reused, even for a key that was forgotten
+ *   meta       name/value pairs; "identity" is the store's random id
+ *
+ * Each child keeps a list of connections (apr_reslist): a call borrows one
+ * for its duration, so a thread never shares a connection with another and
+ * statements are prepared once per connection. A connection that saw
+ * anything but a lock timeout is closed instead of being reused, and any
+ * transaction a call leaves open is rolled back before the connection goes
+ * back, so one failure never poisons the next request.
+ */
+
+#include <errno.h>
+#include <string.h>
+#include <strings.h>
+#include <stdlib.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <apr_general.h>
+#include <apr_file_io.h>
+#include <apr_file_info.h>
+#include <apr_reslist.h>
+#include <apr_strings.h>
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+/* How long a statement waits for another process's write lock. Writes hold
+ * it for microseconds; anything longer means a stuck or foreign writer. */
+#define SQ_BUSY_MS        2000
+/* Upper bound on connections per child: one per concurrently calling
+ * thread is all that is ever opened. */
+#define SQ_MAX_CONNS      1024
+/* A WAL file is truncated back to this after a checkpoint, and to zero
+ * when the last connection closes. */
+#define SQ_WAL_LIMIT      "4194304"
+#define SQ_SCHEMA_VERSION 1
+#define SQ_ID_BYTES       8
+/* 0750: the store's own directory */
+#define SQ_DIR_PERMS      (APR_FPROT_UREAD | APR_FPROT_UWRITE \
+                           | APR_FPROT_UEXECUTE | APR_FPROT_GREAD \
+                           | APR_FPROT_GEXECUTE)
+
+struct cond_store {
+    const char *path;
+    char identity[SQ_ID_BYTES * 2 + 1];   /* "" until known */
+    apr_reslist_t *conns;                 /* NULL before child_init */
+};
+
+/* Prepared once per connection; the index is the statement's name. */
+enum {
+    SQ_LOOKUP,
+    SQ_BEGIN,
+    SQ_COMMIT,
+    SQ_ROLLBACK,
+    SQ_SEQ_SET,
+    SQ_PLACEHOLDER,
+    SQ_CLAIM,
+    SQ_RESOLVE,
+    SQ_RELEASE_NEW,
+    SQ_RELEASE,
+    SQ_BREAK,
+    SQ_BUMP,
+    SQ_REGISTER,
+    SQ_SET_EXISTS,
+    SQ_SET_META,
+    SQ_FORGET,
+    SQ_LIST_FROM,
+    SQ_LIST_RANGE,
+    SQ_IDENTITY,
+    SQ_NSTMT
+};
+
+#define SQ_COLUMNS "version, present, mtime, claim_owner, claim_expires, meta"
+#define SQ_NEXT    "(SELECT last + 1 FROM sequence WHERE id = 1)"
+
+/* Statements that hand out a version end in "RETURNING version" and run
+ * through store_versioned(), which moves the sequence up to match. */
+static const char *const store_sql[SQ_NSTMT] = {
+    /* SQ_LOOKUP */
+    "SELECT " SQ_COLUMNS " FROM resources WHERE key = ?1",
+    /* SQ_BEGIN: take the write lock up front, so the busy timeout applies
+     * and a transaction never fails half-way on an upgrade */
+    "BEGIN IMMEDIATE",
+    "COMMIT",
+    "ROLLBACK",
+    /* SQ_SEQ_SET */
+    "UPDATE sequence SET last = ?1 WHERE id = 1",
+    /* SQ_PLACEHOLDER: an unknown key claimed at version 0 */
+    "INSERT OR IGNORE INTO resources (key, version, present, mtime, "
+    "claim_owner, claim_expires, meta) VALUES (?1, 0, 0, 0, NULL, 0, NULL)",
+    /* SQ_CLAIM: the compare-and-set; any claim, live or expired, blocks */
+    "UPDATE resources SET claim_owner = ?2, claim_expires = ?3 "
+    "WHERE key = ?1 AND version = ?4 AND claim_owner IS NULL",
+    /* SQ_RESOLVE: commit of owner's claim */
+    "UPDATE resources SET version = " SQ_NEXT ", present = ?3, "
+    "mtime = max(mtime, ?4), claim_owner = NULL, claim_expires = 0 "
+    "WHERE key = ?1 AND claim_owner = ?2 RETURNING version",
+    /* SQ_RELEASE_NEW: a placeholder whose first write failed is dropped
+     * rather than left behind as a row per URL ever written to */
+    "DELETE FROM resources WHERE key = ?1 AND claim_owner = ?2 "
+    "AND version = 0",
+    /* SQ_RELEASE */
+    "UPDATE resources SET claim_owner = NULL, claim_expires = 0 "
+    "WHERE key = ?1 AND claim_owner = ?2",
+    /* SQ_BREAK */
+    "UPDATE resources SET version = " SQ_NEXT ", mtime = max(mtime, ?3), "
+    "claim_owner = NULL, claim_expires = 0 "
+    "WHERE key = ?1 AND claim_owner = ?2 RETURNING version",
+    /* SQ_BUMP */
+    "INSERT INTO resources (key, version, present, mtime, claim_owner, "
+    "claim_expires, meta) VALUES (?1, " SQ_NEXT ", 1, ?2, NULL, 0, NULL) "
+    "ON CONFLICT (key) DO UPDATE SET version = excluded.version, "
+    "mtime = max(mtime, excluded.mtime) RETURNING version",
+    /* SQ_REGISTER */
+    "INSERT OR IGNORE INTO resources (key, version, present, mtime, "
+    "claim_owner, claim_expires, meta) VALUES (?1, " SQ_NEXT ", 1, ?2, "
+    "NULL, 0, ?3) RETURNING version",
+    /* SQ_SET_EXISTS */
+    "UPDATE resources SET version = " SQ_NEXT ", present = ?2, "
+    "mtime = max(mtime, ?3), meta = ?4 "
+    "WHERE key = ?1 AND version = ?5 AND claim_owner IS NULL "
+    "RETURNING version",
+    /* SQ_SET_META */
+    "UPDATE resources SET meta = ?2 WHERE key = ?1 AND version = ?3",
+    /* SQ_FORGET */
+    "DELETE FROM resources WHERE key = ?1",
+    /* SQ_LIST_FROM, SQ_LIST_RANGE: a byte range, not LIKE, so '%' and '_'
+     * in a prefix are plain characters and the primary key is used */
+    "SELECT key, " SQ_COLUMNS " FROM resources WHERE key >= ?1 "
+    "ORDER BY key",
+    "SELECT key, " SQ_COLUMNS " FROM resources WHERE key >= ?1 "
+    "AND key < ?2 ORDER BY key",
+    /* SQ_IDENTITY */
+    "SELECT value FROM meta WHERE name = 'identity'"
+};
+
+static const char store_schema[] =
+    "CREATE TABLE IF NOT EXISTS resources ("
+    " key TEXT PRIMARY KEY NOT NULL,"
+    " version INTEGER NOT NULL,"
+    " present INTEGER NOT NULL,"
+    " mtime INTEGER NOT NULL,"
+    " claim_owner TEXT,"
+    " claim_expires INTEGER NOT NULL DEFAULT 0,"
+    " meta TEXT"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS sequence ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " last INTEGER NOT NULL"
+    ");"
+    "INSERT OR IGNORE INTO sequence (id, last) VALUES (1, 0);"
+    "CREATE TABLE IF NOT EXISTS meta ("
+    " name TEXT PRIMARY KEY NOT NULL,"
+    " value TEXT NOT NULL"
+    ") WITHOUT ROWID;";
+
+typedef struct {
+    sqlite3 *db;
+    int readonly;       /* the file opened read-only */
+    int broken;         /* close instead of reusing */
+    sqlite3_stmt *st[SQ_NSTMT];
+} store_conn;
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                               */
+
+static apr_status_t store_map(sqlite3 *db, int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_ROW:
+    case SQLITE_DONE:
+        return APR_SUCCESS;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return APR_TIMEUP;
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+        return APR_EACCES;
+    case SQLITE_CANTOPEN:
+        /* Missing is the common case; a permission problem deserves its
+         * own message in the administrator's log. */
+        if (db && (sqlite3_system_errno(db) == EACCES
+                   || sqlite3_system_errno(db) == EPERM)) {
+            return APR_EACCES;
+        }
+        return APR_ENOENT;
+    default:
+        return APR_EGENERAL;
+    }
+}
+
+/* A failed call: a lock timeout leaves the connection healthy, anything
+ * else (read-only, I/O, corruption, a vanished file) gets it reopened. */
+static apr_status_t store_fail(store_conn *c, int rc)
+{
+    int prim = rc & 0xff;
+
+    if (prim != SQLITE_BUSY && prim != SQLITE_LOCKED) {
+        c->broken = 1;
+    }
+    return store_map(c->db, rc);
+}
+
+/* ------------------------------------------------------------------ */
+/* Connections                                                          */
+
+static void store_conn_close(store_conn *c)
+{
+    int i;
+
+    for (i = 0; i < SQ_NSTMT; i++) {
+        sqlite3_finalize(c->st[i]);
+    }
+    sqlite3_close_v2(c->db);
+    free(c);
+}
+
+/*
+ * Settings every connection needs. The -wal and -shm files are kept when
+ * the last connection closes (emptied, not deleted): init hands them to the
+ * User once, so no child ever has to create a file in the directory, and a
+ * store made read-only (file and directory) can still be read - SQLite can
+ * read a WAL database without write access only while both files exist.
+ * WAL + synchronous=NORMAL: a commit survives a crashed process (not a
+ * power cut) without an fsync per write.
+ */
+static int store_configure(sqlite3 *db)
+{
+    int persist = 1;
+
+    sqlite3_extended_result_codes(db, 1);
+    sqlite3_busy_timeout(db, SQ_BUSY_MS);
+    sqlite3_file_control(db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+    return sqlite3_exec(db, "PRAGMA synchronous=NORMAL;"
+                        "PRAGMA journal_size_limit=" SQ_WAL_LIMIT,
+                        NULL, NULL, NULL);
+}
+
+/* Open an existing store: never create it here, a missing file is an
+ * error (an empty store would hand out versions an old one already did,
+ * under the same cached identity). */
+static apr_status_t store_conn_open(const char *path, store_conn **out)
+{
+    store_conn *c = calloc(1, sizeof(*c));
+    apr_status_t rv;
+    int rc, i;
+
+    if (!c) {
+        return APR_ENOMEM;
+    }
+    rc = sqlite3_open_v2(path, &c->db,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        rv = store_map(c->db, rc);
+        store_conn_close(c);
+        return rv;
+    }
+    rc = store_configure(c->db);
+    for (i = 0; rc == SQLITE_OK && i < SQ_NSTMT; i++) {
+        rc = sqlite3_prepare_v3(c->db, store_sql[i], -1,
+                                SQLITE_PREPARE_PERSISTENT, &c->st[i], NULL);
+    }
+    if (rc != SQLITE_OK) {
+        rv = store_map(c->db, rc);
+        store_conn_close(c);
+        return rv;
+    }
+    c->readonly = sqlite3_db_readonly(c->db, "main") == 1;
+    *out = c;
+    return APR_SUCCESS;
+}
+
+static apr_status_t store_construct(void **res, void *params, apr_pool_t *p)
+{
+    cond_store *s = params;
+    store_conn *c = NULL;
+    apr_status_t rv;
+
+    (void)p;
+    rv = store_conn_open(s->path, &c);
+    if (rv == APR_SUCCESS) {
+        *res = c;
+    }
+    return rv;
+}
+
+static apr_status_t store_destruct(void *res, void *params, apr_pool_t *p)
+{
+    (void)params;
+    (void)p;
+    store_conn_close(res);
+    return APR_SUCCESS;
+}
+
+/* Borrow a connection; for_write refuses a read-only one up front. */
+static apr_status_t store_get(cond_store *s, store_conn **out, int for_write)
+{
+    void *res;
+    apr_status_t rv;
+
+    if (!s->conns) {
+        return APR_EINIT;
+    }
+    rv = apr_reslist_acquire(s->conns, &res);
+    if (rv != APR_SUCCESS) {
+        /* apr_reslist says APR_EAGAIN on its own timeout, which would read
+         * as "version changed" to a caller. */
+        return rv == APR_EAGAIN ? APR_TIMEUP : rv;
+    }
+    *out = res;
+    if (for_write && (*out)->readonly) {
+        /* Reopened next time, so a permission fix takes effect. */
+        (*out)->broken = 1;
+        apr_reslist_invalidate(s->conns, res);
+        return APR_EACCES;
+    }
+    return APR_SUCCESS;
+}
+
+/* Give a connection back, first ending any transaction a failure left
+ * open so the next borrower starts clean. */
+static void store_put(cond_store *s, store_conn *c)
+{
+    if (!c->broken && !sqlite3_get_autocommit(c->db)) {
+        int rc = sqlite3_step(c->st[SQ_ROLLBACK]);
+        sqlite3_reset(c->st[SQ_ROLLBACK]);
+        if (rc != SQLITE_DONE) {
+            c->broken = 1;
+        }
+    }
+    if (c->broken) {
+        apr_reslist_invalidate(s->conns, c);
+    }
+    else {
+        apr_reslist_release(s->conns, c);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Statement helpers                                                    */
+
+static void store_reset(sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+static void store_bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+    if (v) {
+        sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+    }
+    else {
+        sqlite3_bind_null(st, i);
+    }
+}
+
+/* Run a statement that returns no rows; *changes gets the rows it hit. */
+static apr_status_t store_run(store_conn *c, int which, int *changes)
+{
+    sqlite3_stmt *st = c->st[which];
+    int rc = sqlite3_step(st);
+
+    store_reset(st);
+    if (rc != SQLITE_DONE) {
+        return store_fail(c, rc);
+    }
+    if (changes) {
+        *changes = sqlite3_changes(c->db);
+    }
+    return APR_SUCCESS;
+}
+
+static char *store_column_str(sqlite3_stmt *st, int col, apr_pool_t *p)
+{
+    const unsigned char *v = sqlite3_column_text(st, col);
+
+    return v ? apr_pstrmemdup(p, (const char *)v,
+                              (apr_size_t)sqlite3_column_bytes(st, col))
+             : NULL;
+}
+
+/* Fill st from the SQ_COLUMNS columns starting at col. */
+static void store_read_state(sqlite3_stmt *stmt, int col, cond_state *st,
+                             apr_pool_t *p)
+{
+    st->version = sqlite3_column_int64(stmt, col);
+    st->exists = sqlite3_column_int(stmt, col + 1) != 0;
+    st->mtime = apr_time_from_sec(sqlite3_column_int64(stmt, col + 2));
+    st->claim_owner = store_column_str(stmt, col + 3, p);
+    st->claim_expires = sqlite3_column_int64(stmt, col + 4);
+    st->meta = store_column_str(stmt, col + 5, p);
+}
+
+/*
+ * Run stmt (bound by the caller), which gives one row the next version and
+ * says so through "RETURNING version", and move the sequence up to it - all
+ * in one IMMEDIATE transaction, so the version and the row change land
+ * together or not at all. APR_NOTFOUND: stmt matched no row, nothing was
+ * written and the sequence is untouched.
+ */
+static apr_status_t store_versioned(store_conn *c, int which,
+                                    apr_int64_t *version)
+{
+    sqlite3_stmt *st = c->st[which];
+    apr_int64_t v = 0;
+    apr_status_t rv;
+    int rc;
+
+    rv = store_run(c, SQ_BEGIN, NULL);
+    if (rv != APR_SUCCESS) {
+        store_reset(st);
+        return rv;
+    }
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        v = sqlite3_column_int64(st, 0);
+        rc = sqlite3_step(st);
+    }
+    store_reset(st);
+    if (rc != SQLITE_DONE) {
+        return store_fail(c, rc);          /* store_put rolls back */
+    }
+    if (v == 0) {
+        store_run(c, SQ_ROLLBACK, NULL);
+        return APR_NOTFOUND;
+    }
+    sqlite3_bind_int64(c->st[SQ_SEQ_SET], 1, v);
+    if ((rv = store_run(c, SQ_SEQ_SET, NULL)) != APR_SUCCESS
+        || (rv = store_run(c, SQ_COMMIT, NULL)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (version) {
+        *version = v;
+    }
+    return APR_SUCCESS;
+}
+
+/* ------------------------------------------------------------------ */
+/* Configuration and startup                                            */
+
+static const char *store_create(cond_store **out, const char *arg,
+                                apr_pool_t *p)
+{
+    cond_store *s;
+    apr_size_t n;
+
+    if (!arg || arg[0] != '/') {
+        return apr_psprintf(p, "the sqlite store needs an absolute file "
+                            "path, not '%s'", arg ? arg : "");
+    }
+    n = strlen(arg);
+    if (arg[n - 1] == '/') {
+        return apr_psprintf(p, "the sqlite store path '%s' names a "
+                            "directory; give the database file", arg);
+    }
+    s = apr_pcalloc(p, sizeof(*s));
+    s->path = apr_pstrdup(p, arg);
+    *out = s;
+    return NULL;
+}
+
+static int store_identity_ok(const char *id)
+{
+    apr_size_t i;
+
+    for (i = 0; i < SQ_ID_BYTES * 2; i++) {
+        if (!((id[i] >= '0' && id[i] <= '9')
+              || (id[i] >= 'a' && id[i] <= 'f'))) {
+            return 0;
+        }
+    }
+    return id[i] == '\0';
+}
+
+/* Copy the stored identity into s. */
+static apr_status_t store_read_identity(cond_store *s, sqlite3 *db)
+{
+    sqlite3_stmt *st;
+    apr_status_t rv = APR_EGENERAL;
+    int rc;
+
+    rc = sqlite3_prepare_v2(db, store_sql[SQ_IDENTITY], -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        return store_map(db, rc);
+    }
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        if (id && store_identity_ok(id)) {
+            memcpy(s->identity, id, sizeof(s->identity));
+            rv = APR_SUCCESS;
+        }
+    }
+    else if (rc != SQLITE_DONE) {
+        rv = store_map(db, rc);
+    }
+    sqlite3_finalize(st);
+    return rv;
+}
+
+static apr_status_t store_pragma_text(sqlite3 *db, const char *sql, char *buf,
+                                      apr_size_t len)
+{
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+
+    if (rc != SQLITE_OK) {
+        return store_map(db, rc);
+    }
+    rc = sqlite3_step(st);
+    buf[0] = '\0';
+    if (rc == SQLITE_ROW && sqlite3_column_text(st, 0)) {
+        apr_cpystrn(buf, (const char *)sqlite3_column_text(st, 0), len);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK || rc == SQLITE_DONE ? APR_SUCCESS
+                                                : store_map(db, rc);
+}
+
+/* Create the schema and identity in one transaction; concurrent inits (or
+ * an existing store) leave the first identity in place. */
+static apr_status_t store_create_schema(sqlite3 *db)
+{
+    unsigned char raw[SQ_ID_BYTES];
+    char id[SQ_ID_BYTES * 2 + 1];
+    sqlite3_stmt *st = NULL;
+    apr_status_t rv;
+    int rc, i;
+
+    rv = apr_generate_random_bytes(raw, sizeof(raw));
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    for (i = 0; i < SQ_ID_BYTES; i++) {
+        apr_snprintf(id + 2 * i, 3, "%02x", raw[i]);
+    }
+    rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_exec(db, store_schema, NULL, NULL, NULL);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO meta (name, value) "
+                                "VALUES ('identity', ?1)", -1, &st, NULL);
+    }
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
+    }
+    sqlite3_finalize(st);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_exec(db, "PRAGMA user_version = "
+                          APR_STRINGIFY(SQ_SCHEMA_VERSION) "; COMMIT",
+                          NULL, NULL, NULL);
+    }
+    if (rc != SQLITE_OK) {
+        rv = store_map(db, rc);
+        if (!sqlite3_get_autocommit(db)) {
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        }
+        return rv;
+    }
+    return APR_SUCCESS;
+}
+
+/* Bring an open database to the current schema, writing only when
+ * something is missing, so a store that is already set up can be opened by
+ * a user who may only read it (the CLI). */
+static apr_status_t store_prepare_db(cond_store *s, sqlite3 *db)
+{
+    char buf[32];
+    apr_status_t rv;
+    long uv;
+
+    rv = store_pragma_text(db, "PRAGMA journal_mode", buf, sizeof(buf));
+    if (rv == APR_SUCCESS && strcasecmp(buf, "wal")) {
+        rv = store_pragma_text(db, "PRAGMA journal_mode=WAL", buf,
+                               sizeof(buf));
+        if (rv == APR_SUCCESS && strcasecmp(buf, "wal")) {
+            rv = APR_ENOTIMPL;          /* the file system cannot do WAL */
+        }
+    }
+    if (rv == APR_SUCCESS) {
+        rv = store_pragma_text(db, "PRAGMA user_version", buf, sizeof(buf));
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    uv = strtol(buf, NULL, 10);
+    if (uv > SQ_SCHEMA_VERSION) {
+        return APR_EGENERAL;            /* written by a newer module */
+    }
+    if (uv < SQ_SCHEMA_VERSION || store_read_identity(s, db) != APR_SUCCESS) {
+        rv = store_create_schema(db);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        rv = store_read_identity(s, db);
+    }
+    return rv;
+}
+
+/* mkdir -p: parents 0755 so the User can reach the store, the store's own
+ * directory 0750. *created says whether that last one is new. */
+static apr_status_t store_mkdirs(const char *dir, int *created, apr_pool_t *p)
+{
+    apr_finfo_t fi;
+    char *parent;
+    apr_status_t rv;
+
+    *created = 0;
+    if (apr_stat(&fi, dir, APR_FINFO_TYPE, p) == APR_SUCCESS) {
+        return fi.filetype == APR_DIR ? APR_SUCCESS : APR_ENOTDIR;
+    }
+    parent = apr_pstrdup(p, dir);
+    *strrchr(parent, '/') = '\0';
+    if (*parent) {
+        rv = apr_dir_make_recursive(parent, SQ_DIR_PERMS
+                                            | APR_FPROT_WREAD
+                                            | APR_FPROT_WEXECUTE, p);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    rv = apr_dir_make(dir, SQ_DIR_PERMS, p);
+    if (rv == APR_SUCCESS) {
+        *created = 1;
+    }
+    return APR_STATUS_IS_EEXIST(rv) ? APR_SUCCESS : rv;
+}
+
+/* Hand the store to the User httpd's children run as. The directory is
+ * only handed over when this store created it: a path such as /tmp/x.db
+ * must never give /tmp away. */
+static apr_status_t store_chown(cond_store *s, const char *dir,
+                                int dir_created, long uid, long gid,
+                                apr_pool_t *p)
+{
+    const char *files[3];
+    int i;
+
+    if (dir_created && chown(dir, (uid_t)uid, (gid_t)gid) != 0) {
+        return APR_FROM_OS_ERROR(errno);
+    }
+    files[0] = s->path;
+    files[1] = apr_pstrcat(p, s->path, "-wal", NULL);
+    files[2] = apr_pstrcat(p, s->path, "-shm", NULL);
+    for (i = 0; i < 3; i++) {
+        if (chown(files[i], (uid_t)uid, (gid_t)gid) != 0 && errno != ENOENT) {
+            return APR_FROM_OS_ERROR(errno);
+        }
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t store_init(cond_store *s, long uid, long gid,
+                               apr_pool_t *p)
+{
+    char *dir = apr_pstrdup(p, s->path);
+    sqlite3 *db = NULL;
+    apr_status_t rv;
+    int created, rc;
+
+    *strrchr(dir, '/') = '\0';
+    rv = store_mkdirs(*dir ? dir : "/", &created, p);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rc = sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READWRITE
+                         | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK) {
+        rc = store_configure(db);
+        rv = rc == SQLITE_OK ? store_prepare_db(s, db) : store_map(db, rc);
+    }
+    else {
+        rv = store_map(db, rc);
+    }
+    sqlite3_close_v2(db);
+    if (rv == APR_SUCCESS && uid != -1 && geteuid() == 0) {
+        rv = store_chown(s, dir, created, uid, gid, p);
+    }
+    return rv;
+}
+
+static apr_status_t store_child_init(cond_store *s, apr_pool_t *pchild)
+{
+    apr_status_t rv;
+    store_conn *c;
+
+    /* The reslist's own cleanup on pchild closes every connection. */
+    rv = apr_reslist_create(&s->conns, 0, SQ_MAX_CONNS, SQ_MAX_CONNS, 0,
+                            store_construct, store_destruct, s, pchild);
+    if (rv != APR_SUCCESS) {
+        s->conns = NULL;
+        return rv;
+    }
+    if (s->identity[0]) {
+        return APR_SUCCESS;     /* learned by init before the fork */
+    }
+    rv = store_get(s, &c, 0);
+    if (rv == APR_SUCCESS) {
+        rv = store_read_identity(s, c->db);
+        store_put(s, c);
+    }
+    return rv;
+}
+
+static const char *store_identity(cond_store *s)
+{
+    return s->identity[0] ? s->identity : NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Operations                                                           */
+
+static apr_status_t store_lookup(cond_store *s, const char *key,
+                                 cond_state *st, apr_pool_t *p)
+{
+    store_conn *c;
+    sqlite3_stmt *stmt;
+    apr_status_t rv;
+    int rc;
+
+    if ((rv = store_get(s, &c, 0)) != APR_SUCCESS) {
+        return rv;
+    }
+    stmt = c->st[SQ_LOOKUP];
+    store_bind_text(stmt, 1, key);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        store_read_state(stmt, 0, st, p);
+    }
+    else {
+        rv = rc == SQLITE_DONE ? APR_NOTFOUND : store_fail(c, rc);
+    }
+    store_reset(stmt);
+    store_put(s, c);
+    return rv;
+}
+
+/* Why a claim did not take: a held claim wins over a version mismatch, so
+ * the caller waits for the write in flight rather than re-evaluating. */
+static apr_status_t store_claim_refused(store_conn *c, const char *key)
+{
+    sqlite3_stmt *stmt = c->st[SQ_LOOKUP];
+    apr_status_t rv = APR_EAGAIN;
+    int rc;
+
+    store_bind_text(stmt, 1, key);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        if (sqlite3_column_type(stmt, 3) != SQLITE_NULL) {
+            rv = APR_EBUSY;
+        }
+    }
+    else if (rc != SQLITE_DONE) {
+        rv = store_fail(c, rc);
+    }
+    store_reset(stmt);
+    return rv;
+}
+
+static apr_status_t store_claim_tx(store_conn *c, const char *key,
+                                   apr_int64_t expect, const char *owner,
+                                   apr_time_t lease_until)
+{
+    apr_status_t rv;
+    int changes = 0;
+
+    if ((rv = store_run(c, SQ_BEGIN, NULL)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (expect == 0) {
+        store_bind_text(c->st[SQ_PLACEHOLDER], 1, key);
+        if ((rv = store_run(c, SQ_PLACEHOLDER, NULL)) != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    store_bind_text(c->st[SQ_CLAIM], 1, key);
+    store_bind_text(c->st[SQ_CLAIM], 2, owner);
+    sqlite3_bind_int64(c->st[SQ_CLAIM], 3, lease_until);
+    sqlite3_bind_int64(c->st[SQ_CLAIM], 4, expect);
+    if ((rv = store_run(c, SQ_CLAIM, &changes)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (changes == 0) {
+        rv = store_claim_refused(c, key);
+        store_run(c, SQ_ROLLBACK, NULL);
+        return rv;
+    }
+    return store_run(c, SQ_COMMIT, NULL);
+}
+
+static apr_status_t store_claim(cond_store *s, const char *key,
+                                apr_int64_t expect_version, const char *owner,
+                                apr_time_t lease_until, apr_time_t now)
+{
+    store_conn *c;
+    apr_status_t rv;
+
+    /* An expired claim is refused like a live one (store.h), so the
+     * current time plays no part in the compare-and-set. */
+    (void)now;
+    if (!owner || !*owner || expect_version < 0) {
+        return APR_EINVAL;
+    }
+    if ((rv = store_get(s, &c, 1)) != APR_SUCCESS) {
+        return rv;
+    }
+    rv = store_claim_tx(c, key, expect_version, owner, lease_until);
+    store_put(s, c);
+    return rv;
+}
+
+static apr_status_t store_commit(cond_store *s, const char *key,
+                                 const char *owner, int exists, apr_time_t now,
+                                 apr_int64_t *version)
+{
+    store_conn *c;
+    sqlite3_stmt *st;
+    apr_status_t rv;
+
+    if ((rv = store_get(s, &c, 1)) != APR_SUCCESS) {
+        return rv;
+    }
+    st = c->st[SQ_RESOLVE];
+    store_bind_text(st, 1, key);
+    store_bind_text(st, 2, owner);
+    sqlite3_bind_int(st, 3, exists != 0);
+    sqlite3_bind_int64(st, 4, apr_time_sec(now));
+    rv = store_versioned(c, SQ_RESOLVE, version);
+    store_put(s, c);
+    return rv;
+}
+
+static apr_status_t store_release(cond_store *s, const char *key,
+                                  const char *owner)
+{
+    store_conn *c;
+    apr_status_t rv;
+    int changes = 0;
+
+    if ((rv = store_get(s, &c, 1)) != APR_SUCCESS) {
+        return rv;
+    }
+    /* Two statements, each a compare-and-set on the owner: once the first
+     * has matched nothing, nothing can turn the row back into our
+     * version-0 placeholder. */
+    store_bind_text(c->st[SQ_RELEASE_NEW], 1, key);
+    store_bind_text(c->st[SQ_RELEASE_NEW], 2, owner);
+    rv = store_run(c, SQ_RELEASE_NEW, &changes);
+    if (rv == APR_SUCCESS && changes == 0) {
+        store_bind_text(c->st[SQ_RELEASE], 1, key);
+        store_bind_text(c->st[SQ_RELEASE], 2, owner);
+        rv = store_run(c, SQ_RELEASE, &changes);
+    }
+    store_put(s, c);
+    return rv == APR_SUCCESS && changes == 0 ? APR_NOTFOUND : rv;
+}
+
+static apr_status_t store_break_claim(cond_store *s, const char *key,
+                                      const char *dead_owner, apr_time_t now,
+                                      apr_int64_t *version)
+{
+    store_conn *c;
+    sqlite3_stmt *st;
+    apr_status_t rv;
+
+    if ((rv = store_get(s, &c, 1)) != APR_SUCCESS) {
+        return rv;
+    }
+    st = c->st[SQ_BREAK];
+    store_bind_text(st, 1, key);
+    store_bind_text(st, 2, dead_owner);
+    sqlite3_bind_int64(st, 3, apr_time_sec(now));
+    rv = store_versioned(c, SQ_BREAK, version);
+    store_put(s, c);
+    return rv == APR_NOTFOUND ? APR_EAGAIN : rv;
+}
+
+static apr_status_t store_bump(cond_store *s, const char *key, apr_time_t now,
+                               apr_int64_t *version)
+{
+    store_conn *c;
+    sqlite3_stmt *st;
+    apr_status_t rv;
+
+    if ((rv = store_get(s, &c, 1)) != APR_SUCCESS) {
+        return rv;
+    }
+    st = c->st[SQ_BUMP];
+    store_bind_text(st, 1, key);
+    sqlite3_bind_int64(st, 2, apr_time_sec(now));
+    rv = store_versioned(c, SQ_BUMP, version);
+    store_put(s, c);
+    /* An upsert always hits a row. */
+    return rv == APR_NOTFOUND ? APR_EGENERAL : rv;
+}
+
+static apr_status_t store_register(cond_store *s, const char *key,
+                                   const char *meta, apr_time_t now,
+                                   apr_int64_t *version)
+{
+    store_conn *c;
+    sqlite3_stmt *st;
+    apr_status_t rv;
+
+    if ((rv = store_get(s, &c, 1)) != APR_SUCCESS) {
+        return rv;
+    }
+    st = c->st[SQ_REGISTER];
+    store_bind_text(st, 1, key);
+    sqlite3_bind_int64(st, 2, apr_time_sec(now));
+    store_bind_text(st, 3, meta);
+    rv = store_versioned(c, SQ_REGISTER, version);
+    store_put(s, c);
+    return rv == APR_NOTFOUND ? APR_EEXIST : rv;
+}
+
+static apr_status_t store_set_exists(cond_store *s, const char *key,
+                                     apr_int64_t expect_version, int exists,
+                                     const char *meta, apr_time_t now,
+                                     apr_int64_t *version)
+{
+    store_conn *c;
+    sqlite3_stmt *st;
+    apr_status_t rv;
+
+    if ((rv = store_get(s, &c, 1)) != APR_SUCCESS) {
+        return rv;
+    }
+    st = c->st[SQ_SET_EXISTS];
+    store_bind_text(st, 1, key);
+    sqlite3_bind_int(st, 2, exists != 0);
+    sqlite3_bind_int64(st, 3, apr_time_sec(now));
+    store_bind_text(st, 4, meta);
+    sqlite3_bind_int64(st, 5, expect_version);
+    rv = store_versioned(c, SQ_SET_EXISTS, version);
+    store_put(s, c);
+    return rv == APR_NOTFOUND ? APR_EAGAIN : rv;
+}
+
+static apr_status_t store_set_meta(cond_store *s, const char *key,
+                                   apr_int64_t expect_version,
+                                   const char *meta)
+{
+    store_conn *c;
+    apr_status_t rv;
+    int changes = 0;
+
+    if ((rv = store_get(s, &c, 1)) != APR_SUCCESS) {
+        return rv;
+    }
+    store_bind_text(c->st[SQ_SET_META], 1, key);
+    store_bind_text(c->st[SQ_SET_META], 2, meta);
+    sqlite3_bind_int64(c->st[SQ_SET_META], 3, expect_version);
+    rv = store_run(c, SQ_SET_META, &changes);
+    store_put(s, c);
+    return rv == APR_SUCCESS && changes == 0 ? APR_EAGAIN : rv;
+}
+
+static apr_status_t store_forget(cond_store *s, const char *key)
+{
+    store_conn *c;
+    apr_status_t rv;
+    int changes = 0;
+
+    if ((rv = store_get(s, &c, 1)) != APR_SUCCESS) {
+        return rv;
+    }
+    store_bind_text(c->st[SQ_FORGET], 1, key);
+    rv = store_run(c, SQ_FORGET, &changes);
+    store_put(s, c);
+    return rv == APR_SUCCESS && changes == 0 ? APR_NOTFOUND : rv;
+}
+
+/* The smallest string above every string that starts with prefix, or NULL
+ * when there is none (empty, or all 0xff bytes). Keys are compared as
+ * bytes (BINARY collation), so this is exact even for non-UTF-8 keys. */
+static char *store_prefix_end(const char *prefix, apr_pool_t *p)
+{
+    char *end = apr_pstrdup(p, prefix);
+    apr_size_t n = strlen(end);
+
+    while (n > 0 && (unsigned char)end[n - 1] == 0xff) {
+        end[--n] = '\0';
+    }
+    if (n == 0) {
+        return NULL;
+    }
+    end[n - 1] = (char)((unsigned char)end[n - 1] + 1);
+    return end;
+}
+
+static apr_status_t store_list(cond_store *s, const char *prefix,
+                               cond_store_list_fn *fn, void *baton,
+                               apr_pool_t *p)
+{
+    const char *end = store_prefix_end(prefix ? prefix : "", p);
+    sqlite3_stmt *st;
+    store_conn *c;
+    apr_status_t rv;
+    int rc;
+
+    if ((rv = store_get(s, &c, 0)) != APR_SUCCESS) {
+        return rv;
+    }
+    st = c->st[end ? SQ_LIST_RANGE : SQ_LIST_FROM];
+    store_bind_text(st, 1, prefix ? prefix : "");
+    if (end) {
+        store_bind_text(st, 2, end);
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *key = store_column_str(st, 0, p);
+        cond_state state;
+
+        store_read_state(st, 1, &state, p);
+        if (fn(baton, key, &state)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        rv = store_fail(c, rc);
+    }
+    store_reset(st);
+    store_put(s, c);
+    return rv;
+}
+
+const cond_store_provider cond_sqlite_store = {
+    "sqlite",
+    store_create,
+    store_init,
+    store_child_init,
+    store_identity,
+    store_lookup,
+    store_claim,
+    store_commit,
+    store_release,
+    store_break_claim,
+    store_bump,
+    store_register,
+    store_set_exists,
+    store_set_meta,
+    store_forget,
+    store_list
+};
