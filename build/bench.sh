@@ -1,0 +1,356 @@
+#!/bin/sh
+# bench.sh - `make bench`: what mod_conditional costs and saves, measured
+# with wrk on loopback against three sandbox servers (build/sandbox.sh, MPM
+# event, access log off): A loads the module, B does not, C is A with a
+# store of BIGKEYS keys.
+#
+#   1  module 304 (/api/, If-None-Match)  vs httpd's static-file 304
+#   2  module 304                         vs the CGI's 200 without the module
+#   3  module 304                         vs a CGI that answers 304 itself
+#   4  GET 200 with the module            vs without (CGI, cheap backend)
+#   5  conditional PUT: overhead per write and sustained commits/s
+#   6  304 on random keys, 1 000 keys     vs 1 000 000 keys in the store
+#   7  RSS per httpd child, module loaded vs not, after the 1M run
+#
+# Every case but the CGI ones runs REPS times, interleaved with the other
+# cases so that a disturbance hits all of them alike, and the median of
+# each column is reported. The table goes to stdout and replaces the block
+# between the bench markers in docs/benchmarks.md (BENCH_DOCS=0 leaves the
+# file alone).
+#
+# Settings: DURATION=4 (s per wrk run), REPS=3, THREADS=2, CONNS=16,
+# BENCH_MPM=event, PORT_A=8093 (B and C use the next two), BIGKEYS=1000000,
+# KEEP=1 keeps the servers' directory.
+set -eu
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DURATION=${DURATION:-4}
+REPS=${REPS:-3}
+THREADS=${THREADS:-2}
+CONNS=${CONNS:-16}
+BENCH_MPM=${BENCH_MPM:-event}
+PORT_A=${PORT_A:-8093}
+PORT_B=$((PORT_A + 1))
+PORT_C=$((PORT_A + 2))
+BIGKEYS=${BIGKEYS:-1000000}
+A=http://127.0.0.1:$PORT_A
+B=http://127.0.0.1:$PORT_B
+C=http://127.0.0.1:$PORT_C
+SANDBOX="sh $ROOT/build/sandbox.sh"
+SCRIPTS=$ROOT/build/bench
+
+MODULE_SO=${MODULE_SO:-$ROOT/.libs/mod_conditional.so}
+export MODULE_SO
+if [ ! -f "$MODULE_SO" ]; then
+    echo "bench.sh: $MODULE_SO is missing (make)" >&2
+    exit 1
+fi
+for tool in wrk curl sqlite3 awk; do
+    command -v $tool >/dev/null || { echo "bench.sh: $tool missing" >&2; exit 1; }
+done
+
+WORK=$(mktemp -d /tmp/conditional-bench.XXXXXX)
+chmod 755 "$WORK"
+cleanup() {
+    for s in a b c; do
+        $SANDBOX stop "$WORK/$s" >/dev/null 2>&1 || true
+    done
+    if [ "${KEEP:-0}" = 1 ]; then echo "bench.sh: kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+MPM=$BENCH_MPM PORT=$PORT_A MODULE=1 ACCESSLOG=0 $SANDBOX start "$WORK/a"
+MPM=$BENCH_MPM PORT=$PORT_B MODULE=0 ACCESSLOG=0 $SANDBOX start "$WORK/b"
+MPM=$BENCH_MPM PORT=$PORT_C MODULE=1 ACCESSLOG=0 $SANDBOX start "$WORK/c"
+STORE_A=$WORK/a/store/conditional.db
+STORE_C=$WORK/c/store/conditional.db
+# A static file last changed long ago, so httpd's own ETag is strong.
+touch -d '-1 hour' "$WORK/a/htdocs/static/doc.json"
+
+die() { echo "bench.sh: $*" >&2; exit 1; }
+
+etag_of() {
+    curl -s -D - -o /dev/null "$@" |
+        sed -n 's/^[Ee][Tt][Aa][Gg]: *\(.*[^[:space:]]\)[[:space:]]*$/\1/p'
+}
+
+# expect STATUS curl-args...: the request a wrk run repeats must answer
+# STATUS, or the numbers would measure something else.
+expect() {
+    want=$1
+    shift
+    got=$(curl -s -o /dev/null -w '%{http_code}' "$@")
+    [ "$got" = "$want" ] || die "expected $want, got $got from: curl $*"
+}
+
+# wrk_run NAME REP URL [SCRIPT [CONNS]]: run wrk, keep "rps p50 p99 avg"
+# (latencies in microseconds) in $WORK/r.NAME.REP.
+wrk_run() {
+    name=$1
+    rep=$2
+    url=$3
+    script=${4:-}
+    conns=${5:-$CONNS}
+    out=$WORK/wrk.$name.$rep
+    set -- -t "$THREADS" -c "$conns" -d "${DURATION}s" --latency
+    if [ -n "$script" ]; then
+        set -- "$@" -s "$SCRIPTS/$script"
+    fi
+    wrk "$@" "$url" >"$out" 2>&1 || die "wrk $name failed: $(cat "$out")"
+    # 304 is a 3xx, not counted here; anything counted is a failure.
+    if grep -q 'Non-2xx' "$out"; then
+        die "wrk $name: $(grep 'Non-2xx' "$out")"
+    fi
+    if grep -q '^failed-writes [1-9]' "$out"; then
+        die "wrk $name: $(grep '^failed-writes' "$out")"
+    fi
+    awk '
+        function us(v) {
+            if (v ~ /us$/) return v + 0
+            if (v ~ /ms$/) return v * 1000
+            if (v ~ /s$/)  return v * 1000000
+            return v
+        }
+        $1 == "Latency" && avg == "" { avg = us($2) }
+        $1 == "50%" { p50 = us($2) }
+        $1 == "99%" { p99 = us($2) }
+        $1 == "Requests/sec:" { rps = $2 }
+        END { printf "%.0f %.0f %.0f %.0f\n", rps, p50, p99, avg }
+    ' "$out" >"$WORK/r.$name.$rep"
+    echo "bench.sh: $name #$rep: $(cat "$WORK/r.$name.$rep")" >&2
+}
+
+# median NAME: the per-column median of NAME's runs, into $WORK/r.NAME.
+median() {
+    for col in 1 2 3 4; do
+        cat "$WORK/r.$1".* | cut -d' ' -f$col | sort -n |
+            awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+    done | paste -sd' ' - >"$WORK/r.$1"
+}
+
+# ---------------------------------------------------------------- fixtures
+
+curl -s -o /dev/null -X PUT -d '{"n":1}' "$A/raw/docs/bench"
+curl -s -o /dev/null -X PUT -d '{"n":1}' "$B/raw/docs/bench"
+curl -s -o /dev/null -X PUT -d '{"n":1}' "$C/raw/docs/bench"
+TAG=$(etag_of "$A/api/docs/bench")
+[ -n "$TAG" ] || die "no ETag from $A/api/docs/bench"
+STATIC_TAG=$(etag_of "$A/static/doc.json")
+case $STATIC_TAG in W/*|"") die "static ETag not strong: $STATIC_TAG" ;; esac
+SELF_TAG=$(etag_of "$A/selfetag/docs/bench")
+[ -n "$SELF_TAG" ] || die "no ETag from $A/selfetag/docs/bench"
+[ -n "$(etag_of "$C/api/docs/bench")" ] || die "no ETag from $C/api/docs/bench"
+LUA_TAG=$(etag_of "$A/lua/docs/bench")
+[ -n "$LUA_TAG" ] || die "no ETag from $A/lua/docs/bench"
+
+expect 304 -H "If-None-Match: $TAG" "$A/api/docs/bench"
+expect 304 -H "If-None-Match: $LUA_TAG" "$A/lua/docs/bench"
+expect 304 -H "If-None-Match: $STATIC_TAG" "$A/static/doc.json"
+expect 304 -H "If-None-Match: $SELF_TAG" "$A/selfetag/docs/bench"
+expect 200 "$A/raw/docs/bench"
+expect 200 "$A/lua/docs/bench"
+expect 200 "$A/luaraw/docs/bench"
+expect 200 "$B/luaraw/docs/bench"
+for i in 1 2 3 4 5 6 7 8; do
+    curl -s -o /dev/null -X PUT -d '{"n":0}' "$A/luaraw/docs/pw$i"
+done
+
+# The store key of /api/docs/bench shows the key format (host:port/path).
+KEY=$(sqlite3 -cmd '.timeout 5000' "$STORE_A" \
+    "SELECT key FROM resources WHERE key LIKE '%/api/docs/bench'")
+[ -n "$KEY" ] || die "no store key for /api/docs/bench"
+HOSTPART=$(echo "${KEY%/api/docs/bench}" | sed 's/:[0-9]*$//')
+
+# seed STORE PORT N: N present keys for /api/docs/bk1..bkN in one
+# transaction, versions from the store's sequence; prints the version base.
+seed() {
+    sqlite3 -cmd '.timeout 10000' "$1" <<EOF
+BEGIN IMMEDIATE;
+CREATE TEMP TABLE b AS SELECT last AS v FROM sequence WHERE id = 1;
+WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < $3)
+INSERT INTO resources (key, version, present, mtime, claim_owner,
+                       claim_expires, meta)
+SELECT '$HOSTPART:$2/api/docs/bk' || i, (SELECT v FROM b) + i, 1,
+       CAST(strftime('%s', 'now') AS INTEGER) - 3600, NULL, 0, NULL FROM c;
+UPDATE sequence SET last = last + $3 WHERE id = 1;
+SELECT v FROM b;
+COMMIT;
+EOF
+}
+store_id() {
+    sqlite3 -cmd '.timeout 5000' "$1" \
+        "SELECT value FROM meta WHERE name = 'identity'"
+}
+
+STOREID_A=$(store_id "$STORE_A")
+STOREID_C=$(store_id "$STORE_C")
+case $TAG in
+    "\"$STOREID_A-"*) ;;
+    *) die "ETag $TAG does not start with the store identity $STOREID_A" ;;
+esac
+VBASE_A=$(seed "$STORE_A" "$PORT_A" 1000)
+t0=$(date +%s)
+VBASE_C=$(seed "$STORE_C" "$PORT_C" "$BIGKEYS")
+SEED_SECS=$(( $(date +%s) - t0 ))
+NROWS_A=$(sqlite3 "$STORE_A" 'SELECT count(*) FROM resources')
+NROWS_C=$(sqlite3 "$STORE_C" 'SELECT count(*) FROM resources')
+DBSIZE_C=$(du -m "$STORE_C" | cut -f1)
+expect 304 -H "If-None-Match: \"$STOREID_A-$(printf %x $((VBASE_A + 7)))\"" \
+    "$A/api/docs/bk7"
+expect 304 -H "If-None-Match: \"$STOREID_C-$(printf %x $((VBASE_C + BIGKEYS / 2)))\"" \
+    "$C/api/docs/bk$((BIGKEYS / 2))"
+
+# ---------------------------------------------------------------- runs
+
+bench_case() {
+    case $1 in
+        m304)      INM=$TAG wrk_run "$1" "$2" "$A/api/docs/bench" inm.lua ;;
+        m304lua)   INM=$LUA_TAG wrk_run "$1" "$2" "$A/lua/docs/bench" inm.lua ;;
+        s304)      INM=$STATIC_TAG wrk_run "$1" "$2" "$A/static/doc.json" inm.lua ;;
+        cgi200)    wrk_run "$1" "$2" "$A/raw/docs/bench" ;;
+        self304)   INM=$SELF_TAG wrk_run "$1" "$2" "$A/selfetag/docs/bench" inm.lua ;;
+        apicgi200) wrk_run "$1" "$2" "$A/api/docs/bench" ;;
+        lua200)    wrk_run "$1" "$2" "$A/lua/docs/bench" ;;
+        lua200s)   wrk_run "$1" "$2" "$A/lua/docs/bench" "" "$THREADS" ;;
+        luaraw200s) wrk_run "$1" "$2" "$A/luaraw/docs/bench" "" "$THREADS" ;;
+        m304s)     INM=$TAG wrk_run "$1" "$2" "$A/api/docs/bench" inm.lua "$THREADS" ;;
+        s304s)     INM=$STATIC_TAG wrk_run "$1" "$2" "$A/static/doc.json" inm.lua "$THREADS" ;;
+        luaraw200) wrk_run "$1" "$2" "$A/luaraw/docs/bench" ;;
+        nomod200)  wrk_run "$1" "$2" "$B/luaraw/docs/bench" ;;
+        putcond)   MODE=cond PUTPATH=/lua/docs/pw \
+                       wrk_run "$1" "$2" "$A" putchain.lua "$THREADS" ;;
+        putraw)    MODE=blind PUTPATH=/luaraw/docs/pw \
+                       wrk_run "$1" "$2" "$A" putchain.lua "$THREADS" ;;
+        putcommit) NKEYS=1000 PUTPATH=/lua/docs/pr \
+                       wrk_run "$1" "$2" "$A" putrand.lua ;;
+        putnocommit) NKEYS=1000 PUTPATH=/luaraw/docs/pr \
+                       wrk_run "$1" "$2" "$A" putrand.lua ;;
+        k1k)       NKEYS=1000 VBASE=$VBASE_A STOREID=$STOREID_A \
+                       PATHPREFIX=/api/docs/bk wrk_run "$1" "$2" "$A" rand304.lua ;;
+        k1m)       NKEYS=$BIGKEYS VBASE=$VBASE_C STOREID=$STOREID_C \
+                       PATHPREFIX=/api/docs/bk wrk_run "$1" "$2" "$C" rand304.lua ;;
+        warm)      wrk_run "$1" "$2" "$B/luaraw/docs/bench" ;;
+        *)         die "no case $1" ;;
+    esac
+}
+
+CASES="m304 s304 m304lua lua200 luaraw200 nomod200 m304s s304s lua200s
+       luaraw200s putcond putraw putcommit putnocommit k1k k1m"
+for name in cgi200 self304 apicgi200; do
+    bench_case $name 1
+done
+rep=1
+while [ $rep -le "$REPS" ]; do
+    for name in $CASES; do
+        bench_case $name $rep
+    done
+    rep=$((rep + 1))
+done
+for name in $CASES cgi200 self304 apicgi200; do
+    median "$name"
+done
+
+# ---------------------------------------------------------------- 7: memory
+
+# B gets a read load like C's last one, so both have warmed-up workers.
+bench_case warm 1
+rss() {
+    ps -o rss= --ppid "$(cat "$1/run/httpd.pid")" | awk '
+        { n++; s += $1; if ($1 > m) m = $1 }
+        END { printf "%d %d %d\n", n, s / n, m }'
+}
+RSS_C=$(rss "$WORK/c")
+RSS_B=$(rss "$WORK/b")
+
+# ---------------------------------------------------------------- report
+
+rps() { cut -d' ' -f1 "$WORK/r.$1"; }
+p50() { cut -d' ' -f2 "$WORK/r.$1"; }
+p99() { cut -d' ' -f3 "$WORK/r.$1"; }
+ratio() { awk -v a="$(rps "$1")" -v b="$(rps "$2")" 'BEGIN { printf "%.2f", a / b }'; }
+pct() { awk -v a="$(rps "$1")" -v b="$(rps "$2")" 'BEGIN { printf "%+.1f%%", (a / b - 1) * 100 }'; }
+p50_diff() { awk -v a="$(p50 "$1")" -v b="$(p50 "$2")" 'BEGIN { printf "%+d", a - b }'; }
+fmt_us() { awk -v v="$1" 'BEGIN { if (v >= 1000) printf "%.2f ms", v / 1000; else printf "%d µs", v }'; }
+row() {
+    # row LABEL NAME [RATIO-TEXT]
+    printf '| %s | %s | %s | %s | %s |\n' "$1" "$(rps "$2")" \
+        "$(fmt_us "$(p50 "$2")")" "$(fmt_us "$(p99 "$2")")" "${3:-}"
+}
+CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+HTTPD_V=$(/usr/sbin/apache2 -v | sed -n 's/^Server version: //p')
+SQLITE_V=$(sqlite3 --version | cut -d' ' -f1)
+WRK_V=$(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2)
+
+TABLE=$WORK/table.md
+{
+    echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') by \`make bench\`: $(nproc) CPU(s),"
+    echo "$CPU; Linux $(uname -r); $HTTPD_V, MPM $BENCH_MPM;"
+    echo "SQLite $SQLITE_V; $WRK_V. Load average before the run: $LOAD."
+    echo "wrk -t$THREADS -c$CONNS -d${DURATION}s on 127.0.0.1 (wrk and httpd share the"
+    echo "CPUs), access log off, median of $REPS interleaved runs (CGI rows: one run)."
+    echo
+    echo "| request | req/s | p50 | p99 | ratio (same run) |"
+    echo "|---|---:|---:|---:|---|"
+    row "1. module 304, backend not run (\`/api/\`, If-None-Match)" m304
+    row "1. httpd's static-file 304 (\`/static/\`, FileETag)" s304 \
+        "module / static = **$(ratio m304 s304)** (target ≥ 0.9)"
+    row "1. module 304 where httpd maps no CGI path (\`/lua/\`)" m304lua \
+        "module / static = $(ratio m304lua s304)"
+    row "2. CGI 200 without the module (\`/raw/\`)" cgi200 \
+        "module 304 / CGI 200 = **$(ratio m304 cgi200)×**"
+    row "3. CGI that computes its ETag and answers 304 itself (\`/selfetag/\`)" self304 \
+        "module 304 / self-304 = **$(ratio m304 self304)×**"
+    row "4. CGI 200 through the module, tagged (\`/api/\`)" apicgi200 \
+        "vs \`/raw/\`: $(pct apicgi200 cgi200) (CGI noise)"
+    row "4. cheap backend 200 through the module, tagged (\`/lua/\`)" lua200 \
+        "vs module Off: **$(pct lua200 luaraw200)** (target ≥ −5%)"
+    row "4. cheap backend 200, module loaded but Off (\`/luaraw/\`)" luaraw200 \
+        "vs not loaded: $(pct luaraw200 nomod200)"
+    row "4. cheap backend 200, module not loaded (server B)" nomod200
+    row "1. module 304, 1 connection per thread (\`/api/\`)" m304s \
+        "**$(p50_diff m304s s304s) µs** vs static (p50)"
+    row "1. static-file 304, 1 connection per thread" s304s
+    row "4. cheap backend 200 through the module, 1 connection per thread" lua200s \
+        "**$(p50_diff lua200s luaraw200s) µs** per GET (p50)"
+    row "4. the same with the module Off" luaraw200s
+    row "5. PUT with If-Match, each commits; 1 connection per thread (\`/lua/\`)" putcond \
+        "**$(p50_diff putcond putraw) µs** per write (p50)"
+    row "5. the same PUTs, no module, no precondition (\`/luaraw/\`)" putraw
+    row "5. PUT to 1 000 keys, $CONNS connections: claim + commit each (\`/lua/\`)" putcommit \
+        "**$(rps putcommit) commits/s**, $(pct putcommit putnocommit) vs no module"
+    row "5. the same PUTs without the module (\`/luaraw/\`)" putnocommit
+    row "6. module 304, random keys, store of $NROWS_A keys (A)" k1k
+    row "6. module 304, random keys, store of $NROWS_C keys (C)" k1m \
+        "big / small = **$(ratio k1m k1k)** (target ≥ 0.9)"
+    echo
+    set -- $RSS_C
+    c_n=$1 c_avg=$2 c_max=$3
+    set -- $RSS_B
+    b_n=$1 b_avg=$2 b_max=$3
+    echo "7. RSS per httpd child (\`ps -o rss\`, from /proc) after the runs above:"
+    echo "module loaded, $NROWS_C-key store ($DBSIZE_C MB, seeded in one transaction in"
+    echo "$SEED_SECS s): $c_avg KiB on average over $c_n children (max $c_max KiB); module not"
+    echo "loaded: $b_avg KiB over $b_n children (max $b_max KiB);"
+    awk -v a="$c_avg" -v b="$b_avg" 'BEGIN { printf "difference **%+d KiB** per child.\n", a - b }'
+} >"$TABLE"
+cat "$TABLE"
+
+DOC=$ROOT/docs/benchmarks.md
+if [ "${BENCH_DOCS:-1}" = 1 ] && [ -f "$DOC" ] \
+    && grep -q '^<!-- bench:begin -->' "$DOC" \
+    && grep -q '^<!-- bench:end -->' "$DOC"; then
+    awk -v table="$TABLE" '
+        /^<!-- bench:begin -->/ {
+            print
+            while ((getline line < table) > 0) print line
+            skip = 1
+            next
+        }
+        /^<!-- bench:end -->/ { skip = 0 }
+        !skip
+    ' "$DOC" >"$WORK/doc.md"
+    cat "$WORK/doc.md" >"$DOC"
+    echo "bench.sh: updated $DOC" >&2
+fi

@@ -1,0 +1,41 @@
+#!/bin/sh
+# Install what building and testing mod_conditional needs on Debian 12.
+# Idempotent: does nothing when everything is present. As root it installs
+# what is missing; otherwise it names the missing packages and fails.
+#
+#   apache2, apache2-dev   httpd 2.4 and apxs (module build, test server)
+#   apache2-utils          htpasswd (auth test fixtures)
+#   libsqlite3-dev sqlite3 the default version store and its shell
+#   libapache2-mod-perl2   Apache::Test (t/TEST); mod_perl itself stays unused
+#   libwww-perl            LWP, the client behind Apache::TestRequest
+#   curl, wrk              demo and benchmark
+# JSON::PP, used by the test CGI and the tests, ships with perl itself.
+set -eu
+
+PACKAGES="gcc libc6-dev make perl apache2 apache2-dev apache2-utils libsqlite3-dev \
+sqlite3 libapache2-mod-perl2 libwww-perl curl wrk"
+
+missing=""
+for pkg in $PACKAGES; do
+    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+    case "$status" in
+        *" installed") ;;
+        *) missing="$missing $pkg" ;;
+    esac
+done
+
+if [ -z "$missing" ]; then
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deps.sh: missing packages:$missing" >&2
+    echo "deps.sh: run as root, or: apt-get install$missing" >&2
+    exit 1
+fi
+
+echo "deps.sh: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+# shellcheck disable=SC2086
+apt-get install -y --no-install-recommends $missing

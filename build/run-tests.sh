@@ -1,0 +1,101 @@
+#!/bin/sh
+# Run the Apache::Test suite in t/ against the module built in .libs/.
+#
+#   sh build/run-tests.sh                     the whole suite
+#   sh build/run-tests.sh -verbose t/lock.t   some files, every case shown
+#   sh build/run-tests.sh stress              the long lost-update stress run
+#
+# The server is configured from t/conf/extra.conf.in and loads
+# .libs/mod_conditional.so straight from the tree; nothing is installed.
+# Apache::Test will not run httpd as root, so as root the tree is copied to a
+# temporary directory owned by an unprivileged system user (condtest) and the
+# suite runs there as that user; its logs are copied back into t/logs.
+set -eu
+
+cd "$(dirname "$0")/.."
+top=$(pwd)
+
+if [ "${1:-}" = stress ]; then
+    shift
+    exec sh build/stress.sh "$@"
+fi
+
+APXS=${APXS:-$(command -v apxs || command -v apxs2 || true)}
+if [ -z "$APXS" ]; then
+    echo "run-tests.sh: apxs not found (sh build/deps.sh)" >&2
+    exit 1
+fi
+if [ ! -f .libs/mod_conditional.so ]; then
+    echo "run-tests.sh: .libs/mod_conditional.so is missing (make)" >&2
+    exit 1
+fi
+
+TEST_USER=${TEST_USER:-condtest}
+
+if [ "$(id -u)" -eq 0 ]; then
+    if ! id "$TEST_USER" >/dev/null 2>&1; then
+        useradd --system --no-create-home --home-dir /nonexistent \
+            --shell /usr/sbin/nologin "$TEST_USER"
+    fi
+    work=$(mktemp -d /tmp/conditional-test.XXXXXX)
+    trap 'rm -rf "$work"' EXIT
+    trap 'exit 130' INT TERM
+    mkdir "$work/src"
+    tar -C "$top" --exclude=./.git --exclude=./t/logs --exclude=./t/data \
+        -cf - . | tar -C "$work/src" -xf -
+    chown -R "$TEST_USER" "$work"
+    chmod 755 "$work"
+    status=0
+    runuser -u "$TEST_USER" -- env HOME="$work" APXS="$APXS" \
+        sh "$work/src/build/run-tests.sh" "$@" || status=$?
+    rm -rf "$top/t/logs"
+    cp -R "$work/src/t/logs" "$top/t/logs" 2>/dev/null || true
+    chown -R --reference="$top" "$top/t/logs" 2>/dev/null || true
+    exit $status
+fi
+
+# Generate t/TEST from t/TEST.PL, start a fresh server on a free port, run
+# the tests, stop the server. The server is started and stopped apart from
+# the test run so the harness summary is the last thing printed.
+perl -MApache::TestMM -e 'Apache::TestMM::generate_script("t/TEST")' \
+    >/dev/null
+perl t/TEST -clean >/dev/null 2>&1 || true
+rm -rf t/data
+
+# By its pid file: `t/TEST -stop-httpd` would look at the default port
+# rather than the one -port select chose.
+stop_server() {
+    pid=$(cat t/logs/httpd.pid 2>/dev/null || true)
+    [ -n "$pid" ] || return 0
+    kill -TERM "$pid" 2>/dev/null || return 0
+    i=0
+    while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        echo "run-tests.sh: httpd $pid did not stop" >&2
+        return 1
+    fi
+}
+
+ulimit -c unlimited 2>/dev/null || true
+export APACHE_TEST_ULIMIT_SET=1
+if ! perl t/TEST -apxs "$APXS" -port select -start-httpd; then
+    echo "run-tests.sh: httpd did not start; t/logs/error_log says:" >&2
+    tail -n 30 t/logs/error_log >&2 2>/dev/null || true
+    exit 1
+fi
+trap stop_server EXIT
+trap 'exit 130' INT TERM
+
+# A failed run ends with a note after the harness summary, which is dropped
+# so the summary stays last.
+export HARNESS_TIMER=${HARNESS_TIMER:-1}
+{ status=0; perl t/TEST -run-tests "$@" 2>&1 || status=$?
+  echo "$status" >t/logs/run-tests.status; } |
+    grep --line-buffered -v '^\[  error\] error running tests'
+status=$(cat t/logs/run-tests.status 2>/dev/null || echo 1)
+stop_server
+trap - EXIT
+exit "$status"

@@ -1,0 +1,164 @@
+package CondTest;
+
+# Shared helpers for the mod_conditional test suite: one way to send a
+# request, names no other test (or earlier run) uses, and a look behind the
+# server at what the legacy CGI (t/cgi-bin/docs.cgi) stored and how often it
+# ran, so a test can tell "answered by the module" from "answered by the
+# backend".
+
+use strict;
+use warnings;
+
+use Exporter 'import';
+use HTTP::Date ();
+use HTTP::Request ();
+use JSON::PP ();
+use LWP::UserAgent ();
+use MIME::Base64 ();
+use Time::HiRes ();
+
+use Apache::Test ();
+use Apache::TestRequest ();
+
+our @EXPORT = qw(request uniq_name invocations global_invocations stored_doc
+                 stored_data is_module_tag problem_of json_of url_of
+                 data_dir logs_dir create_doc current_tag http_date
+                 wait_next_second AUTH);
+
+# Credentials for /secure/ (t/conf/htpasswd).
+use constant AUTH => [ 'alice', 'wonderland' ];
+
+my $JSON = JSON::PP->new->canonical->utf8->allow_nonref;
+my $seq  = 0;
+my $run  = sprintf '%x%x', time, $$;
+
+# A fresh document name: unique within this test file and across runs,
+# because the version store outlives a single test file.
+sub uniq_name {
+    my $prefix = shift || 'doc';
+    return sprintf '%s-%s-%d', $prefix, $run, ++$seq;
+}
+
+sub data_dir { Apache::Test::vars('serverroot') . '/data' }
+sub logs_dir { Apache::Test::vars('t_logs') }
+
+# Base URL of the main server or of a named <VirtualHost> from extra.conf.in.
+sub url_of {
+    my ($path, $vhost) = @_;
+    local $Apache::TestRequest::Module = $vhost || 'default';
+    return 'http://' . Apache::TestRequest::hostport() . $path;
+}
+
+my $ua;
+sub agent {
+    # A new agent after fork(): children must not share a connection.
+    if (!$ua || $ua->{__pid} != $$) {
+        $ua = LWP::UserAgent->new(timeout => 60, keep_alive => 0);
+        $ua->{__pid} = $$;
+    }
+    return $ua;
+}
+
+# request(METHOD => '/api/docs/x', headers => [..], json => $data,
+#         body => $bytes, vhost => 'conditional_vhost', auth => [u, p])
+sub request {
+    my ($method, $path, %opt) = @_;
+    my $req = HTTP::Request->new($method, url_of($path, $opt{vhost}));
+    my @h = @{ $opt{headers} || [] };
+    while (my ($k, $v) = splice @h, 0, 2) {
+        $req->push_header($k => $v);
+    }
+    if (my $auth = $opt{auth}) {
+        $req->header(Authorization => 'Basic '
+            . MIME::Base64::encode_base64("$auth->[0]:$auth->[1]", ''));
+    }
+    my $body = exists $opt{json} ? $JSON->encode($opt{json}) : $opt{body};
+    if (defined $body) {
+        $req->content($body);
+        $req->header('Content-Type' => 'application/json')
+            unless $req->header('Content-Type');
+        $req->header('Content-Length' => length $body);
+    }
+    return agent()->request($req);
+}
+
+# The CGI's per-document invocation counter (see docs.cgi).
+sub invocations {
+    my $name = shift;
+    (my $file = $name) =~ s/([^A-Za-z0-9._-])/sprintf '%%%02X', ord $1/ge;
+    $file =~ s/^\./%2E/;
+    return read_count(data_dir() . "/counters/$file.count");
+}
+
+sub global_invocations {
+    return read_count(data_dir() . '/counters/_global.count');
+}
+
+sub read_count {
+    open my $fh, '<', shift or return 0;
+    my $n = <$fh>;
+    return $n ? $n + 0 : 0;
+}
+
+# The document exactly as the backend stored it, or undef.
+sub stored_doc {
+    my $name = shift;
+    (my $file = $name) =~ s/([^A-Za-z0-9._-])/sprintf '%%%02X', ord $1/ge;
+    $file =~ s/^\./%2E/;
+    open my $fh, '<', data_dir() . "/docs/$file.json" or return undef;
+    local $/;
+    return $JSON->decode(scalar <$fh>);
+}
+
+# Its "data" member, or an empty hash when there is no document.
+sub stored_data {
+    my $doc = stored_doc(shift);
+    return ref $doc eq 'HASH' && ref $doc->{data} eq 'HASH' ? $doc->{data} : {};
+}
+
+# A tag minted by mod_conditional: strong, "<16 hex store id>-<hex version>".
+sub is_module_tag {
+    my $tag = shift;
+    return defined $tag && $tag =~ /^"[0-9a-f]{16}-[0-9a-f]+"$/;
+}
+
+sub json_of {
+    my $res = shift;
+    return eval { $JSON->decode($res->decoded_content // $res->content) };
+}
+
+# The problem+json body of a response, or undef if it is not one.
+sub problem_of {
+    my $res = shift;
+    my $type = $res->header('Content-Type') || '';
+    return undef unless $type =~ m{^application/problem\+json\b};
+    my $p = json_of($res);
+    return ref $p eq 'HASH' ? $p : undef;
+}
+
+# Create (or replace) a document through PATH with an unconditional PUT and
+# return the response.
+sub create_doc {
+    my ($path, $data, %opt) = @_;
+    return request(PUT => $path, json => $data || { v => 1 }, %opt);
+}
+
+# The tag a plain GET returns now.
+sub current_tag {
+    my ($path, %opt) = @_;
+    return request(GET => $path, %opt)->header('ETag');
+}
+
+sub http_date {
+    require HTTP::Date;
+    return HTTP::Date::time2str(shift);
+}
+
+# Sleep into the next wall-clock second (and a little more), so that a
+# write made before the call is "in an earlier second" than what follows.
+sub wait_next_second {
+    my $now = Time::HiRes::time();
+    Time::HiRes::sleep(int($now) + 1.2 - $now);
+}
+
+1;
