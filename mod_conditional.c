@@ -32,7 +32,6 @@
 #include "apr_network_io.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include "precond.h"
@@ -86,13 +85,14 @@ typedef struct {
     int is_delete;
     int invalidate_parent;
     int custom_key;
+    request_rec *r;          /* for the cleanup that resolves a claim */
 } conditional_req;
 
 /* Per-config-cycle list of distinct stores; rebuilt on every (re)load. */
 static apr_array_header_t *conditional_stores;
-/* This child's identity for claim owners: "host:pid:nonce:". */
+/* This child's identity for claim owners, "host:pid:nonce:": unique, and
+ * telling an administrator (conditionalctl show) who holds a claim. */
 static const char *conditional_owner_prefix;
-static const char *conditional_hostname;
 static apr_uint32_t conditional_owner_seq;
 
 /* ------------------------------------------------------------------ */
@@ -355,7 +355,6 @@ static void conditional_child_init(apr_pool_t *pchild, server_rec *s)
     if (apr_gethostname(host, sizeof(host), pchild) != APR_SUCCESS) {
         apr_cpystrn(host, "localhost", sizeof(host));
     }
-    conditional_hostname = apr_pstrdup(pchild, host);
     apr_generate_random_bytes(nonce, sizeof(nonce));
     conditional_owner_prefix = apr_psprintf(pchild, "%s:%" APR_PID_T_FMT
                                             ":%02x%02x%02x%02x:", host,
@@ -510,11 +509,14 @@ static void conditional_resource(request_rec *r, conditional_req *rq,
 {
     const cond_state *st = &rq->before;
     int present = rq->found && st->exists && st->version > 0;
+    /* While a write is in flight the backend may already have changed the
+     * representation: no validator of it is known. */
+    int known = present && !st->claim_owner;
 
     res->exists = present;
-    res->etag = present ? conditional_etag(r->pool, rq->inst, st->version)
-                        : NULL;
-    res->mtime = present ? st->mtime : 0;
+    res->etag = known ? conditional_etag(r->pool, rq->inst, st->version)
+                      : NULL;
+    res->mtime = known ? st->mtime : 0;
 }
 
 /* Validators on a response: the ETag always, Last-Modified only once its
@@ -542,38 +544,14 @@ static void conditional_respond_with(conditional_req *rq, int status,
 /* ------------------------------------------------------------------ */
 /* Claims                                                               */
 
-static int conditional_owner_dead(const char *owner)
-{
-    const char *colon = ap_strchr_c(owner, ':');
-    apr_size_t hlen = colon ? (apr_size_t)(colon - owner) : 0;
-    long pid;
+static void conditional_invalidate_related(request_rec *r, conditional_req *rq,
+                                           const char *listed);
+static apr_status_t conditional_unresolved_cleanup(void *data);
 
-    if (!colon || hlen != strlen(conditional_hostname)
-        || strncmp(owner, conditional_hostname, hlen)) {
-        return 0;
-    }
-    pid = strtol(colon + 1, NULL, 10);
-    if (pid <= 1) {
-        return 0;
-    }
-    return kill((pid_t)pid, 0) == -1 && errno == ESRCH;
-}
-
-static apr_status_t conditional_release_cleanup(void *data)
-{
-    conditional_req *rq = data;
-
-    if (rq->owner) {
-        rq->inst->provider->release(rq->inst->store, rq->key, rq->owner);
-        rq->owner = NULL;
-    }
-    return APR_SUCCESS;
-}
-
-/* Clear a claim whose owner died or whose lease ran out. The store bumps
- * the version: the dead write may or may not have reached the backend, so
- * every tag handed out before it must stop matching. APR_EAGAIN (someone
- * else broke or resolved it first) counts as success. */
+/* Clear a claim whose lease ran out. The store bumps the version: the dead
+ * write may or may not have reached the backend, so every tag handed out
+ * before it must stop matching (its parent's too). APR_EAGAIN (someone else
+ * broke or resolved it first) counts as success. */
 static apr_status_t conditional_break(request_rec *r, conditional_req *rq,
                                       const char *dead, const char *why)
 {
@@ -586,6 +564,7 @@ static apr_status_t conditional_break(request_rec *r, conditional_req *rq,
                       "the claim of %s on key %s (%s); version is now %"
                       APR_UINT64_T_HEX_FMT, dead, rq->key, why,
                       (apr_uint64_t)v);
+        conditional_invalidate_related(r, rq, NULL);
     }
     else if (rv != APR_EAGAIN) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "COND00013: cannot "
@@ -595,19 +574,17 @@ static apr_status_t conditional_break(request_rec *r, conditional_req *rq,
     return APR_SUCCESS;
 }
 
-/* A claim left by a dead write: its lease ran out, or its owner was a
- * process on this host that no longer exists. */
+/*
+ * A claim is dead only when its lease has run out. That its owner process
+ * is gone proves nothing: a CGI or a proxied backend outlives the httpd
+ * child that started it and may still write, so the lease is the one bound
+ * on how long a write can take (ConditionalLeaseTime).
+ */
 static const char *conditional_claim_dead(const cond_state *st,
                                           apr_time_t now)
 {
-    if (!st->claim_owner) {
-        return NULL;
-    }
-    if (st->claim_expires <= now) {
-        return "lease expired";
-    }
-    return conditional_owner_dead(st->claim_owner) ? "owner process is gone"
-                                                   : NULL;
+    return st->claim_owner && st->claim_expires <= now ? "lease expired"
+                                                       : NULL;
 }
 
 /*
@@ -726,6 +703,9 @@ static int conditional_read(request_rec *r, conditional_req *rq)
     conditional_fill_request(r, &cr, COND_METHOD_READ);
     conditional_resource(r, rq, &res);
     v = cond_evaluate(&cr, &res, r->request_time, &why);
+    if (v == COND_NOT_MODIFIED && rq->before.claim_owner) {
+        v = COND_PROCEED;   /* If-None-Match: *, but a DELETE may be running */
+    }
     if (v == COND_NOT_MODIFIED) {
         conditional_respond_with(rq, HTTP_NOT_MODIFIED, NULL);
         return OK;
@@ -776,10 +756,9 @@ static int conditional_write(request_rec *r, conditional_req *rq,
     if (status) {
         return OK;          /* 412, already recorded */
     }
-    apr_pool_cleanup_register(r->pool, rq, conditional_release_cleanup,
+    apr_pool_cleanup_register(r->pool, rq, conditional_unresolved_cleanup,
                               apr_pool_cleanup_null);
     rq->is_delete = r->method_number == M_DELETE;
-    rq->invalidate_parent = dc->invalidate_parent != 0;
     conditional_strip_validators(r);
     ap_add_output_filter(COND_FILTER_COMMIT, rq, r, r->connection);
     return OK;
@@ -807,6 +786,8 @@ static int conditional_fixups(request_rec *r)
     }
     rq = apr_pcalloc(r->pool, sizeof(*rq));
     rq->inst = sc->inst;
+    rq->r = r;
+    rq->invalidate_parent = dc->invalidate_parent != 0;
     rq->custom_key = dc->key != NULL;
     rq->key = conditional_key(r, dc);
     if (!rq->key) {
@@ -1081,9 +1062,20 @@ static void conditional_invalidate_listed(request_rec *r, conditional_req *rq,
     }
 }
 
+/* Keys a write may have changed besides its own. */
+static void conditional_invalidate_related(request_rec *r, conditional_req *rq,
+                                           const char *listed)
+{
+    if (rq->invalidate_parent) {
+        conditional_invalidate_parent(r, rq);
+    }
+    if (listed) {
+        conditional_invalidate_listed(r, rq, listed);
+    }
+}
+
 static void conditional_commit(request_rec *r, conditional_req *rq)
 {
-    const char *listed = conditional_hdr_get(r, COND_INVALIDATE_HDR);
     apr_int64_t v = 0;
     apr_status_t rv;
 
@@ -1110,12 +1102,97 @@ static void conditional_commit(request_rec *r, conditional_req *rq)
                                           APR_UINT64_T_HEX_FMT,
                                           (apr_uint64_t)v));
     }
-    if (rq->invalidate_parent) {
-        conditional_invalidate_parent(r, rq);
+}
+
+/* What a write's end says about its effect on the resource. */
+typedef enum {
+    COND_OUTCOME_DONE,      /* 2xx: it happened: commit */
+    COND_OUTCOME_REFUSED,   /* 4xx: the backend refused it: release */
+    COND_OUTCOME_UNSURE,    /* 3xx, 5xx: the backend is done but may have
+                             * changed something: release with a new version */
+    COND_OUTCOME_PENDING    /* 502/504 (the gateway gave up on a backend that
+                             * may still be writing), or the request never
+                             * finished (its process was killed or stopped):
+                             * keep the claim until its lease runs out */
+} conditional_outcome;
+
+static conditional_outcome conditional_outcome_of(const request_rec *r,
+                                                  int finished)
+{
+    if (!finished || r->status == HTTP_BAD_GATEWAY
+        || r->status == HTTP_GATEWAY_TIME_OUT) {
+        return COND_OUTCOME_PENDING;
     }
-    if (listed) {
-        conditional_invalidate_listed(r, rq, listed);
+    if (ap_is_HTTP_SUCCESS(r->status)) {
+        return COND_OUTCOME_DONE;
     }
+    if (ap_is_HTTP_CLIENT_ERROR(r->status)) {
+        return COND_OUTCOME_REFUSED;
+    }
+    return COND_OUTCOME_UNSURE;
+}
+
+/*
+ * Resolve the claim of a write that has ended. 'listed' is the backend's
+ * Conditional-Invalidate header, when it could be seen. A claim is never
+ * simply dropped when the write may have changed the resource: every tag
+ * issued before it must stop matching.
+ */
+static void conditional_resolve(request_rec *r, conditional_req *rq,
+                                conditional_outcome outcome,
+                                const char *listed)
+{
+    const cond_store_provider *pv = rq->inst->provider;
+    apr_int64_t v = 0;
+    apr_status_t rv;
+
+    switch (outcome) {
+    case COND_OUTCOME_DONE:
+        conditional_commit(r, rq);
+        break;
+    case COND_OUTCOME_REFUSED:
+        pv->release(rq->inst->store, rq->key, rq->owner);
+        conditional_note(r, apr_psprintf(r->pool, "release %d", r->status));
+        break;
+    case COND_OUTCOME_UNSURE:
+        rv = pv->break_claim(rq->inst->store, rq->key, rq->owner,
+                             apr_time_now(), &v);
+        if (rv != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "COND00014: cannot "
+                          "invalidate key %s after its write ended with %d; "
+                          "the claim stays until its lease runs out",
+                          rq->key, r->status);
+        }
+        conditional_note(r, apr_psprintf(r->pool, "invalidate %d",
+                                          r->status));
+        break;
+    case COND_OUTCOME_PENDING:
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "COND00015: the "
+                      "write to key %s ended with %d before its backend was "
+                      "known to be done; the key stays claimed until its "
+                      "lease runs out, then gets a new version", rq->key,
+                      r->status);
+        conditional_note(r, apr_psprintf(r->pool, "pending %d", r->status));
+        break;
+    }
+    rq->owner = NULL;
+    if (outcome != COND_OUTCOME_REFUSED) {
+        conditional_invalidate_related(r, rq, listed);
+    }
+}
+
+/* A claim that the commit filter did not resolve: the response was an error
+ * page (which bypasses content filters) or never finished at all. */
+static apr_status_t conditional_unresolved_cleanup(void *data)
+{
+    conditional_req *rq = data;
+
+    if (rq->owner) {
+        conditional_resolve(rq->r, rq,
+                            conditional_outcome_of(rq->r, rq->r->eos_sent),
+                            NULL);
+    }
+    return APR_SUCCESS;
 }
 
 static apr_status_t conditional_commit_filter(ap_filter_t *f,
@@ -1127,12 +1204,9 @@ static apr_status_t conditional_commit_filter(ap_filter_t *f,
     ap_remove_output_filter(f);
     conditional_hdr_unset(r, "ETag");
     conditional_hdr_unset(r, "Last-Modified");
-    if (rq->owner && ap_is_HTTP_SUCCESS(r->status)) {
-        conditional_commit(r, rq);
-    }
-    else if (rq->owner) {
-        conditional_release_cleanup(rq);
-        conditional_note(r, apr_psprintf(r->pool, "release %d", r->status));
+    if (rq->owner) {
+        conditional_resolve(r, rq, conditional_outcome_of(r, 1),
+                            conditional_hdr_get(r, COND_INVALIDATE_HDR));
     }
     conditional_hdr_unset(r, COND_INVALIDATE_HDR);
     return ap_pass_brigade(f->next, bb);

@@ -20,28 +20,6 @@ use CondTest;
 
 plan tests => 25;
 
-# Start a write in a child; returns a sub that waits for it and gives back
-# [status, ETag].
-sub background {
-    my ($method, $path, %opt) = @_;
-    pipe my $r, my $w or die "pipe: $!";
-    my $pid = fork // die "fork: $!";
-    if (!$pid) {
-        close $r;
-        my $res = request($method => $path, %opt);
-        print $w join("\t", $res->code, $res->header('ETag') // ''), "\n";
-        close $w;
-        POSIX::_exit(0);
-    }
-    close $w;
-    return sub {
-        my $line = <$r>;
-        waitpid $pid, 0;
-        chomp $line if defined $line;
-        return [ split /\t/, $line // '' ];
-    };
-}
-
 my ($res, $n, $t0, $took);
 
 # 1. Still busy after LockWait (1 s on /lock/): 409 + Retry-After.

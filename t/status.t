@@ -126,7 +126,7 @@ my @rows = (
 
     # backend says no
     [ 'PUT, If-Match current, backend answers 500', 'present', PUT =>
-      sub { ('If-Match' => $_[0]{tag}) }, 500, 1, 'skip', 'unchanged',
+      sub { ('If-Match' => $_[0]{tag}) }, 500, 1, 'skip', 'invalidated',
       'status=500' ],
     [ 'PATCH, If-Match current, backend answers 409', 'present', PATCH =>
       sub { ('If-Match' => $_[0]{tag}) }, 409, 1, 'skip', 'unchanged',
@@ -227,6 +227,11 @@ for my $prefix (@prefixes) {
             my $again = request(GET => "$prefix/docs/$name",
                                 headers => [ 'If-None-Match' => $c->{tag} ]);
             is $again->code, 304, "$what: the old tag still matches";
+        }
+        elsif (defined $extra && $extra eq 'invalidated') {
+            my $again = request(GET => "$prefix/docs/$name",
+                                headers => [ 'If-None-Match' => $c->{tag} ]);
+            is $again->code, 200, "$what: the old tag no longer matches";
         }
     }
 }

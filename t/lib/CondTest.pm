@@ -15,6 +15,7 @@ use HTTP::Request ();
 use JSON::PP ();
 use LWP::UserAgent ();
 use MIME::Base64 ();
+use POSIX ();
 use Time::HiRes ();
 
 use Apache::Test ();
@@ -23,7 +24,7 @@ use Apache::TestRequest ();
 our @EXPORT = qw(request uniq_name invocations global_invocations stored_doc
                  stored_data is_module_tag problem_of json_of url_of
                  data_dir logs_dir create_doc current_tag http_date
-                 wait_next_second AUTH);
+                 wait_next_second background claim_of AUTH);
 
 # Credentials for /secure/ (t/conf/htpasswd).
 use constant AUTH => [ 'alice', 'wonderland' ];
@@ -159,6 +160,40 @@ sub http_date {
 sub wait_next_second {
     my $now = Time::HiRes::time();
     Time::HiRes::sleep(int($now) + 1.2 - $now);
+}
+
+# Send a request from a forked child; returns a sub that waits for it and
+# gives back [status, ETag].
+sub background {
+    my ($method, $path, %opt) = @_;
+    pipe my $r, my $w or die "pipe: $!";
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        close $r;
+        my $res = request($method => $path, %opt);
+        print $w join("\t", $res->code, $res->header('ETag') // ''), "\n";
+        close $w;
+        POSIX::_exit(0);
+    }
+    close $w;
+    return sub {
+        my $line = <$r>;
+        waitpid $pid, 0;
+        chomp $line if defined $line;
+        return [ split /\t/, $line // '' ];
+    };
+}
+
+# Who holds the write claim on the key of PATH (default key: host:port and
+# path), as the store CLI shows it: "host:pid:nonce:seq", or undef.
+sub claim_of {
+    my ($path, $vhost) = @_;
+    (my $key = url_of($path, $vhost)) =~ s{^http://}{};
+    my $ctl = Apache::Test::vars('serverroot') . '/../tools/conditionalctl';
+    my $db = logs_dir() . '/conditional.db';
+    my $out = `"$ctl" -s "$db" show "$key" 2>&1`;
+    die "conditionalctl show $key: $out" if $? >> 8 == 2;
+    return $out =~ /^claim\s+(\S+)/m && $1 ne '-' ? $1 : undef;
 }
 
 1;
