@@ -1083,10 +1083,18 @@ static void conditional_commit(request_rec *r, conditional_req *rq)
                                     !rq->is_delete, apr_time_now(), &v);
     rq->owner = NULL;
     if (rv == APR_NOTFOUND) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "COND00011: the claim on "
-                      "key %s was lost (lease expired) while the backend "
-                      "ran; its write was not committed over another",
-                      rq->key);
+        /* The lease ran out while the backend ran, and the key may have
+         * been written since. The write is not committed as ours, but it
+         * did reach the backend: move the version, so no tag issued before
+         * it (the other writer's included) names what it overwrote. */
+        rv = rq->inst->provider->bump(rq->inst->store, rq->key,
+                                      apr_time_now(), &v);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "COND00011: the claim on "
+                      "key %s was lost (its lease of ConditionalLeaseTime "
+                      "ran out) while the backend ran; the write was not "
+                      "committed, and the key was %s", rq->key,
+                      rv == APR_SUCCESS ? "given a new version"
+                                        : "NOT given a new version");
         conditional_note(r, "claim-lost");
     }
     else if (rv != APR_SUCCESS) {

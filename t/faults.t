@@ -9,6 +9,8 @@
 #  2. mod_proxy gives up (502/504) while its backend still writes
 #  3. mod_cgid gives up on a silent script (504)
 #  4. a client that disconnects in the middle of its request body
+#  5. a backend that outlives the lease: its claim is broken, another
+#     client writes, and the late write is detected at commit (COND00011)
 
 use strict;
 use warnings FATAL => 'all';
@@ -24,7 +26,7 @@ use IO::Socket::INET ();
 use Time::HiRes qw(time sleep);
 use CondTest;
 
-plan tests => 46;
+plan tests => 54;
 
 my $V = 'conditional_faults';
 my $LEASE = 5;
@@ -88,12 +90,16 @@ sub sleep_until { my $t = shift() - time; sleep $t if $t > 0 }
     my $path = "/api/docs/$name";
     create_doc($path, { v => 0 }, vhost => $V);
     my $e1 = get($path)->header('ETag');
+    my $ran = invocations($name);
     my $slow = background(PUT => "$path?sleep=1.5", vhost => $V,
                           headers => [ 'If-Match' => $e1 ],
                           json => { v => 'late' });
     my $t0 = time;
     my $owner = wait_claim($path);
     ok $owner, 'kill: the slow write holds the claim' or diag 'no claim';
+    # Kill once the CGI has started and read its body, before it writes.
+    sleep 0.05 while invocations($name) == $ran && time - $t0 < 5;
+    sleep 0.3;
     my ($pid) = $owner =~ /^[^:]*:(\d+):/;
     ok $pid && kill('KILL', $pid), "kill: kill -9 of child $pid";
     my $r = $slow->();
@@ -168,4 +174,38 @@ sub sleep_until { my $t = shift() - time; sleep $t if $t > 0 }
     my $res = put($path, $tag, { v => 'whole' });
     is $res->code, 200, 'abort: the next write goes through';
     cmp_ok time - $t0, '<', 1, '... without waiting';
+}
+
+# 5. The lease runs out while the backend still runs: the claim is broken,
+# another client writes, then the slow write ends. It must not commit over
+# the other one, and since its backend did write, no earlier tag may match.
+{
+    my $name = uniq_name('overrun');
+    my $path = "/api/docs/$name";
+    create_doc($path, { v => 0 }, vhost => $V);
+    my $e1 = get($path)->header('ETag');
+    my $t0 = time;
+    my $slow = background(PUT => "$path?sleep=" . ($LEASE + 2), vhost => $V,
+                          headers => [ 'If-Match' => $e1 ],
+                          json => { v => 'slow' });
+    sleep_until($t0 + $LEASE + 0.5);
+    my $res = get($path);
+    my $e2 = $res->header('ETag');
+    ok is_module_tag($e2) && $e2 ne $e1,
+        'overrun: after the lease the claim is broken, a new tag'
+        or diag "$e1 -> $e2";
+    $res = put($path, $e2, { v => 'winner' });
+    is $res->code, 200, 'overrun: another client writes meanwhile';
+    my $e3 = $res->header('ETag');
+    my $r = $slow->();
+    is $r->[0], 200, 'overrun: the slow write ends, its backend wrote';
+    ok !length $r->[1], '... and it gets no ETag' or diag $r->[1];
+    is stored_data($name)->{v}, 'slow', 'overrun: the late data is stored';
+    is get($path, headers => [ 'If-None-Match' => $e3 ])->code, 200,
+        "overrun: the other client's tag no longer matches";
+    is put($path, $e3, { v => 'blind' })->code, 412,
+        '... nor passes If-Match: it re-reads what is stored';
+    open my $log, '<', logs_dir() . '/error_log' or die "error_log: $!";
+    ok scalar(grep { /COND00011: .*\Q$name\E/ } <$log>),
+        'overrun: the lost claim is logged as COND00011 with the key';
 }
