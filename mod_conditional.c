@@ -26,10 +26,13 @@
 #include "ap_expr.h"
 #include "util_filter.h"
 #include "unixd.h"
+#include "mod_status.h"
 
 #include "apr_strings.h"
 #include "apr_atomic.h"
 #include "apr_network_io.h"
+#include "apr_shm.h"
+#include "apr_optional.h"
 
 #include <errno.h>
 #include <unistd.h>
@@ -94,6 +97,35 @@ static apr_array_header_t *conditional_stores;
  * telling an administrator (conditionalctl show) who holds a claim. */
 static const char *conditional_owner_prefix;
 static apr_uint32_t conditional_owner_seq;
+
+/* Decisions counted across all children for mod_status, since the last
+ * (re)start. Each is recognised by the start of its r->notes value, so the
+ * note is the one place a decision is recorded. */
+static const struct {
+    const char *note;        /* prefix of the note */
+    const char *key;         /* ?auto name */
+    const char *label;
+} conditional_counters[] = {
+    {"304",           "NotModified",   "304 Not Modified, backend not run"},
+    {"412-",          "Failed",        "412 Precondition Failed"},
+    {"428",           "Required",      "428 Precondition Required"},
+    {"409-",          "Busy",          "409, another write in flight"},
+    {"503-",          "Unavailable",   "503, store unusable for a write"},
+    {"pass-",         "PassedThrough", "reads passed through, store unusable"},
+    {"tag ",          "Tagged",        "200s tagged"},
+    {"untagged",      "Untagged",      "200s left untagged (a write ran)"},
+    {"commit ",       "Committed",     "writes committed"},
+    {"release ",      "Refused",       "writes refused by the backend (4xx)"},
+    {"invalidate ",   "Invalidated",   "writes ended 3xx/5xx, version moved"},
+    {"pending ",      "Pending",       "writes ended unseen, claim kept"},
+    {"claim-lost",    "ClaimLost",     "writes whose lease ran out"},
+    {"commit-failed", "CommitFailed",  "commits the store refused"},
+    {"absent",        "Absent",        "resources found gone (404/410)"},
+    {"broken",        "ClaimsBroken",  "expired claims broken"},
+};
+#define COND_NCOUNTERS \
+    (sizeof(conditional_counters) / sizeof(conditional_counters[0]))
+static volatile apr_uint64_t *conditional_counts;   /* shared, or NULL */
 
 /* ------------------------------------------------------------------ */
 /* Configuration                                                        */
@@ -298,6 +330,27 @@ static int conditional_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
     return OK;
 }
 
+/* Anonymous shared memory, made before the fork so every child of this
+ * generation counts into the same place. Without it there are no counts,
+ * nothing else changes. */
+static void conditional_counters_create(apr_pool_t *pconf, server_rec *s)
+{
+    apr_shm_t *shm;
+    apr_status_t rv;
+
+    conditional_counts = NULL;
+    rv = apr_shm_create(&shm, COND_NCOUNTERS * sizeof(apr_uint64_t), NULL,
+                        pconf);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, "COND00016: no shared "
+                     "memory for the counters shown by mod_status");
+        return;
+    }
+    conditional_counts = apr_shm_baseaddr_get(shm);
+    memset((void *)conditional_counts, 0,
+           COND_NCOUNTERS * sizeof(apr_uint64_t));
+}
+
 static int conditional_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                                    apr_pool_t *ptemp, server_rec *s)
 {
@@ -327,6 +380,7 @@ static int conditional_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
+    conditional_counters_create(pconf, s);
     for (i = 0; i < conditional_stores->nelts; i++) {
         conditional_store_inst *inst =
             APR_ARRAY_IDX(conditional_stores, i, conditional_store_inst *);
@@ -442,9 +496,26 @@ static int conditional_meta_equal(const char *a, const char *b)
     return (!a && !b) || (a && b && !strcmp(a, b));
 }
 
+static void conditional_count(const char *decision)
+{
+    apr_size_t i;
+
+    if (!conditional_counts) {
+        return;
+    }
+    for (i = 0; i < COND_NCOUNTERS; i++) {
+        const char *n = conditional_counters[i].note;
+        if (!strncmp(decision, n, strlen(n))) {
+            apr_atomic_inc64(&conditional_counts[i]);
+            return;
+        }
+    }
+}
+
 static void conditional_note(request_rec *r, const char *decision)
 {
     apr_table_setn(r->notes, "conditional", decision);
+    conditional_count(decision);
 }
 
 /* Default key: the virtual host as configured (never the client's Host
@@ -564,6 +635,7 @@ static apr_status_t conditional_break(request_rec *r, conditional_req *rq,
                       "the claim of %s on key %s (%s); version is now %"
                       APR_UINT64_T_HEX_FMT, dead, rq->key, why,
                       (apr_uint64_t)v);
+        conditional_count("broken");
         conditional_invalidate_related(r, rq, NULL);
     }
     else if (rv != APR_EAGAIN) {
@@ -1220,6 +1292,47 @@ static apr_status_t conditional_commit_filter(ap_filter_t *f,
     return ap_pass_brigade(f->next, bb);
 }
 
+/* ------------------------------------------------------------------ */
+/* mod_status                                                           */
+
+static int conditional_status(request_rec *r, int flags)
+{
+    apr_size_t i;
+    int j;
+
+    if (!conditional_counts || !conditional_stores) {
+        return OK;
+    }
+    if (flags & AP_STATUS_SHORT) {
+        for (i = 0; i < COND_NCOUNTERS; i++) {
+            ap_rprintf(r, "Conditional%s: %" APR_UINT64_T_FMT "\n",
+                       conditional_counters[i].key,
+                       (apr_uint64_t)conditional_counts[i]);
+        }
+        return OK;
+    }
+    ap_rputs("<hr />\n<h2>mod_conditional</h2>\n<dl>", r);
+    for (j = 0; j < conditional_stores->nelts; j++) {
+        conditional_store_inst *inst =
+            APR_ARRAY_IDX(conditional_stores, j, conditional_store_inst *);
+        const char *id = inst->provider->identity(inst->store);
+        ap_rprintf(r, "<dt>Store %s: %s</dt>\n",
+                   ap_escape_html(r->pool, inst->spec),
+                   inst->tag_prefix ? apr_pstrcat(r->pool, "identity ", id,
+                                                  NULL)
+                                    : "<b>not usable</b>");
+    }
+    ap_rputs("</dl>\n<table>\n", r);
+    for (i = 0; i < COND_NCOUNTERS; i++) {
+        ap_rprintf(r, "<tr><td>%s</td><td align=\"right\">%"
+                   APR_UINT64_T_FMT "</td></tr>\n",
+                   conditional_counters[i].label,
+                   (apr_uint64_t)conditional_counts[i]);
+    }
+    ap_rputs("</table>\n", r);
+    return OK;
+}
+
 static void conditional_register_hooks(apr_pool_t *p)
 {
     static const char *const after_rewrite[] = {"mod_rewrite.c", NULL};
@@ -1228,6 +1341,8 @@ static void conditional_register_hooks(apr_pool_t *p)
     ap_hook_pre_config(conditional_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(conditional_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(conditional_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    APR_OPTIONAL_HOOK(ap, status_hook, conditional_status, NULL, NULL,
+                      APR_HOOK_MIDDLE);
     ap_hook_fixups(conditional_fixups, after_rewrite, NULL, APR_HOOK_LAST);
     ap_hook_handler(conditional_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
     /* Before mod_deflate/mod_brotli (CONTENT_SET), so they see our ETag. */
