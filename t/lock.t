@@ -18,7 +18,7 @@ use Apache::TestRequest ();
 use IO::Socket::INET ();
 use CondTest;
 
-plan tests => 25;
+plan tests => 27;
 
 my ($res, $n, $t0, $took);
 
@@ -54,6 +54,18 @@ is $res->code, 200, 'a GET during the slow write is served';
 is invocations($name), $n + 1, '... by the backend';
 ok !defined $res->header('ETag'), '... untagged, as the version is in flux'
     or diag 'ETag: ' . $res->header('ETag');
+
+# Claims are per key: another document's write does not queue behind it.
+my $other = uniq_name('lock-other');
+create_doc("/lock/docs/$other", { by => 'setup' });
+my $other_tag = current_tag("/lock/docs/$other");
+$t0 = time;
+$res = request(PUT => "/lock/docs/$other",
+               headers => [ 'If-Match' => $other_tag ],
+               json => { by => 'meanwhile' });
+$took = time - $t0;
+is $res->code, 200, 'a write to another key during the slow write';
+cmp_ok $took, '<', 0.9, '... does not wait for it';
 
 my $done = $slow->();
 is $done->[0], 200, 'the slow write succeeds';
