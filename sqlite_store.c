@@ -317,20 +317,27 @@ static apr_status_t store_get(cond_store *s, store_conn **out, int for_write)
     if (!s->conns) {
         return APR_EINIT;
     }
-    rv = apr_reslist_acquire(s->conns, &res);
-    if (rv != APR_SUCCESS) {
-        /* apr_reslist says APR_EAGAIN on its own timeout, which would read
-         * as "version changed" to a caller. */
-        return rv == APR_EAGAIN ? APR_TIMEUP : rv;
-    }
-    *out = res;
-    if (for_write && (*out)->readonly) {
-        /* Reopened next time, so a permission fix takes effect. */
+    for (;;) {
+        rv = apr_reslist_acquire(s->conns, &res);
+        if (rv != APR_SUCCESS) {
+            /* apr_reslist says APR_EAGAIN on its own timeout, which would
+             * read as "version changed" to a caller. */
+            return rv == APR_EAGAIN ? APR_TIMEUP : rv;
+        }
+        *out = res;
+        if (!for_write || !(*out)->readonly) {
+            return APR_SUCCESS;
+        }
+        /* A connection opened while the file was read-only stays so: drop
+         * it, and when the file is writable now (the permissions were
+         * fixed) take the next one, so no pooled read-only connection
+         * keeps refusing writes. */
         (*out)->broken = 1;
         apr_reslist_invalidate(s->conns, res);
-        return APR_EACCES;
+        if (access(s->path, W_OK) != 0) {
+            return APR_EACCES;
+        }
     }
-    return APR_SUCCESS;
 }
 
 /* Give a connection back, first ending any transaction a failure left
