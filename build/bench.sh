@@ -337,20 +337,6 @@ TABLE=$WORK/table.md
 } >"$TABLE"
 cat "$TABLE"
 
-DOC=$ROOT/docs/benchmarks.md
-if [ "${BENCH_DOCS:-1}" = 1 ] && [ -f "$DOC" ] \
-    && grep -q '^<!-- bench:begin -->' "$DOC" \
-    && grep -q '^<!-- bench:end -->' "$DOC"; then
-    awk -v table="$TABLE" '
-        /^<!-- bench:begin -->/ {
-            print
-            while ((getline line < table) > 0) print line
-            skip = 1
-            next
-        }
-        /^<!-- bench:end -->/ { skip = 0 }
-        !skip
-    ' "$DOC" >"$WORK/doc.md"
-    cat "$WORK/doc.md" >"$DOC"
-    echo "bench.sh: updated $DOC" >&2
+if [ "${BENCH_DOCS:-1}" = 1 ] && [ -f "$ROOT/docs/benchmarks.md" ]; then
+    sh "$ROOT/build/docblock.sh" bench "$ROOT/docs/benchmarks.md" "$TABLE"
 fi

@@ -301,10 +301,8 @@ echo "stress: $summary"
 
 # The result replaces the block between the stress markers in
 # docs/benchmarks.md (STRESS_DOCS=0 leaves the file alone).
-DOC=$ROOT/docs/benchmarks.md
-if [ "${STRESS_DOCS:-1}" = 1 ] && [ "${LOAD:-1}" = 1 ] && [ -f "$DOC" ] \
-    && grep -q '^<!-- stress:begin -->' "$DOC" \
-    && grep -q '^<!-- stress:end -->' "$DOC"; then
+if [ "${STRESS_DOCS:-1}" = 1 ] && [ "${LOAD:-1}" = 1 ] \
+    && [ -f "$ROOT/docs/benchmarks.md" ]; then
     {
         echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') by \`make stress\`: $(nproc) CPU(s),"
         echo "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1);"
@@ -315,17 +313,7 @@ if [ "${STRESS_DOCS:-1}" = 1 ] && [ "${LOAD:-1}" = 1 ] && [ -f "$DOC" ] \
         cat "$RESULTS"
         echo '```'
     } >"$WORK/block.md"
-    awk -v block="$WORK/block.md" '
-        /^<!-- stress:begin -->/ {
-            print
-            while ((getline line < block) > 0) print line
-            skip = 1
-            next
-        }
-        /^<!-- stress:end -->/ { skip = 0 }
-        !skip
-    ' "$DOC" >"$WORK/doc.md"
-    cat "$WORK/doc.md" >"$DOC"
-    echo "stress.sh: updated $DOC" >&2
+    sh "$ROOT/build/docblock.sh" stress "$ROOT/docs/benchmarks.md" "$WORK/block.md"
 fi
+
 exit $FAILED
