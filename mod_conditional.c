@@ -949,7 +949,8 @@ static int conditional_send_problem(request_rec *r, conditional_req *rq)
     const char *detail = conditional_problem_detail(rq);
 
     if (rq->respond == HTTP_PRECONDITION_FAILED && rq->found
-        && rq->before.exists && rq->before.version > 0) {
+        && rq->before.exists && rq->before.version > 0
+        && !rq->before.claim_owner) {
         apr_table_setn(r->headers_out, "ETag",
                        conditional_etag(r->pool, rq->inst,
                                         rq->before.version));
