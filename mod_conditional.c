@@ -101,28 +101,41 @@ static apr_uint32_t conditional_owner_seq;
 /* Decisions counted across all children for mod_status, since the last
  * (re)start. Each is recognised by the start of its r->notes value, so the
  * note is the one place a decision is recorded. */
+#define COND_COUNTER(note, key, label) { note, sizeof(note) - 1, key, label }
 static const struct {
     const char *note;        /* prefix of the note */
+    apr_size_t len;          /* its length */
     const char *key;         /* ?auto name */
     const char *label;
 } conditional_counters[] = {
-    {"304",           "NotModified",   "304 Not Modified, backend not run"},
-    {"412-",          "Failed",        "412 Precondition Failed"},
-    {"428",           "Required",      "428 Precondition Required"},
-    {"409-",          "Busy",          "409, another write in flight"},
-    {"503-",          "Unavailable",   "503, store unusable for a write"},
-    {"pass-",         "PassedThrough", "reads passed through, store unusable"},
-    {"tag ",          "Tagged",        "200s tagged"},
-    {"untagged",      "Untagged",      "200s left untagged (a write ran)"},
-    {"commit ",       "Committed",     "writes committed"},
-    {"release ",      "Refused",       "writes refused by the backend (4xx)"},
-    {"invalidate ",   "Invalidated",   "writes ended 3xx/5xx, version moved"},
-    {"pending ",      "Pending",       "writes ended unseen, claim kept"},
-    {"claim-lost",    "ClaimLost",     "writes whose lease ran out"},
-    {"commit-failed", "CommitFailed",  "commits the store refused"},
-    {"absent",        "Absent",        "resources found gone (404/410)"},
-    {"broken",        "ClaimsBroken",  "expired claims broken"},
+    COND_COUNTER("304",           "NotModified",
+                 "304 Not Modified, backend not run"),
+    COND_COUNTER("412-",          "Failed",       "412 Precondition Failed"),
+    COND_COUNTER("428",           "Required",     "428 Precondition Required"),
+    COND_COUNTER("409-",          "Busy",
+                 "409, another write in flight"),
+    COND_COUNTER("503-",          "Unavailable",
+                 "503, store unusable for a write"),
+    COND_COUNTER("pass-",         "PassedThrough",
+                 "reads passed through, store unusable"),
+    COND_COUNTER("tag ",          "Tagged",       "200s tagged"),
+    COND_COUNTER("untagged",      "Untagged",
+                 "200s left untagged (a write ran)"),
+    COND_COUNTER("commit ",       "Committed",    "writes committed"),
+    COND_COUNTER("release ",      "Refused",
+                 "writes refused by the backend (4xx)"),
+    COND_COUNTER("invalidate ",   "Invalidated",
+                 "writes ended 3xx/5xx, version moved"),
+    COND_COUNTER("pending ",      "Pending",
+                 "writes ended unseen, claim kept"),
+    COND_COUNTER("claim-lost",    "ClaimLost",
+                 "writes whose lease ran out"),
+    COND_COUNTER("commit-failed", "CommitFailed", "commits the store refused"),
+    COND_COUNTER("absent",        "Absent",
+                 "resources found gone (404/410)"),
+    COND_COUNTER("broken",        "ClaimsBroken", "expired claims broken"),
 };
+#undef COND_COUNTER
 #define COND_NCOUNTERS \
     (sizeof(conditional_counters) / sizeof(conditional_counters[0]))
 static volatile apr_uint64_t *conditional_counts;   /* shared, or NULL */
@@ -432,12 +445,46 @@ static void conditional_child_init(apr_pool_t *pchild, server_rec *s)
 /* ------------------------------------------------------------------ */
 /* Helpers                                                              */
 
+/* Lowercase hex of v, no leading zeros, into buf (16 bytes at least);
+ * returns its length. The 304 and tag paths format a version two or three
+ * times per request, and apr_psprintf costs several times as much. */
+static apr_size_t conditional_hex(char *buf, apr_uint64_t v)
+{
+    char rev[16];
+    apr_size_t n = 0, i;
+
+    do {
+        rev[n++] = "0123456789abcdef"[v & 0xf];
+        v >>= 4;
+    } while (v);
+    for (i = 0; i < n; i++) {
+        buf[i] = rev[n - 1 - i];
+    }
+    return n;
+}
+
 static const char *conditional_etag(apr_pool_t *p,
                                     const conditional_store_inst *inst,
                                     apr_int64_t version)
 {
-    return apr_psprintf(p, "%s%" APR_UINT64_T_HEX_FMT "\"", inst->tag_prefix,
-                        (apr_uint64_t)version);
+    apr_size_t n = strlen(inst->tag_prefix);
+    char *tag = apr_palloc(p, n + 16 + 2);
+
+    memcpy(tag, inst->tag_prefix, n);
+    n += conditional_hex(tag + n, (apr_uint64_t)version);
+    tag[n++] = '"';
+    tag[n] = '\0';
+    return tag;
+}
+
+/* "tag <hex version>" for r->notes */
+static const char *conditional_tag_note(apr_pool_t *p, apr_int64_t version)
+{
+    char *note = apr_palloc(p, 4 + 16 + 1);
+
+    memcpy(note, "tag ", 4);
+    note[4 + conditional_hex(note + 4, (apr_uint64_t)version)] = '\0';
+    return note;
 }
 
 /* CGI puts backend headers in err_headers_out, mod_proxy in headers_out. */
@@ -475,15 +522,19 @@ static const char *conditional_meta_serialise(request_rec *r)
 
 static void conditional_meta_apply(request_rec *r, const char *meta)
 {
-    char *copy, *line, *state;
+    char *line, *next;
 
     if (!meta) {
         return;
     }
-    copy = apr_pstrdup(r->pool, meta);
-    for (line = apr_strtok(copy, "\n", &state); line;
-         line = apr_strtok(NULL, "\n", &state)) {
-        char *colon = strchr(line, ':');
+    for (line = apr_pstrdup(r->pool, meta); *line; line = next) {
+        char *end = strchr(line, '\n'), *colon;
+
+        next = end ? end + 1 : line + strlen(line);
+        if (end) {
+            *end = '\0';
+        }
+        colon = strchr(line, ':');
         if (colon && colon[1] == ' ') {
             *colon = '\0';
             apr_table_setn(r->headers_out, line, colon + 2);
@@ -505,7 +556,8 @@ static void conditional_count(const char *decision)
     }
     for (i = 0; i < COND_NCOUNTERS; i++) {
         const char *n = conditional_counters[i].note;
-        if (!strncmp(decision, n, strlen(n))) {
+        if (n[0] == decision[0]
+            && !strncmp(decision, n, conditional_counters[i].len)) {
             apr_atomic_inc64(&conditional_counts[i]);
             return;
         }
@@ -516,6 +568,30 @@ static void conditional_note(request_rec *r, const char *decision)
 {
     apr_table_setn(r->notes, "conditional", decision);
     conditional_count(decision);
+}
+
+/* "host:port/path", as apr_psprintf("%s:%u%s") would give it, on every
+ * request for a cost of a few copies. */
+static const char *conditional_host_key(apr_pool_t *p, const char *host,
+                                        apr_port_t port, const char *path)
+{
+    apr_size_t hn = strlen(host), pn = strlen(path);
+    char *key = apr_palloc(p, hn + 1 + 5 + pn + 1), *at = key + hn;
+    char digits[5];
+    unsigned v = port;
+    int n = 0;
+
+    memcpy(key, host, hn);
+    *at++ = ':';
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n) {
+        *at++ = digits[--n];
+    }
+    memcpy(at, path, pn + 1);
+    return key;
 }
 
 /* Default key: the virtual host as configured (never the client's Host
@@ -532,8 +608,7 @@ static const char *conditional_default_key(request_rec *r, const char *path)
     if (!port && r->connection->local_addr) {
         port = r->connection->local_addr->port;
     }
-    return apr_psprintf(r->pool, "%s:%u%s", s->server_hostname,
-                        (unsigned)port, path);
+    return conditional_host_key(r->pool, s->server_hostname, port, path);
 }
 
 static const char *conditional_key(request_rec *r, conditional_dir_conf *dc)
@@ -1016,9 +1091,7 @@ static void conditional_tag(request_rec *r, conditional_req *rq)
         rv = pv->register_key(rq->inst->store, rq->key, meta, now, &v);
         if (rv == APR_SUCCESS) {
             conditional_set_validators(r, rq, v, now);
-            conditional_note(r, apr_psprintf(r->pool, "tag %"
-                                              APR_UINT64_T_HEX_FMT,
-                                              (apr_uint64_t)v));
+            conditional_note(r, conditional_tag_note(r->pool, v));
             return;
         }
         conditional_note(r, "untagged");
@@ -1044,8 +1117,7 @@ static void conditional_tag(request_rec *r, conditional_req *rq)
         pv->set_meta(rq->inst->store, rq->key, after.version, meta);
     }
     conditional_set_validators(r, rq, v, after.mtime);
-    conditional_note(r, apr_psprintf(r->pool, "tag %" APR_UINT64_T_HEX_FMT,
-                                     (apr_uint64_t)v));
+    conditional_note(r, conditional_tag_note(r->pool, v));
 }
 
 static apr_status_t conditional_tag_filter(ap_filter_t *f,

@@ -19,6 +19,10 @@
  * anything but a lock timeout is closed instead of being reused, and any
  * transaction a call leaves open is rolled back before the connection goes
  * back, so one failure never poisons the next request.
+ *
+ * Each connection also remembers its recent lookups, served only while the
+ * database is provably unchanged (see store_lookup), so a 304 or a tagged
+ * 200 of a busy key does not open an SQLite read transaction at all.
  */
 
 #include <errno.h>
@@ -53,6 +57,16 @@
 #define SQ_DIR_PERMS      (APR_FPROT_UREAD | APR_FPROT_UWRITE \
                            | APR_FPROT_UEXECUTE | APR_FPROT_GREAD \
                            | APR_FPROT_GEXECUTE)
+/* Lookups a connection remembers (a power of two; slots are picked by a
+ * hash of the key), and the most bytes of key, claim owner and meta one
+ * slot keeps: enough for the hot keys, a few tens of KiB per connection. */
+#define SQ_MEMO_SLOTS     256
+#define SQ_MEMO_MAX       512
+/* The WAL-index (-shm) is mapped in pages of this size; its first page
+ * starts with two copies of the 48-byte header (sqlite.org/walformat.html). */
+#define SQ_WALIDX_PAGE    32768
+#define SQ_WALHDR_WORDS   12
+#define SQ_WALHDR_ISINIT  12        /* byte offset of the isInit flag */
 
 struct cond_store {
     const char *path;
@@ -168,11 +182,28 @@ static const char store_schema[] =
     " value TEXT NOT NULL"
     ") WITHOUT ROWID;";
 
+/* One remembered lookup; the strings point into buf. */
+typedef struct {
+    apr_uint64_t epoch;     /* 0: empty */
+    apr_uint32_t hash;
+    apr_status_t rv;        /* APR_SUCCESS or APR_NOTFOUND */
+    const char *key;
+    cond_state st;
+    char *buf;
+    apr_size_t cap;
+} store_memo;
+
 typedef struct {
     sqlite3 *db;
     int readonly;       /* the file opened read-only */
     int broken;         /* close instead of reusing */
+    int wal;            /* the database is in WAL mode */
     sqlite3_stmt *st[SQ_NSTMT];
+    /* This connection's mapping of the WAL-index, NULL until mapped */
+    const volatile apr_uint32_t *walidx;
+    apr_uint32_t hdr[SQ_WALHDR_WORDS];  /* WAL-index header of epoch */
+    apr_uint64_t epoch;
+    store_memo memo[SQ_MEMO_SLOTS];
 } store_conn;
 
 /* ------------------------------------------------------------------ */
@@ -228,6 +259,9 @@ static void store_conn_close(store_conn *c)
         sqlite3_finalize(c->st[i]);
     }
     sqlite3_close_v2(c->db);
+    for (i = 0; i < SQ_MEMO_SLOTS; i++) {
+        free(c->memo[i].buf);
+    }
     free(c);
 }
 
@@ -252,6 +286,9 @@ static int store_configure(sqlite3 *db)
                         NULL, NULL, NULL);
 }
 
+static apr_status_t store_pragma_text(sqlite3 *db, const char *sql, char *buf,
+                                      apr_size_t len);
+
 /* Open an existing store: never create it here, a missing file is an
  * error (an empty store would hand out versions an old one already did,
  * under the same cached identity). */
@@ -259,6 +296,7 @@ static apr_status_t store_conn_open(const char *path, store_conn **out)
 {
     store_conn *c = calloc(1, sizeof(*c));
     apr_status_t rv;
+    char mode[16];
     int rc, i;
 
     if (!c) {
@@ -282,6 +320,9 @@ static apr_status_t store_conn_open(const char *path, store_conn **out)
         return rv;
     }
     c->readonly = sqlite3_db_readonly(c->db, "main") == 1;
+    c->wal = store_pragma_text(c->db, "PRAGMA journal_mode", mode,
+                               sizeof(mode)) == APR_SUCCESS
+             && !strcasecmp(mode, "wal");
     *out = c;
     return APR_SUCCESS;
 }
@@ -737,18 +778,144 @@ static const char *store_identity(cond_store *s)
 /* ------------------------------------------------------------------ */
 /* Operations                                                           */
 
-static apr_status_t store_lookup(cond_store *s, const char *key,
+/*
+ * Lookups are remembered per connection, and a remembered one is served
+ * only while the database is provably unchanged since it was read, so it
+ * is exactly what the SELECT would return now:
+ *
+ * - In WAL mode a commit becomes visible to readers only by rewriting the
+ *   WAL-index header in the -shm file, whoever makes it: any httpd child,
+ *   another httpd sharing the file, conditionalctl, the sqlite3 shell
+ *   (sharing a WAL database needs one host; -shm is shared memory there).
+ *   Recovery after a crashed writer rewrites it too. A writer killed
+ *   before its header update has committed nothing anyone can see: there
+ *   is no invalidation step apart from the commit itself.
+ * - No header value ever comes back: mxFrame only grows within a WAL
+ *   generation and each new generation has new salts.
+ * - The header is read (both copies, equal, as SQLite reads it) before the
+ *   SELECT whose result is remembered under it. A commit landing between
+ *   the two moves the header on for good, so that result is never served.
+ *   While the header is the same, nothing was committed since.
+ * - It is read through this connection's own mapping of the -shm, which
+ *   lives as long as the connection; while it is open the connection holds
+ *   a shared lock on the database, so no one can leave WAL mode, lock the
+ *   database exclusively or delete the -shm: every writer goes through it.
+ *
+ * Anything unexpected (read-only or not WAL, no mapping yet, a header
+ * being written or not initialised) runs the SELECT and remembers nothing.
+ */
+static int store_walhdr(const store_conn *c, apr_uint32_t *hdr)
+{
+    apr_uint32_t again[SQ_WALHDR_WORDS];
+    int i;
+
+    if (!c->walidx) {
+        return 0;
+    }
+    for (i = 0; i < SQ_WALHDR_WORDS; i++) {
+        hdr[i] = c->walidx[i];
+    }
+    __sync_synchronize();   /* as SQLite orders its two reads */
+    for (i = 0; i < SQ_WALHDR_WORDS; i++) {
+        again[i] = c->walidx[SQ_WALHDR_WORDS + i];
+    }
+    __sync_synchronize();   /* before the SELECT reads anything */
+    return !memcmp(hdr, again, sizeof(again))
+           && ((const unsigned char *)hdr)[SQ_WALHDR_ISINIT] != 0;
+}
+
+/* Map the WAL-index through the connection's own file once SQLite has
+ * (a read transaction maps it), so no one else's mapping is relied on. */
+static void store_map_walidx(store_conn *c)
+{
+    sqlite3_file *f = NULL;
+    void volatile *page = NULL;
+
+    if (c->readonly || !c->wal
+        || sqlite3_file_control(c->db, "main", SQLITE_FCNTL_FILE_POINTER,
+                                &f) != SQLITE_OK
+        || !f || !f->pMethods || f->pMethods->iVersion < 2
+        || !f->pMethods->xShmMap
+        || f->pMethods->xShmMap(f, 0, SQ_WALIDX_PAGE, 0, &page) != SQLITE_OK) {
+        return;
+    }
+    c->walidx = page;
+}
+
+/* FNV-1a of the length and the last bytes of key: keys mostly differ at
+ * the end (they start with the same "host:port/"). */
+static apr_uint32_t store_hash(const char *key)
+{
+    apr_size_t n = strlen(key);
+    const unsigned char *at = (const unsigned char *)key
+                              + (n > 24 ? n - 24 : 0);
+    apr_uint32_t h = 2166136261U ^ (apr_uint32_t)n;
+
+    while (*at) {
+        h = (h ^ *at++) * 16777619U;
+    }
+    return h;
+}
+
+static apr_status_t store_memo_get(const store_memo *m, cond_state *st,
+                                   apr_pool_t *p)
+{
+    *st = m->st;
+    st->claim_owner = st->claim_owner ? apr_pstrdup(p, st->claim_owner)
+                                      : NULL;
+    st->meta = st->meta ? apr_pstrdup(p, st->meta) : NULL;
+    return m->rv;
+}
+
+static void store_memo_set(store_memo *m, apr_uint64_t epoch,
+                           apr_uint32_t hash, const char *key,
+                           apr_status_t rv, const cond_state *st)
+{
+    apr_size_t kn = strlen(key) + 1;
+    apr_size_t on = rv == APR_SUCCESS && st->claim_owner
+                    ? strlen(st->claim_owner) + 1 : 0;
+    apr_size_t mn = rv == APR_SUCCESS && st->meta ? strlen(st->meta) + 1 : 0;
+    char *at;
+
+    m->epoch = 0;
+    if (kn + on + mn > SQ_MEMO_MAX) {
+        return;
+    }
+    if (kn + on + mn > m->cap) {
+        char *buf = realloc(m->buf, kn + on + mn);
+        if (!buf) {
+            return;
+        }
+        m->buf = buf;
+        m->cap = kn + on + mn;
+    }
+    if (rv == APR_SUCCESS) {
+        m->st = *st;
+    }
+    else {
+        memset(&m->st, 0, sizeof(m->st));
+    }
+    m->key = memcpy(m->buf, key, kn);
+    at = m->buf + kn;
+    if (on) {
+        m->st.claim_owner = memcpy(at, st->claim_owner, on);
+        at += on;
+    }
+    if (mn) {
+        m->st.meta = memcpy(at, st->meta, mn);
+    }
+    m->hash = hash;
+    m->rv = rv;
+    m->epoch = epoch;
+}
+
+static apr_status_t store_select(store_conn *c, const char *key,
                                  cond_state *st, apr_pool_t *p)
 {
-    store_conn *c;
-    sqlite3_stmt *stmt;
-    apr_status_t rv;
+    sqlite3_stmt *stmt = c->st[SQ_LOOKUP];
+    apr_status_t rv = APR_SUCCESS;
     int rc;
 
-    if ((rv = store_get(s, &c, 0)) != APR_SUCCESS) {
-        return rv;
-    }
-    stmt = c->st[SQ_LOOKUP];
     store_bind_text(stmt, 1, key);
     rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
@@ -758,6 +925,43 @@ static apr_status_t store_lookup(cond_store *s, const char *key,
         rv = rc == SQLITE_DONE ? APR_NOTFOUND : store_fail(c, rc);
     }
     store_reset(stmt);
+    return rv;
+}
+
+static apr_status_t store_lookup(cond_store *s, const char *key,
+                                 cond_state *st, apr_pool_t *p)
+{
+    apr_uint32_t hdr[SQ_WALHDR_WORDS];
+    apr_uint32_t hash = 0;
+    store_memo *m = NULL;
+    store_conn *c;
+    apr_status_t rv;
+
+    if ((rv = store_get(s, &c, 0)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (store_walhdr(c, hdr)) {
+        if (memcmp(hdr, c->hdr, sizeof(hdr))) {
+            memcpy(c->hdr, hdr, sizeof(hdr));
+            c->epoch++;                 /* everything remembered is stale */
+        }
+        hash = store_hash(key);
+        m = &c->memo[hash & (SQ_MEMO_SLOTS - 1)];
+        if (m->epoch == c->epoch && m->hash == hash && !strcmp(m->key, key)) {
+            rv = store_memo_get(m, st, p);
+            store_put(s, c);
+            return rv;
+        }
+    }
+    rv = store_select(c, key, st, p);
+    if (rv == APR_SUCCESS || rv == APR_NOTFOUND) {
+        if (m) {
+            store_memo_set(m, c->epoch, hash, key, rv, st);
+        }
+        else if (!c->walidx) {
+            store_map_walidx(c);    /* the SELECT has mapped it */
+        }
+    }
     store_put(s, c);
     return rv;
 }

@@ -11,6 +11,7 @@
  */
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -639,6 +640,115 @@ static void test_list(apr_pool_t *p)
     }
 }
 
+/* Run sql on the store through a connection of its own. */
+static int test_sql(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open(path, &db);
+
+    if (rc == SQLITE_OK) {
+        sqlite3_busy_timeout(db, 5000);
+        rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    }
+    sqlite3_close(db);
+    return rc == SQLITE_OK;
+}
+
+/* Lookups are remembered per connection while the WAL-index header shows
+ * no commit: every way a commit can reach the file must still be seen at
+ * once - another connection, another process, another store instance, a
+ * writer killed right after its commit - and a writer killed before it
+ * commits must change nothing. */
+static void test_memo(apr_pool_t *p)
+{
+    const char *path = test_path(p, "memo.db");
+    cond_store *s = test_open(p, path), *other;
+    apr_status_t rv = APR_SUCCESS;
+    apr_int64_t v0 = 0, v = 0;
+    cond_state st;
+    int fd[2], i;
+    pid_t pid;
+    char c;
+
+    if (!s) {
+        return;
+    }
+    CHECK_RV(SQ->register_key(s, "/m", NULL, apr_time_now(), &v0),
+             APR_SUCCESS);
+    for (i = 0; i < 3; i++) {
+        CHECK_RV(SQ->lookup(s, "/m", &st, p), APR_SUCCESS);
+        CHECK(st.version == v0 && st.meta == NULL);
+        CHECK_RV(SQ->lookup(s, "/none", &st, p), APR_NOTFOUND);
+    }
+
+    /* another connection of this process */
+    CHECK(test_sql(path, "UPDATE resources SET version = version + 1000, "
+                   "meta = 'Vary: x' WHERE key = '/m'"));
+    CHECK_RV(SQ->lookup(s, "/m", &st, p), APR_SUCCESS);
+    CHECK(st.version == v0 + 1000 && st.meta && !strcmp(st.meta, "Vary: x"));
+    CHECK(test_sql(path, "INSERT INTO resources (key, version, present, "
+                   "mtime) VALUES ('/none', 7, 1, 0)"));
+    CHECK_RV(SQ->lookup(s, "/none", &st, p), APR_SUCCESS);
+    CHECK(st.version == 7);
+
+    /* another store instance, as another child would have */
+    other = test_attach(p, path, &rv);
+    CHECK_RV(rv, APR_SUCCESS);
+    if (other) {
+        CHECK_RV(SQ->bump(other, "/m", apr_time_now(), &v), APR_SUCCESS);
+        CHECK_RV(SQ->lookup(s, "/m", &st, p), APR_SUCCESS);
+        CHECK(st.version == v);
+    }
+
+    /* another process, killed right after its commit */
+    CHECK_RV(SQ->lookup(s, "/m", &st, p), APR_SUCCESS);
+    if (CHECK(pipe(fd) == 0)) {
+        pid = fork();
+        if (pid == 0) {
+            int ok = test_sql(path, "UPDATE resources SET version = 424242 "
+                              "WHERE key = '/m'");
+            if (write(fd[1], ok ? "y" : "n", 1) != 1) {
+                _exit(1);
+            }
+            pause();
+            _exit(0);
+        }
+        CHECK(read(fd[0], &c, 1) == 1 && c == 'y');
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        CHECK_RV(SQ->lookup(s, "/m", &st, p), APR_SUCCESS);
+        CHECK(st.version == 424242);
+
+        /* killed inside its transaction: nothing changes */
+        pid = fork();
+        if (pid == 0) {
+            sqlite3 *db = NULL;
+            int ok = sqlite3_open(path, &db) == SQLITE_OK
+                     && sqlite3_exec(db, "BEGIN IMMEDIATE; UPDATE resources "
+                                     "SET version = 1 WHERE key = '/m'",
+                                     NULL, NULL, NULL) == SQLITE_OK;
+            if (write(fd[1], ok ? "y" : "n", 1) != 1) {
+                _exit(1);
+            }
+            pause();
+            _exit(0);
+        }
+        CHECK(read(fd[0], &c, 1) == 1 && c == 'y');
+        CHECK_RV(SQ->lookup(s, "/m", &st, p), APR_SUCCESS);
+        CHECK(st.version == 424242);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        CHECK_RV(SQ->lookup(s, "/m", &st, p), APR_SUCCESS);
+        CHECK(st.version == 424242);
+        CHECK(test_sql(path, "UPDATE resources SET version = 424243 "
+                       "WHERE key = '/m'"));
+        CHECK_RV(SQ->lookup(s, "/m", &st, p), APR_SUCCESS);
+        CHECK(st.version == 424243);
+        close(fd[0]);
+        close(fd[1]);
+    }
+}
+
 /* Another connection holds the write lock: writes give up with
  * APR_TIMEUP after the busy timeout, reads go on (WAL), and the store
  * works as soon as the lock is gone. */
@@ -1080,6 +1190,7 @@ static const test_case test_cases[] = {
     { "missing and corrupt store", test_missing_corrupt },
     { "read-only store", test_readonly },
     { "locked store", test_locked },
+    { "remembered lookups", test_memo },
     { "contention: processes", test_race_processes },
     { "contention: threads", test_race_threads },
     { NULL, NULL }
