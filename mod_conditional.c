@@ -86,6 +86,10 @@ typedef struct {
     cond_state before;       /* key state before the backend ran */
     const char *owner;       /* claim we hold, NULL when none */
     int is_delete;
+    int committed;           /* 2xx: new version committed, claim kept
+                              * until the backend's response is complete */
+    int headers_seen;        /* the commit filter saw the first brigade */
+    const char *listed;      /* the backend's Conditional-Invalidate */
     int invalidate_parent;
     int custom_key;
     request_rec *r;          /* for the cleanup that resolves a claim */
@@ -693,6 +697,7 @@ static void conditional_respond_with(conditional_req *rq, int status,
 static void conditional_invalidate_related(request_rec *r, conditional_req *rq,
                                            const char *listed);
 static apr_status_t conditional_unresolved_cleanup(void *data);
+static int conditional_log_transaction(request_rec *r);
 
 /* Clear a claim whose lease ran out. The store bumps the version: the dead
  * write may or may not have reached the backend, so every tag handed out
@@ -1219,13 +1224,34 @@ static void conditional_invalidate_related(request_rec *r, conditional_req *rq,
     }
 }
 
-static void conditional_commit(request_rec *r, conditional_req *rq)
+/*
+ * The backend answered 2xx: commit the new version as soon as the headers
+ * are known, so the response can carry its ETag, but keep the claim until
+ * the response is complete - a CGI may print its headers first and write
+ * afterwards. Until then readers get no tag and writers wait.
+ */
+static void conditional_commit(request_rec *r, conditional_req *rq,
+                               unsigned hold)
 {
     apr_int64_t v = 0;
     apr_status_t rv;
 
     rv = rq->inst->provider->commit(rq->inst->store, rq->key, rq->owner,
-                                    !rq->is_delete, apr_time_now(), &v);
+                                    (rq->is_delete ? 0 : COND_COMMIT_EXISTS)
+                                    | hold, apr_time_now(), &v);
+    if (rv == APR_SUCCESS) {
+        rq->committed = 1;
+        if (!hold) {
+            rq->owner = NULL;
+        }
+        if (!rq->is_delete) {
+            conditional_set_validators(r, rq, v, 0);
+        }
+        conditional_note(r, apr_psprintf(r->pool, "commit %"
+                                          APR_UINT64_T_HEX_FMT,
+                                          (apr_uint64_t)v));
+        return;
+    }
     rq->owner = NULL;
     if (rv == APR_NOTFOUND) {
         /* The lease ran out while the backend ran, and the key may have
@@ -1242,24 +1268,18 @@ static void conditional_commit(request_rec *r, conditional_req *rq)
                                         : "NOT given a new version");
         conditional_note(r, "claim-lost");
     }
-    else if (rv != APR_SUCCESS) {
+    else {
+        /* The claim stays until its lease runs out; breaking it then
+         * bumps the version. */
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "COND00012: commit "
                       "failed for key %s", rq->key);
         conditional_note(r, "commit-failed");
-    }
-    else {
-        if (!rq->is_delete) {
-            conditional_set_validators(r, rq, v, 0);
-        }
-        conditional_note(r, apr_psprintf(r->pool, "commit %"
-                                          APR_UINT64_T_HEX_FMT,
-                                          (apr_uint64_t)v));
     }
 }
 
 /* What a write's end says about its effect on the resource. */
 typedef enum {
-    COND_OUTCOME_DONE,      /* 2xx: it happened: commit */
+    COND_OUTCOME_DONE,      /* 2xx, committed: release the claim */
     COND_OUTCOME_REFUSED,   /* 4xx: the backend refused it: release */
     COND_OUTCOME_UNSURE,    /* 3xx, 5xx: the backend is done but may have
                              * changed something: release with a new version */
@@ -1269,43 +1289,48 @@ typedef enum {
                              * keep the claim until its lease runs out */
 } conditional_outcome;
 
-static conditional_outcome conditional_outcome_of(const request_rec *r,
-                                                  int finished)
+static conditional_outcome conditional_outcome_of(conditional_req *rq,
+                                                  int status, int finished)
 {
-    if (!finished || r->status == HTTP_BAD_GATEWAY
-        || r->status == HTTP_GATEWAY_TIME_OUT) {
+    if (!finished || status == HTTP_BAD_GATEWAY
+        || status == HTTP_GATEWAY_TIME_OUT) {
         return COND_OUTCOME_PENDING;
     }
-    if (ap_is_HTTP_SUCCESS(r->status)) {
+    if (rq->committed || ap_is_HTTP_SUCCESS(status)) {
         return COND_OUTCOME_DONE;
     }
-    if (ap_is_HTTP_CLIENT_ERROR(r->status)) {
+    if (ap_is_HTTP_CLIENT_ERROR(status)) {
         return COND_OUTCOME_REFUSED;
     }
     return COND_OUTCOME_UNSURE;
 }
 
 /*
- * Resolve the claim of a write that has ended. 'listed' is the backend's
- * Conditional-Invalidate header, when it could be seen. A claim is never
- * simply dropped when the write may have changed the resource: every tag
- * issued before it must stop matching.
+ * Settle the claim of a write whose response has ended (or never will).
+ * A claim is never simply dropped when the write may have changed the
+ * resource: every tag issued before it must stop matching.
  */
-static void conditional_resolve(request_rec *r, conditional_req *rq,
-                                conditional_outcome outcome,
-                                const char *listed)
+static void conditional_settle(request_rec *r, conditional_req *rq,
+                               int status, int finished)
 {
     const cond_store_provider *pv = rq->inst->provider;
+    conditional_outcome outcome = conditional_outcome_of(rq, status,
+                                                         finished);
     apr_int64_t v = 0;
     apr_status_t rv;
 
     switch (outcome) {
     case COND_OUTCOME_DONE:
-        conditional_commit(r, rq);
+        if (rq->committed) {
+            pv->release(rq->inst->store, rq->key, rq->owner);
+        }
+        else {
+            conditional_commit(r, rq, 0);  /* the 2xx bypassed the filter */
+        }
         break;
     case COND_OUTCOME_REFUSED:
         pv->release(rq->inst->store, rq->key, rq->owner);
-        conditional_note(r, apr_psprintf(r->pool, "release %d", r->status));
+        conditional_note(r, apr_psprintf(r->pool, "release %d", status));
         break;
     case COND_OUTCOME_UNSURE:
         rv = pv->break_claim(rq->inst->store, rq->key, rq->owner,
@@ -1314,55 +1339,126 @@ static void conditional_resolve(request_rec *r, conditional_req *rq,
             ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "COND00014: cannot "
                           "invalidate key %s after its write ended with %d; "
                           "the claim stays until its lease runs out",
-                          rq->key, r->status);
+                          rq->key, status);
         }
-        conditional_note(r, apr_psprintf(r->pool, "invalidate %d",
-                                          r->status));
+        conditional_note(r, apr_psprintf(r->pool, "invalidate %d", status));
         break;
     case COND_OUTCOME_PENDING:
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "COND00015: the "
                       "write to key %s ended with %d before its backend was "
                       "known to be done; the key stays claimed until its "
                       "lease runs out, then gets a new version", rq->key,
-                      r->status);
-        conditional_note(r, apr_psprintf(r->pool, "pending %d", r->status));
+                      status);
+        if (!rq->committed) {
+            conditional_note(r, apr_psprintf(r->pool, "pending %d", status));
+        }
         break;
     }
     rq->owner = NULL;
-    if (outcome != COND_OUTCOME_REFUSED) {
-        conditional_invalidate_related(r, rq, listed);
+    /* A pending claim's parent is bumped when the claim is broken; and a
+     * child being torn down does no store I/O. */
+    if (outcome == COND_OUTCOME_DONE || outcome == COND_OUTCOME_UNSURE) {
+        conditional_invalidate_related(r, rq, rq->listed);
     }
 }
 
-/* A claim that the commit filter did not resolve: the response was an error
- * page (which bypasses content filters) or never finished at all. */
+/*
+ * A claim the commit filter did not settle: the response was an error page
+ * (which bypasses content filters), went through an internal redirect
+ * (Action, mod_rewrite [PT]; the filter stays with the first request), or
+ * never finished at all. Run from the log_transaction hook, so the access
+ * log shows the decision, and from the request pool cleanup as the last
+ * resort (a child torn down mid-request: no store I/O then).
+ */
+static void conditional_settle_late(conditional_req *rq)
+{
+    request_rec *r = rq->r, *last = r;
+    const char *note;
+
+    if (!rq->owner) {
+        return;
+    }
+    while (last->next) {
+        last = last->next;
+    }
+    if (!rq->headers_seen) {
+        rq->listed = conditional_hdr_get(last, COND_INVALIDATE_HDR);
+    }
+    /* An error page keeps the error in the first request's status; after
+     * any other redirect the last request has the backend's. */
+    conditional_settle(r, rq, ap_is_HTTP_ERROR(r->status) ? r->status
+                                                          : last->status,
+                       r->eos_sent);
+    note = apr_table_get(r->notes, "conditional");
+    if (last != r && note) {
+        apr_table_setn(last->notes, "conditional", note);
+    }
+}
+
 static apr_status_t conditional_unresolved_cleanup(void *data)
 {
-    conditional_req *rq = data;
-
-    if (rq->owner) {
-        conditional_resolve(rq->r, rq,
-                            conditional_outcome_of(rq->r, rq->r->eos_sent),
-                            NULL);
-    }
+    conditional_settle_late(data);
     return APR_SUCCESS;
 }
 
+static int conditional_log_transaction(request_rec *r)
+{
+    conditional_req *rq =
+        ap_get_module_config(r->request_config, &conditional_module);
+
+    if (rq && rq->owner) {
+        conditional_settle_late(rq);
+    }
+    return DECLINED;
+}
+
+static int conditional_has_eos(apr_bucket_brigade *bb)
+{
+    apr_bucket *e;
+
+    for (e = APR_BRIGADE_FIRST(bb); e != APR_BRIGADE_SENTINEL(bb);
+         e = APR_BUCKET_NEXT(e)) {
+        if (APR_BUCKET_IS_EOS(e)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* First brigade: the backend's status and headers are known; commit a 2xx.
+ * The brigade with EOS: the backend is done; settle the claim. */
 static apr_status_t conditional_commit_filter(ap_filter_t *f,
                                               apr_bucket_brigade *bb)
 {
     request_rec *r = f->r;
     conditional_req *rq = f->ctx;
+    apr_status_t rv;
 
-    ap_remove_output_filter(f);
-    conditional_hdr_unset(r, "ETag");
-    conditional_hdr_unset(r, "Last-Modified");
-    if (rq->owner) {
-        conditional_resolve(r, rq, conditional_outcome_of(r, 1),
-                            conditional_hdr_get(r, COND_INVALIDATE_HDR));
+    if (!rq->headers_seen) {
+        rq->headers_seen = 1;
+        conditional_hdr_unset(r, "ETag");
+        conditional_hdr_unset(r, "Last-Modified");
+        rq->listed = conditional_hdr_get(r, COND_INVALIDATE_HDR);
+        conditional_hdr_unset(r, COND_INVALIDATE_HDR);
+        if (rq->owner && ap_is_HTTP_SUCCESS(r->status)) {
+            conditional_commit(r, rq, COND_COMMIT_HOLD);
+        }
     }
-    conditional_hdr_unset(r, COND_INVALIDATE_HDR);
-    return ap_pass_brigade(f->next, bb);
+    if (!rq->owner) {
+        ap_remove_output_filter(f);
+        return ap_pass_brigade(f->next, bb);
+    }
+    if (!conditional_has_eos(bb)) {
+        return ap_pass_brigade(f->next, bb);
+    }
+    /* A CGI's or proxy's body arrives as a bucket read further down the
+     * chain: the backend is done only once the brigade has gone through. */
+    ap_remove_output_filter(f);
+    rv = ap_pass_brigade(f->next, bb);
+    if (rq->owner) {
+        conditional_settle(r, rq, r->status, 1);
+    }
+    return rv;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1416,6 +1512,9 @@ static void conditional_register_hooks(apr_pool_t *p)
     ap_hook_child_init(conditional_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(ap, status_hook, conditional_status, NULL, NULL,
                       APR_HOOK_MIDDLE);
+    /* Before mod_log_config, so the access log shows the decision. */
+    ap_hook_log_transaction(conditional_log_transaction, NULL, NULL,
+                            APR_HOOK_REALLY_FIRST);
     ap_hook_fixups(conditional_fixups, after_rewrite, NULL, APR_HOOK_LAST);
     ap_hook_handler(conditional_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
     /* Before mod_deflate/mod_brotli (CONTENT_SET), so they see our ETag. */

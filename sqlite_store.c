@@ -52,6 +52,8 @@
  * when the last connection closes. */
 #define SQ_WAL_LIMIT      "4194304"
 #define SQ_SCHEMA_VERSION 1
+/* Read-only connections one write may drop before it gives up */
+#define SQ_RO_DROPS       16
 #define SQ_ID_BYTES       8
 /* 0750: the store's own directory */
 #define SQ_DIR_PERMS      (APR_FPROT_UREAD | APR_FPROT_UWRITE \
@@ -119,9 +121,11 @@ static const char *const store_sql[SQ_NSTMT] = {
     /* SQ_CLAIM: the compare-and-set; any claim, live or expired, blocks */
     "UPDATE resources SET claim_owner = ?2, claim_expires = ?3 "
     "WHERE key = ?1 AND version = ?4 AND claim_owner IS NULL",
-    /* SQ_RESOLVE: commit of owner's claim */
+    /* SQ_RESOLVE: commit of owner's claim, kept when ?5 (HOLD) */
     "UPDATE resources SET version = " SQ_NEXT ", present = ?3, "
-    "mtime = max(mtime, ?4), claim_owner = NULL, claim_expires = 0 "
+    "mtime = max(mtime, ?4), "
+    "claim_owner = CASE WHEN ?5 THEN claim_owner END, "
+    "claim_expires = CASE WHEN ?5 THEN claim_expires ELSE 0 END "
     "WHERE key = ?1 AND claim_owner = ?2 RETURNING version",
     /* SQ_RELEASE_NEW: a placeholder whose first write failed is dropped
      * rather than left behind as a row per URL ever written to */
@@ -354,6 +358,7 @@ static apr_status_t store_get(cond_store *s, store_conn **out, int for_write)
 {
     void *res;
     apr_status_t rv;
+    int dropped = 0;
 
     if (!s->conns) {
         return APR_EINIT;
@@ -375,7 +380,9 @@ static apr_status_t store_get(cond_store *s, store_conn **out, int for_write)
          * keeps refusing writes. */
         (*out)->broken = 1;
         apr_reslist_invalidate(s->conns, res);
-        if (access(s->path, W_OK) != 0) {
+        /* Bounded: access() may say writable where SQLite still opens
+         * read-only (effective uid, a security module). */
+        if (++dropped > SQ_RO_DROPS || access(s->path, W_OK) != 0) {
             return APR_EACCES;
         }
     }
@@ -1041,8 +1048,8 @@ static apr_status_t store_claim(cond_store *s, const char *key,
 }
 
 static apr_status_t store_commit(cond_store *s, const char *key,
-                                 const char *owner, int exists, apr_time_t now,
-                                 apr_int64_t *version)
+                                 const char *owner, unsigned flags,
+                                 apr_time_t now, apr_int64_t *version)
 {
     store_conn *c;
     sqlite3_stmt *st;
@@ -1054,8 +1061,9 @@ static apr_status_t store_commit(cond_store *s, const char *key,
     st = c->st[SQ_RESOLVE];
     store_bind_text(st, 1, key);
     store_bind_text(st, 2, owner);
-    sqlite3_bind_int(st, 3, exists != 0);
+    sqlite3_bind_int(st, 3, (flags & COND_COMMIT_EXISTS) != 0);
     sqlite3_bind_int64(st, 4, apr_time_sec(now));
+    sqlite3_bind_int(st, 5, (flags & COND_COMMIT_HOLD) != 0);
     rv = store_versioned(c, SQ_RESOLVE, version);
     store_put(s, c);
     return rv;

@@ -32,6 +32,10 @@
 
 typedef struct cond_store cond_store;
 
+/* commit() flags */
+#define COND_COMMIT_EXISTS 1u   /* a representation exists afterwards */
+#define COND_COMMIT_HOLD   2u   /* keep the claim until release() */
+
 /* One key's state as read in one consistent snapshot. */
 typedef struct {
     apr_int64_t version;       /* 0: never committed (absent placeholder) */
@@ -87,12 +91,15 @@ typedef struct cond_store_provider {
                           apr_time_t lease_until, apr_time_t now);
 
     /* Resolve owner's claim after a successful write: in one transaction
-     * give the key a new version, set exists, set mtime to max(now, mtime)
-     * and clear the claim. *version receives the new version.
-     * APR_NOTFOUND: owner no longer holds the claim (it expired and was
-     * broken); nothing is written. */
+     * give the key a new version, set exists (COND_COMMIT_EXISTS in flags),
+     * set mtime to max(now, mtime) and clear the claim - or, with
+     * COND_COMMIT_HOLD, keep it (same lease) until release(): the version
+     * is known before the backend has finished. *version receives the new
+     * version. APR_NOTFOUND: owner no longer holds the claim (it expired
+     * and was broken); nothing is written. */
     apr_status_t (*commit)(cond_store *s, const char *key, const char *owner,
-                           int exists, apr_time_t now, apr_int64_t *version);
+                           unsigned flags, apr_time_t now,
+                           apr_int64_t *version);
 
     /* Drop owner's claim, leaving version, presence and mtime unchanged.
      * APR_NOTFOUND when owner does not hold it. */

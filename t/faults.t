@@ -26,7 +26,7 @@ use IO::Socket::INET ();
 use Time::HiRes qw(time sleep);
 use CondTest;
 
-plan tests => 54;
+plan tests => 55;
 
 my $V = 'conditional_faults';
 my $LEASE = 5;
@@ -140,6 +140,8 @@ sub sleep_until { my $t = shift() - time; sleep $t if $t > 0 }
     is $res->code, 504, 'timeout: the script is given up on with 504';
     my $res2 = get($path, headers => [ 'If-None-Match' => $e1 ]);
     is $res2->code, 200, 'timeout: the old tag gets no 304';
+    is put($path, $e1, { v => 'impatient' })->code, 409,
+        'timeout: the key stays claimed (a write waits, then 409)';
     sleep_until($t0 + $LEASE + 0.3);
     my $want = stored_data($name)->{v};
     after_lease('timeout', $path, $name, $e1, $want);

@@ -375,6 +375,20 @@ static void test_commit(apr_pool_t *p)
     CHECK(test_sequence(path) == seq);
     CHECK_RV(SQ->lookup(s, "/c", &st, p), APR_SUCCESS);
     CHECK(st.version == v2 && !st.exists && !st.claim_owner);
+
+    /* HOLD: the new version is committed, the claim (and its lease) stays
+     * until release, which leaves the version alone */
+    CHECK_RV(SQ->claim(s, "/c", v2, "H", t0 + LEASE, t0), APR_SUCCESS);
+    CHECK_RV(SQ->commit(s, "/c", "H", COND_COMMIT_EXISTS | COND_COMMIT_HOLD,
+                        t0, &v1), APR_SUCCESS);
+    CHECK(v1 > v2);
+    CHECK_RV(SQ->lookup(s, "/c", &st, p), APR_SUCCESS);
+    CHECK(st.version == v1 && st.exists && st.claim_owner
+          && !strcmp(st.claim_owner, "H") && st.claim_expires == t0 + LEASE);
+    CHECK_RV(SQ->claim(s, "/c", v1, "other", t0 + LEASE, t0), APR_EBUSY);
+    CHECK_RV(SQ->release(s, "/c", "H"), APR_SUCCESS);
+    CHECK_RV(SQ->lookup(s, "/c", &st, p), APR_SUCCESS);
+    CHECK(st.version == v1 && st.exists && !st.claim_owner);
 }
 
 static void test_release_break(apr_pool_t *p)

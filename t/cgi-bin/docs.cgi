@@ -19,6 +19,7 @@
 #
 # Knobs for tests (query string, all optional):
 #   sleep=SECONDS     pause between reading and writing (or X-Sleep header)
+#   early=1           PUT: send the headers (200) first, then pause and write
 #   status=CODE       answer with this status; non-2xx changes nothing
 #   cl=1              send a Content-Location
 #   expires=SECONDS   send an Expires header (GET/HEAD)
@@ -100,6 +101,17 @@ sub do_get {
 sub do_put {
     my $body = read_json_body();
     my $doc = load_doc($name);
+    if ($query{early}) {
+        # Headers first, then the write, then the body: legal for a CGI,
+        # and the write is not done when the headers come back.
+        $| = 1;
+        print "Status: 200\r\nContent-Type: text/plain\r\n\r\nwriting\n";
+        pause();
+        save_doc({ name => $name, rev => ($doc ? $doc->{rev} : 0) + 1,
+                   data => $body });
+        print "done\n";
+        exit 0;
+    }
     pause();
     fail($forced, 'forced status') if $forced_fail;
     my $status = $doc ? 200 : 201;
