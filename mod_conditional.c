@@ -12,9 +12,12 @@
  *   handler (really first)          answers 304/412/428/409/503 itself, so
  *                                   the backend never runs for them
  *   output filter                   reads: tag a 200 if nothing changed while
- *                                   the backend ran; writes: commit the claim
- *                                   on 2xx, release it otherwise
- *   request pool cleanup            releases a claim nothing resolved
+ *                                   the backend ran; writes: commit a 2xx
+ *                                   with its headers, settle the claim when
+ *                                   the response is complete
+ *   log_transaction, pool cleanup   settle a claim the filter did not see
+ *                                   (error pages, internal redirects, a
+ *                                   child torn down mid-request)
  */
 
 #include "httpd.h"
