@@ -484,13 +484,15 @@ static const char *conditional_etag(apr_pool_t *p,
     return tag;
 }
 
-/* "tag <hex version>" for r->notes */
-static const char *conditional_tag_note(apr_pool_t *p, apr_int64_t version)
+/* "<word><hex version>" for r->notes, e.g. "tag 1c", "commit 1d" */
+static const char *conditional_version_note(apr_pool_t *p, const char *word,
+                                            apr_int64_t version)
 {
-    char *note = apr_palloc(p, 4 + 16 + 1);
+    apr_size_t n = strlen(word);
+    char *note = apr_palloc(p, n + 16 + 1);
 
-    memcpy(note, "tag ", 4);
-    note[4 + conditional_hex(note + 4, (apr_uint64_t)version)] = '\0';
+    memcpy(note, word, n);
+    note[n + conditional_hex(note + n, (apr_uint64_t)version)] = '\0';
     return note;
 }
 
@@ -577,30 +579,6 @@ static void conditional_note(request_rec *r, const char *decision)
     conditional_count(decision);
 }
 
-/* "host:port/path", as apr_psprintf("%s:%u%s") would give it, on every
- * request for a cost of a few copies. */
-static const char *conditional_host_key(apr_pool_t *p, const char *host,
-                                        apr_port_t port, const char *path)
-{
-    apr_size_t hn = strlen(host), pn = strlen(path);
-    char *key = apr_palloc(p, hn + 1 + 5 + pn + 1), *at = key + hn;
-    char digits[5];
-    unsigned v = port;
-    int n = 0;
-
-    memcpy(key, host, hn);
-    *at++ = ':';
-    do {
-        digits[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n) {
-        *at++ = digits[--n];
-    }
-    memcpy(at, path, pn + 1);
-    return key;
-}
-
 /* Default key: the virtual host as configured (never the client's Host
  * header, so one resource cannot be reached under two keys) plus the
  * decoded, normalised path. */
@@ -615,7 +593,8 @@ static const char *conditional_default_key(request_rec *r, const char *path)
     if (!port && r->connection->local_addr) {
         port = r->connection->local_addr->port;
     }
-    return conditional_host_key(r->pool, s->server_hostname, port, path);
+    return apr_pstrcat(r->pool, s->server_hostname, ":",
+                       apr_itoa(r->pool, port), path, NULL);
 }
 
 static const char *conditional_key(request_rec *r, conditional_dir_conf *dc)
@@ -1099,7 +1078,7 @@ static void conditional_tag(request_rec *r, conditional_req *rq)
         rv = pv->register_key(rq->inst->store, rq->key, meta, now, &v);
         if (rv == APR_SUCCESS) {
             conditional_set_validators(r, rq, v, now);
-            conditional_note(r, conditional_tag_note(r->pool, v));
+            conditional_note(r, conditional_version_note(r->pool, "tag ", v));
             return;
         }
         conditional_note(r, "untagged");
@@ -1125,7 +1104,7 @@ static void conditional_tag(request_rec *r, conditional_req *rq)
         pv->set_meta(rq->inst->store, rq->key, after.version, meta);
     }
     conditional_set_validators(r, rq, v, after.mtime);
-    conditional_note(r, conditional_tag_note(r->pool, v));
+    conditional_note(r, conditional_version_note(r->pool, "tag ", v));
 }
 
 static apr_status_t conditional_tag_filter(ap_filter_t *f,
@@ -1244,15 +1223,10 @@ static void conditional_commit(request_rec *r, conditional_req *rq,
                                     | hold, apr_time_now(), &v);
     if (rv == APR_SUCCESS) {
         rq->committed = 1;
-        if (!hold) {
-            rq->owner = NULL;
-        }
         if (!rq->is_delete) {
             conditional_set_validators(r, rq, v, 0);
         }
-        conditional_note(r, apr_psprintf(r->pool, "commit %"
-                                          APR_UINT64_T_HEX_FMT,
-                                          (apr_uint64_t)v));
+        conditional_note(r, conditional_version_note(r->pool, "commit ", v));
         return;
     }
     rq->owner = NULL;
