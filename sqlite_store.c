@@ -51,6 +51,13 @@
 /* A WAL file is truncated back to this after a checkpoint, and to zero
  * when the last connection closes. */
 #define SQ_WAL_LIMIT      "4194304"
+/* Page cache per connection, in KiB (SQLite's default is 2000). A child
+ * opens one connection per thread that was ever inside the store at the
+ * same moment, often a dozen, so this is multiplied. 1 MiB holds the
+ * interior pages of a store of about two million keys, which every lookup
+ * walks; the leaves of a big store are not worth keeping per connection
+ * (lookups spread over them miss anyway and read from the OS cache). */
+#define SQ_CACHE_KIB      "1024"
 #define SQ_SCHEMA_VERSION 1
 /* Read-only connections one write may drop before it gives up */
 #define SQ_RO_DROPS       16
@@ -286,7 +293,8 @@ static int store_configure(sqlite3 *db)
     sqlite3_busy_timeout(db, SQ_BUSY_MS);
     sqlite3_file_control(db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
     return sqlite3_exec(db, "PRAGMA synchronous=NORMAL;"
-                        "PRAGMA journal_size_limit=" SQ_WAL_LIMIT,
+                        "PRAGMA journal_size_limit=" SQ_WAL_LIMIT ";"
+                        "PRAGMA cache_size=-" SQ_CACHE_KIB,
                         NULL, NULL, NULL);
 }
 

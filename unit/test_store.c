@@ -668,6 +668,45 @@ static int test_sql(const char *path, const char *sql)
     return rc == SQLITE_OK;
 }
 
+/* A connection's page cache is bounded: reading every page of a store
+ * several MiB big through one connection grows SQLite's memory by about
+ * the bound, not by SQLite's default 2000 KiB nor by the store's size. */
+static void test_cache_bound(apr_pool_t *p)
+{
+    const char *path = test_path(p, "big.db");
+    cond_store *s = test_open(p, path);
+    sqlite3_int64 before, grown;
+    cond_state st;
+    apr_pool_t *sp;
+    int i, found = 0;
+
+    if (!s) {
+        return;
+    }
+    CHECK(test_sql(path, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL "
+                   "SELECT i + 1 FROM n WHERE i < 80000) "
+                   "INSERT INTO resources (key, version, present, mtime) "
+                   "SELECT printf('localhost:80/api/docs/%06d', i), i, 1, 0 "
+                   "FROM n"));
+    apr_pool_create(&sp, p);
+    CHECK_RV(SQ->lookup(s, "localhost:80/api/docs/000001", &st, sp),
+             APR_SUCCESS);
+    before = sqlite3_memory_used();
+    CHECK(before > 0);      /* SQLite counts its memory (memstatus) */
+    for (i = 1; i <= 80000; i++) {
+        char key[64];
+
+        snprintf(key, sizeof(key), "localhost:80/api/docs/%06d", i);
+        found += SQ->lookup(s, key, &st, sp) == APR_SUCCESS;
+        apr_pool_clear(sp);
+    }
+    grown = sqlite3_memory_used() - before;
+    CHECK(found == 80000);
+    if (!CHECK(grown < 1536 * 1024)) {
+        printf("  memory grew by %lld KiB\n", (long long)grown / 1024);
+    }
+}
+
 /* Lookups are remembered per connection while the WAL-index header shows
  * no commit: every way a commit can reach the file must still be seen at
  * once - another connection, another process, another store instance, a
@@ -1205,6 +1244,7 @@ static const test_case test_cases[] = {
     { "read-only store", test_readonly },
     { "locked store", test_locked },
     { "remembered lookups", test_memo },
+    { "page cache bound", test_cache_bound },
     { "contention: processes", test_race_processes },
     { "contention: threads", test_race_threads },
     { NULL, NULL }
