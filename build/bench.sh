@@ -10,32 +10,40 @@
 #   4  GET 200 with the module            vs without (CGI, cheap backend)
 #   5  conditional PUT: overhead per write and sustained commits/s
 #   6  304 on random keys, 1 000 keys     vs 1 000 000 keys in the store
+#      (all of them, and 1 000 neighbouring ones)
 #   7  RSS per httpd child, module loaded vs not, after the 1M run
+#      (against D, a fourth server without the module, started for it)
 #
-# Every case but the CGI ones runs REPS times, interleaved with the other
-# cases so that a disturbance hits all of them alike, and the median of
-# each column is reported. The table goes to stdout and replaces the block
+# Every case but the CGI ones runs REPS times (the three of 6: SCALE_REPS),
+# interleaved with the other cases so that a disturbance hits all of them
+# alike, and the median of each column is reported. Besides wrk's figures
+# each run records the CPU time the server's processes used per request
+# (user + system, from /proc): on a shared machine that is the steadier
+# measure of what a request costs. The table goes to stdout and replaces the block
 # between the bench markers in docs/benchmarks.md (BENCH_DOCS=0 leaves the
 # file alone).
 #
-# Settings: DURATION=4 (s per wrk run), REPS=3, THREADS=2, CONNS=16,
-# BENCH_MPM=event, PORT_A=8093 (B and C use the next two), BIGKEYS=1000000,
+# Settings: DURATION=4 (s per wrk run), REPS=3, SCALE_REPS=5, THREADS=2,
+# CONNS=16, BENCH_MPM=event, PORT_A=8093 (B and C use the next two), BIGKEYS=1000000,
 # KEEP=1 keeps the servers' directory.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DURATION=${DURATION:-4}
 REPS=${REPS:-3}
+SCALE_REPS=${SCALE_REPS:-5}
 THREADS=${THREADS:-2}
 CONNS=${CONNS:-16}
 BENCH_MPM=${BENCH_MPM:-event}
 PORT_A=${PORT_A:-8093}
 PORT_B=$((PORT_A + 1))
 PORT_C=$((PORT_A + 2))
+PORT_D=$((PORT_A + 3))
 BIGKEYS=${BIGKEYS:-1000000}
 A=http://127.0.0.1:$PORT_A
 B=http://127.0.0.1:$PORT_B
 C=http://127.0.0.1:$PORT_C
+D=http://127.0.0.1:$PORT_D
 SANDBOX="sh $ROOT/build/sandbox.sh"
 SCRIPTS=$ROOT/build/bench
 
@@ -52,7 +60,7 @@ done
 WORK=$(mktemp -d /tmp/conditional-bench.XXXXXX)
 chmod 755 "$WORK"
 cleanup() {
-    for s in a b c; do
+    for s in a b c d; do
         $SANDBOX stop "$WORK/$s" >/dev/null 2>&1 || true
     done
     if [ "${KEEP:-0}" = 1 ]; then echo "bench.sh: kept $WORK"; else rm -rf "$WORK"; fi
@@ -85,8 +93,20 @@ expect() {
     [ "$got" = "$want" ] || die "expected $want, got $got from: curl $*"
 }
 
-# wrk_run NAME REP URL [SCRIPT [CONNS]]: run wrk, keep "rps p50 p99 avg"
-# (latencies in microseconds) in $WORK/r.NAME.REP.
+# cpu_ticks DIR: user + system clock ticks used so far by the server in
+# DIR: its parent and every child (worker processes, the cgid daemon). A
+# CGI's own time is not in it (the daemon does not wait for it), so the
+# CGI rows show none.
+cpu_ticks() {
+    pp=$(cat "$1/run/httpd.pid")
+    for pid in "$pp" $(ps -o pid= --ppid "$pp"); do
+        sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null || true
+    done | awk '{ t += $12 + $13 } END { print t + 0 }'
+}
+
+# wrk_run NAME REP URL [SCRIPT [CONNS]]: run wrk, keep "rps p50 p99 avg
+# cpu" (latencies and CPU time per request in microseconds) in
+# $WORK/r.NAME.REP.
 wrk_run() {
     name=$1
     rep=$2
@@ -94,11 +114,19 @@ wrk_run() {
     script=${4:-}
     conns=${5:-$CONNS}
     out=$WORK/wrk.$name.$rep
+    case $url in
+        "$A"*) server=$WORK/a ;;
+        "$B"*) server=$WORK/b ;;
+        "$C"*) server=$WORK/c ;;
+        *)     server=$WORK/d ;;
+    esac
     set -- -t "$THREADS" -c "$conns" -d "${DURATION}s" --latency
     if [ -n "$script" ]; then
         set -- "$@" -s "$SCRIPTS/$script"
     fi
+    ticks0=$(cpu_ticks "$server")
     wrk "$@" "$url" >"$out" 2>&1 || die "wrk $name failed: $(cat "$out")"
+    ticks=$(( $(cpu_ticks "$server") - ticks0 ))
     # 304 is a 3xx, not counted here; anything counted is a failure.
     if grep -q 'Non-2xx' "$out"; then
         die "wrk $name: $(grep 'Non-2xx' "$out")"
@@ -106,7 +134,7 @@ wrk_run() {
     if grep -q '^failed-writes [1-9]' "$out"; then
         die "wrk $name: $(grep '^failed-writes' "$out")"
     fi
-    awk '
+    awk -v ticks="$ticks" -v hz="$(getconf CLK_TCK)" '
         function us(v) {
             if (v ~ /us$/) return v + 0
             if (v ~ /ms$/) return v * 1000
@@ -117,14 +145,18 @@ wrk_run() {
         $1 == "50%" { p50 = us($2) }
         $1 == "99%" { p99 = us($2) }
         $1 == "Requests/sec:" { rps = $2 }
-        END { printf "%.0f %.0f %.0f %.0f\n", rps, p50, p99, avg }
+        $2 == "requests" && $3 == "in" { n = $1 }
+        END {
+            printf "%.0f %.0f %.0f %.0f %.1f\n", rps, p50, p99, avg,
+                   n ? ticks * 1000000 / hz / n : 0
+        }
     ' "$out" >"$WORK/r.$name.$rep"
     echo "bench.sh: $name #$rep: $(cat "$WORK/r.$name.$rep")" >&2
 }
 
 # median NAME: the per-column median of NAME's runs, into $WORK/r.NAME.
 median() {
-    for col in 1 2 3 4; do
+    for col in 1 2 3 4 5; do
         cat "$WORK/r.$1".* | cut -d' ' -f$col | sort -n |
             awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
     done | paste -sd' ' - >"$WORK/r.$1"
@@ -193,6 +225,9 @@ esac
 VBASE_A=$(seed "$STORE_A" "$PORT_A" 1000)
 t0=$(date +%s)
 VBASE_C=$(seed "$STORE_C" "$PORT_C" "$BIGKEYS")
+# 1 000 keys that are neighbours in the store's key order (bk500001 ..
+# bk501000 sort together), so they live on a handful of pages.
+NEARKEY=$((BIGKEYS / 2 + 1))
 SEED_SECS=$(( $(date +%s) - t0 ))
 NROWS_A=$(sqlite3 "$STORE_A" 'SELECT count(*) FROM resources')
 NROWS_C=$(sqlite3 "$STORE_C" 'SELECT count(*) FROM resources')
@@ -201,6 +236,8 @@ expect 304 -H "If-None-Match: \"$STOREID_A-$(printf %x $((VBASE_A + 7)))\"" \
     "$A/api/docs/bk7"
 expect 304 -H "If-None-Match: \"$STOREID_C-$(printf %x $((VBASE_C + BIGKEYS / 2)))\"" \
     "$C/api/docs/bk$((BIGKEYS / 2))"
+expect 304 -H "If-None-Match: \"$STOREID_C-$(printf %x $((VBASE_C + NEARKEY + 999)))\"" \
+    "$C/api/docs/bk$((NEARKEY + 999))"
 
 # ---------------------------------------------------------------- runs
 
@@ -231,52 +268,79 @@ bench_case() {
                        PATHPREFIX=/api/docs/bk wrk_run "$1" "$2" "$A" rand304.lua ;;
         k1m)       NKEYS=$BIGKEYS VBASE=$VBASE_C STOREID=$STOREID_C \
                        PATHPREFIX=/api/docs/bk wrk_run "$1" "$2" "$C" rand304.lua ;;
-        warm)      wrk_run "$1" "$2" "$B/luaraw/docs/bench" ;;
+        k1mnear)   NKEYS=1000 FIRSTKEY=$NEARKEY VBASE=$VBASE_C \
+                       STOREID=$STOREID_C PATHPREFIX=/api/docs/bk \
+                       wrk_run "$1" "$2" "$C" rand304.lua ;;
+        warm)      INM=$STATIC_TAG_D wrk_run "$1" "$2" "$D/static/doc.json" inm.lua ;;
         *)         die "no case $1" ;;
     esac
 }
 
 CASES="m304 s304 m304lua lua200 luaraw200 nomod200 m304s s304s lua200s
-       luaraw200s putcond putraw putcommit putnocommit k1k k1m"
+       luaraw200s putcond putraw putcommit putnocommit"
+SCALE_CASES="k1k k1m k1mnear"
 for name in cgi200 self304 apicgi200; do
     bench_case $name 1
 done
 rep=1
-while [ $rep -le "$REPS" ]; do
-    for name in $CASES; do
-        bench_case $name $rep
-    done
+while [ $rep -le "$REPS" ] || [ $rep -le "$SCALE_REPS" ]; do
+    if [ $rep -le "$REPS" ]; then
+        for name in $CASES; do
+            bench_case $name $rep
+        done
+    fi
+    if [ $rep -le "$SCALE_REPS" ]; then
+        for name in $SCALE_CASES; do
+            bench_case $name $rep
+        done
+    fi
     rep=$((rep + 1))
 done
-for name in $CASES cgi200 self304 apicgi200; do
+for name in $CASES $SCALE_CASES cgi200 self304 apicgi200; do
     median "$name"
 done
 
 # ---------------------------------------------------------------- 7: memory
 
-# B gets a read load like C's last one, so both have warmed-up workers.
+# D is C without the module: same configuration, a fresh server that gets
+# a 304 load of its own (httpd's static 304) so that its workers have run
+# requests too. B is no baseline here: its workers have run Lua states.
+MPM=$BENCH_MPM PORT=$PORT_D MODULE=0 ACCESSLOG=0 $SANDBOX start "$WORK/d"
+touch -d '-1 hour' "$WORK/d/htdocs/static/doc.json"
+STATIC_TAG_D=$(etag_of "$D/static/doc.json")
+expect 304 -H "If-None-Match: $STATIC_TAG_D" "$D/static/doc.json"
 bench_case warm 1
+# rss DIR: "count average max" in KiB over the worker processes (under a
+# threaded MPM the single-threaded cgid daemon is left out).
 rss() {
-    ps -o rss= --ppid "$(cat "$1/run/httpd.pid")" | awk '
-        { n++; s += $1; if ($1 > m) m = $1 }
-        END { printf "%d %d %d\n", n, s / n, m }'
+    ps -o rss=,nlwp= --ppid "$(cat "$1/run/httpd.pid")" |
+        awk -v mpm="$BENCH_MPM" '
+        mpm == "prefork" || $2 > 1 { n++; s += $1; if ($1 > m) m = $1 }
+        END { printf "%d %d %d\n", n, n ? s / n : 0, m }'
 }
 RSS_C=$(rss "$WORK/c")
-RSS_B=$(rss "$WORK/b")
+RSS_D=$(rss "$WORK/d")
 
 # ---------------------------------------------------------------- report
 
 rps() { cut -d' ' -f1 "$WORK/r.$1"; }
 p50() { cut -d' ' -f2 "$WORK/r.$1"; }
 p99() { cut -d' ' -f3 "$WORK/r.$1"; }
+cpu() { cut -d' ' -f5 "$WORK/r.$1"; }
+cpu_diff() { awk -v a="$(cpu "$1")" -v b="$(cpu "$2")" 'BEGIN { printf "%+.1f", a - b }'; }
+cpu_ratio() { awk -v a="$(cpu "$1")" -v b="$(cpu "$2")" 'BEGIN { printf "%.2f", b / a }'; }
 ratio() { awk -v a="$(rps "$1")" -v b="$(rps "$2")" 'BEGIN { printf "%.2f", a / b }'; }
 pct() { awk -v a="$(rps "$1")" -v b="$(rps "$2")" 'BEGIN { printf "%+.1f%%", (a / b - 1) * 100 }'; }
 p50_diff() { awk -v a="$(p50 "$1")" -v b="$(p50 "$2")" 'BEGIN { printf "%+d", a - b }'; }
 fmt_us() { awk -v v="$1" 'BEGIN { if (v >= 1000) printf "%.2f ms", v / 1000; else printf "%d µs", v }'; }
 row() {
-    # row LABEL NAME [RATIO-TEXT]
-    printf '| %s | %s | %s | %s | %s |\n' "$1" "$(rps "$2")" \
-        "$(fmt_us "$(p50 "$2")")" "$(fmt_us "$(p99 "$2")")" "${3:-}"
+    # row LABEL NAME [RATIO-TEXT]; CGI rows have no CPU figure (see cpu_ticks)
+    case $2 in
+        cgi200|self304|apicgi200) c="–" ;;
+        *) c="$(cpu "$2") µs" ;;
+    esac
+    printf '| %s | %s | %s | %s | %s | %s |\n' "$1" "$(rps "$2")" \
+        "$(fmt_us "$(p50 "$2")")" "$(fmt_us "$(p99 "$2")")" "$c" "${3:-}"
 }
 CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 HTTPD_V=$(/usr/sbin/apache2 -v | sed -n 's/^Server version: //p')
@@ -289,13 +353,14 @@ TABLE=$WORK/table.md
     echo "$CPU; Linux $(uname -r); $HTTPD_V, MPM $BENCH_MPM;"
     echo "SQLite $SQLITE_V; $WRK_V. Load average before the run: $LOAD."
     echo "wrk -t$THREADS -c$CONNS -d${DURATION}s on 127.0.0.1 (wrk and httpd share the"
-    echo "CPUs), access log off, median of $REPS interleaved runs (CGI rows: one run)."
+    echo "CPUs), access log off, median of $REPS interleaved runs (CGI rows: one run;"
+    echo "rows 6: $SCALE_REPS). CPU: user + system time of the server's processes per request."
     echo
-    echo "| request | req/s | p50 | p99 | ratio (same run) |"
-    echo "|---|---:|---:|---:|---|"
+    echo "| request | req/s | p50 | p99 | CPU | ratio (same run) |"
+    echo "|---|---:|---:|---:|---:|---|"
     row "1. module 304, backend not run (\`/api/\`, If-None-Match)" m304
     row "1. httpd's static-file 304 (\`/static/\`, FileETag)" s304 \
-        "module / static = **$(ratio m304 s304)** (target ≥ 0.9)"
+        "module / static = **$(ratio m304 s304)** (target ≥ 0.9); CPU $(cpu_diff m304 s304) µs"
     row "1. module 304 where httpd maps no CGI path (\`/lua/\`)" m304lua \
         "module / static = $(ratio m304lua s304)"
     row "2. CGI 200 without the module (\`/raw/\`)" cgi200 \
@@ -305,7 +370,7 @@ TABLE=$WORK/table.md
     row "4. CGI 200 through the module, tagged (\`/api/\`)" apicgi200 \
         "vs \`/raw/\`: $(pct apicgi200 cgi200) (CGI noise)"
     row "4. cheap backend 200 through the module, tagged (\`/lua/\`)" lua200 \
-        "vs module Off: **$(pct lua200 luaraw200)** (target ≥ −5%)"
+        "vs module Off: **$(pct lua200 luaraw200)** (target ≥ −5%); CPU $(cpu_diff lua200 luaraw200) µs"
     row "4. cheap backend 200, module loaded but Off (\`/luaraw/\`)" luaraw200 \
         "vs not loaded: $(pct luaraw200 nomod200)"
     row "4. cheap backend 200, module not loaded (server B)" nomod200
@@ -316,24 +381,27 @@ TABLE=$WORK/table.md
         "**$(p50_diff lua200s luaraw200s) µs** per GET (p50)"
     row "4. the same with the module Off" luaraw200s
     row "5. PUT with If-Match, each commits; 1 connection per thread (\`/lua/\`)" putcond \
-        "**$(p50_diff putcond putraw) µs** per write (p50)"
+        "**$(p50_diff putcond putraw) µs** per write (p50); CPU $(cpu_diff putcond putraw) µs"
     row "5. the same PUTs, no module, no precondition (\`/luaraw/\`)" putraw
     row "5. PUT to 1 000 keys, $CONNS connections: claim + commit each (\`/lua/\`)" putcommit \
         "**$(rps putcommit) commits/s**, $(pct putcommit putnocommit) vs no module"
     row "5. the same PUTs without the module (\`/luaraw/\`)" putnocommit
     row "6. module 304, random keys, store of $NROWS_A keys (A)" k1k
-    row "6. module 304, random keys, store of $NROWS_C keys (C)" k1m \
-        "big / small = **$(ratio k1m k1k)** (target ≥ 0.9)"
+    row "6. module 304, random keys of all $NROWS_C in the store (C)" k1m \
+        "big / small = **$(ratio k1m k1k)** (target ≥ 0.9); CPU $(cpu_diff k1m k1k) µs, ratio $(cpu_ratio k1m k1k)"
+    row "6. module 304, 1 000 neighbouring keys of the $NROWS_C-key store (C)" k1mnear \
+        "big / small = **$(ratio k1mnear k1k)**; CPU $(cpu_diff k1mnear k1k) µs, ratio $(cpu_ratio k1mnear k1k)"
     echo
     set -- $RSS_C
     c_n=$1 c_avg=$2 c_max=$3
-    set -- $RSS_B
-    b_n=$1 b_avg=$2 b_max=$3
-    echo "7. RSS per httpd child (\`ps -o rss\`, from /proc) after the runs above:"
+    set -- $RSS_D
+    d_n=$1 d_avg=$2 d_max=$3
+    echo "7. RSS per httpd worker process (\`ps -o rss\`) after the runs above:"
     echo "module loaded, $NROWS_C-key store ($DBSIZE_C MB, seeded in one transaction in"
-    echo "$SEED_SECS s): $c_avg KiB on average over $c_n children (max $c_max KiB); module not"
-    echo "loaded: $b_avg KiB over $b_n children (max $b_max KiB);"
-    awk -v a="$c_avg" -v b="$b_avg" 'BEGIN { printf "difference **%+d KiB** per child.\n", a - b }'
+    echo "$SEED_SECS s), after the rows 6 on it: $c_avg KiB on average over $c_n workers (max"
+    echo "$c_max KiB); the same server without the module (D), after a static-304 load:"
+    echo "$d_avg KiB over $d_n workers (max $d_max KiB);"
+    awk -v a="$c_avg" -v b="$d_avg" 'BEGIN { printf "difference **%+d KiB** per worker.\n", a - b }'
 } >"$TABLE"
 cat "$TABLE"
 

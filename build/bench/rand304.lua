@@ -1,9 +1,11 @@
 -- rand304.lua - wrk script: revalidate random documents of a seeded store.
--- Document i (1..NKEYS) is at PATHPREFIX..i and its current ETag is
+-- Document i is at PATHPREFIX..i and its current ETag is
 -- "STOREID-hex(VBASE + i)" (build/bench.sh seeds the store that way), so
 -- every request is a matching If-None-Match on a random key: a 304 answered
--- by one indexed store lookup.
+-- by one indexed store lookup. The keys are FIRSTKEY .. FIRSTKEY+NKEYS-1
+-- (FIRSTKEY defaults to 1).
 local n = tonumber(os.getenv("NKEYS"))
+local first = tonumber(os.getenv("FIRSTKEY") or "1")
 local base = tonumber(os.getenv("VBASE"))
 local id = os.getenv("STOREID")
 local prefix = os.getenv("PATHPREFIX")
@@ -14,7 +16,7 @@ function init(args)
 end
 
 function request()
-    local i = math.random(1, n)
+    local i = math.random(first, first + n - 1)
     return wrk.format("GET", prefix .. i,
                       { ["If-None-Match"] = string.format('"%s-%x"', id, base + i) })
 end
