@@ -54,6 +54,11 @@ APLOG_USE_MODULE(conditional);
 #define COND_UNSET             (-1)
 #define COND_FILTER_TAG        "CONDITIONAL_TAG"
 #define COND_FILTER_COMMIT     "CONDITIONAL_COMMIT"
+
+/* The filters' records, kept at registration: adding a filter by its
+ * handle skips the lookup by name on every request. */
+static ap_filter_rec_t *conditional_tag_frec;
+static ap_filter_rec_t *conditional_commit_frec;
 #define COND_INVALIDATE_HDR    "Conditional-Invalidate"
 
 /* A configured store, shared by every server_rec that names the same spec. */
@@ -850,7 +855,7 @@ static int conditional_read(request_rec *r, conditional_req *rq)
         return OK;
     }
     conditional_strip_validators(r);
-    ap_add_output_filter(COND_FILTER_TAG, rq, r, r->connection);
+    ap_add_output_filter_handle(conditional_tag_frec, rq, r, r->connection);
     return OK;
 }
 
@@ -894,7 +899,8 @@ static int conditional_write(request_rec *r, conditional_req *rq,
                               apr_pool_cleanup_null);
     rq->is_delete = r->method_number == M_DELETE;
     conditional_strip_validators(r);
-    ap_add_output_filter(COND_FILTER_COMMIT, rq, r, r->connection);
+    ap_add_output_filter_handle(conditional_commit_frec, rq, r,
+                                r->connection);
     return OK;
 }
 
@@ -1495,10 +1501,13 @@ static void conditional_register_hooks(apr_pool_t *p)
     ap_hook_fixups(conditional_fixups, after_rewrite, NULL, APR_HOOK_LAST);
     ap_hook_handler(conditional_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
     /* Before mod_deflate/mod_brotli (CONTENT_SET), so they see our ETag. */
-    ap_register_output_filter(COND_FILTER_TAG, conditional_tag_filter, NULL,
-                              AP_FTYPE_CONTENT_SET - 1);
-    ap_register_output_filter(COND_FILTER_COMMIT, conditional_commit_filter,
-                              NULL, AP_FTYPE_CONTENT_SET - 1);
+    conditional_tag_frec =
+        ap_register_output_filter(COND_FILTER_TAG, conditional_tag_filter,
+                                  NULL, AP_FTYPE_CONTENT_SET - 1);
+    conditional_commit_frec =
+        ap_register_output_filter(COND_FILTER_COMMIT,
+                                  conditional_commit_filter, NULL,
+                                  AP_FTYPE_CONTENT_SET - 1);
 }
 
 module AP_MODULE_DECLARE_DATA conditional_module = {

@@ -252,6 +252,14 @@ LuaMapHandler "^/lua(raw)?/" "$ROOT/build/bench/docs.lua" handle
         ConditionalLockWait $LOCKWAIT
     </IfModule>
 </Location>
+# The same sections as /lua/, so that /lua/ against /luaraw/ compares the
+# module and not one more <Location> to walk and merge: a user turns the
+# module on in the section that already configures the API.
+<Location /luaraw/>
+    <IfModule conditional_module>
+        Conditional Off
+    </IfModule>
+</Location>
 EOF
         if [ "$STATUS" = 1 ]; then
             cat <<EOF
