@@ -54,12 +54,12 @@ APLOG_USE_MODULE(conditional);
 #define COND_UNSET             (-1)
 #define COND_FILTER_TAG        "CONDITIONAL_TAG"
 #define COND_FILTER_COMMIT     "CONDITIONAL_COMMIT"
+#define COND_INVALIDATE_HDR    "Conditional-Invalidate"
 
 /* The filters' records, kept at registration: adding a filter by its
  * handle skips the lookup by name on every request. */
 static ap_filter_rec_t *conditional_tag_frec;
 static ap_filter_rec_t *conditional_commit_frec;
-#define COND_INVALIDATE_HDR    "Conditional-Invalidate"
 
 /* A configured store, shared by every server_rec that names the same spec. */
 typedef struct {

@@ -18,14 +18,14 @@
 # interleaved with the other cases so that a disturbance hits all of them
 # alike, and the median of each column is reported. Besides wrk's figures
 # each run records the CPU time the server's processes used per request
-# (user + system, from /proc): on a shared machine that is the steadier
-# measure of what a request costs. The table goes to stdout and replaces the block
-# between the bench markers in docs/benchmarks.md (BENCH_DOCS=0 leaves the
-# file alone).
+# (user + system, from /proc), which leaves wrk's own share of the CPUs
+# out. The table goes to stdout and replaces the
+# block between the bench markers in docs/benchmarks.md (BENCH_DOCS=0
+# leaves the file alone).
 #
 # Settings: DURATION=4 (s per wrk run), REPS=3, SCALE_REPS=5, THREADS=2,
-# CONNS=16, BENCH_MPM=event, PORT_A=8093 (B and C use the next two), BIGKEYS=1000000,
-# KEEP=1 keeps the servers' directory.
+# CONNS=16, BENCH_MPM=event, PORT_A=8093 (B, C and D use the next three),
+# BIGKEYS=1000000, KEEP=1 keeps the servers' directory.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -95,8 +95,8 @@ expect() {
 
 # cpu_ticks DIR: user + system clock ticks used so far by the server in
 # DIR: its parent and every child (worker processes, the cgid daemon). A
-# CGI's own time is not in it (the daemon does not wait for it), so the
-# CGI rows show none.
+# CGI's own time is charged to none of them (the cgid daemon's children
+# time stays 0), so the CGI rows show none.
 cpu_ticks() {
     pp=$(cat "$1/run/httpd.pid")
     for pid in "$pp" $(ps -o pid= --ppid "$pp"); do
