@@ -29,6 +29,7 @@
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/build/etag.sh"
 DURATION=${DURATION:-4}
 REPS=${REPS:-3}
 SCALE_REPS=${SCALE_REPS:-5}
@@ -80,8 +81,7 @@ touch -d '-1 hour' "$WORK/a/htdocs/static/doc.json"
 die() { echo "bench.sh: $*" >&2; exit 1; }
 
 etag_of() {
-    curl -s -D - -o /dev/null "$@" |
-        sed -n 's/^[Ee][Tt][Aa][Gg]: *\(.*[^[:space:]]\)[[:space:]]*$/\1/p'
+    curl -s -D - -o /dev/null "$@" | etag_header
 }
 
 # expect STATUS curl-args...: the request a wrk run repeats must answer

@@ -12,6 +12,7 @@
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/build/etag.sh"
 PORT=${PORT:-8080}
 if [ "$(id -u)" = 0 ]; then
     DEMO_DIR=${DEMO_DIR:-/tmp/mod_conditional-demo}
@@ -22,10 +23,6 @@ else
 fi
 URL=http://localhost:$PORT
 DOC=$URL/api/docs/hello
-
-etag_of() {
-    sed -n 's/^[Ee][Tt][Aa][Gg]: *\(.*[^[:space:]]\)[[:space:]]*$/\1/p'
-}
 
 case ${1:-} in
     start)
@@ -40,7 +37,7 @@ case ${1:-} in
         curl -s -o /dev/null -X PUT -H 'If-None-Match: *' \
             -H 'Content-Type: application/json' \
             -d '{"greeting":"hello, world"}' "http://127.0.0.1:$PORT/api/docs/hello"
-        etag=$(curl -s -D - -o /dev/null "http://127.0.0.1:$PORT/api/docs/hello" | etag_of)
+        etag=$(curl -s -D - -o /dev/null "http://127.0.0.1:$PORT/api/docs/hello" | etag_header)
         if [ -z "$etag" ]; then
             echo "demo.sh: the seeded document came back without an ETag;" \
                  "see $DEMO_DIR/logs/error.log" >&2

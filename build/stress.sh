@@ -27,6 +27,7 @@
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/build/etag.sh"
 MPMS=${MPMS:-prefork event}
 PORT=${PORT:-8097}
 VOLUME_SECONDS=${VOLUME_SECONDS:-45}
@@ -173,8 +174,7 @@ run_with_faults() {
 
 # tag_of URL BODYFILE: GET URL, save the body, print the ETag.
 tag_of() {
-    curl -s -D - -o "$2" "$1" |
-        sed -n 's/^[Ee][Tt][Aa][Gg]: *\(.*[^[:space:]]\)[[:space:]]*$/\1/p'
+    curl -s -D - -o "$2" "$1" | etag_header
 }
 
 # check_tag NAME TAG API-URL RAW-URL BODYFILE: if TAG still gets a 304, the
@@ -217,8 +217,7 @@ probe_kill() {
         e2=$(tag_of "$BASE/api/docs/$doc" "$WORK/b2")
         if [ -n "$e2" ]; then
             e3=$(curl -s -D - -o "$WORK/b3" -X PUT -H "If-Match: $e2" \
-                    -d '{"v":"B"}' "$BASE/api/docs/$doc" |
-                 sed -n 's/^[Ee][Tt][Aa][Gg]: *\(.*[^[:space:]]\)[[:space:]]*$/\1/p')
+                    -d '{"v":"B"}' "$BASE/api/docs/$doc" | etag_header)
         fi
         [ -n "$e3" ] || sleep 0.5
     done
