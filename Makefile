@@ -13,8 +13,8 @@
 APXS     ?= $(shell command -v apxs || command -v apxs2)
 CC       ?= cc
 WARN      = -Wall -Wextra -Werror
-SRCS      = mod_conditional.c precond.c sqlite_store.c
-HDRS      = precond.h store.h
+SRCS      = mod_conditional.c precond.c sqlite_store.c sqlite_mmap.c
+HDRS      = precond.h store.h sqlite_mmap.h
 # SANITIZE=1 builds module and unit tests with ASan/UBSan.
 ifeq ($(SANITIZE),1)
 SAN       = -fsanitize=address,undefined -fno-omit-frame-pointer
@@ -31,9 +31,9 @@ all: .libs/mod_conditional.so tools/conditionalctl
 	$(APXS) -c $(foreach f,$(WARN) $(SAN),-Wc,$(f)) \
 	    $(if $(SAN),-Wl,$(SAN)) -o mod_conditional.so $(SRCS) -lsqlite3
 
-tools/conditionalctl: tools/conditionalctl.c sqlite_store.c $(HDRS)
+tools/conditionalctl: tools/conditionalctl.c sqlite_store.c sqlite_mmap.c $(HDRS)
 	$(CC) $(WARN) $(SAN) -g -O2 $(APR_CFLAGS) -I. -o $@ \
-	    tools/conditionalctl.c sqlite_store.c $(APR_LIBS) -lsqlite3
+	    tools/conditionalctl.c sqlite_store.c sqlite_mmap.c $(APR_LIBS) -lsqlite3
 
 install: all
 	$(APXS) -i -n conditional .libs/mod_conditional.so
@@ -45,12 +45,17 @@ install: all
 unit/test_precond: unit/test_precond.c precond.c precond.h
 	$(CC) $(WARN) $(SAN) -g -O1 $(APR_CFLAGS) -I. -o $@ unit/test_precond.c precond.c $(APR_LIBS)
 
-unit/test_store: unit/test_store.c sqlite_store.c $(HDRS)
-	$(CC) $(WARN) $(SAN) -g -O1 $(APR_CFLAGS) -I. -o $@ unit/test_store.c sqlite_store.c $(APR_LIBS) -lsqlite3
+unit/test_store: unit/test_store.c sqlite_store.c sqlite_mmap.c $(HDRS)
+	$(CC) $(WARN) $(SAN) -g -O1 $(APR_CFLAGS) -I. -o $@ unit/test_store.c \
+	    sqlite_store.c sqlite_mmap.c $(APR_LIBS) -lsqlite3
 
-unit: unit/test_precond unit/test_store
+unit/test_mmap: unit/test_mmap.c sqlite_mmap.c sqlite_mmap.h
+	$(CC) $(WARN) $(SAN) -g -O1 -I. -o $@ unit/test_mmap.c sqlite_mmap.c -lsqlite3 -lpthread
+
+unit: unit/test_precond unit/test_store unit/test_mmap
 	./unit/test_precond
 	./unit/test_store
+	./unit/test_mmap
 
 deps:
 	sh build/deps.sh
@@ -73,5 +78,5 @@ stress: deps all
 
 clean:
 	rm -rf .libs *.la *.lo *.slo *.o mod_conditional.so tools/conditionalctl \
-	    unit/test_precond unit/test_store t/logs t/conf/apache_test_config.pm \
+	    unit/test_precond unit/test_store unit/test_mmap t/logs t/conf/apache_test_config.pm \
 	    t/conf/extra.conf t/conf/httpd.conf t/conf/modperl_inc.pl t/TEST

@@ -22,7 +22,9 @@
  *
  * Each connection also remembers its recent lookups, served only while the
  * database is provably unchanged (see store_lookup), so a 304 or a tagged
- * 200 of a busy key does not open an SQLite read transaction at all.
+ * 200 of a busy key does not open an SQLite read transaction at all. A
+ * lookup that does reads its pages through one memory mapping of the file
+ * per child (sqlite_mmap.c), not with a pread into each connection's cache.
  */
 
 #include <errno.h>
@@ -40,6 +42,7 @@
 
 #include <sqlite3.h>
 
+#include "sqlite_mmap.h"
 #include "store.h"
 
 /* How long a statement waits for another process's write lock. Writes hold
@@ -53,11 +56,19 @@
 #define SQ_WAL_LIMIT      "4194304"
 /* Page cache per connection, in KiB (SQLite's default is 2000). A child
  * opens one connection per thread that was ever inside the store at the
- * same moment, often a dozen, so this is multiplied. 1 MiB holds the
- * interior pages of a store of about two million keys, which every lookup
- * walks; the leaves of a big store are not worth keeping per connection
- * (lookups spread over them miss anyway and read from the OS cache). */
+ * same moment, often a dozen, so this is multiplied. Reads go through the
+ * mapping below and skip this cache; it holds the pages a write
+ * transaction reads and changes (and every page of a connection that
+ * could not map the file). 1 MiB holds the interior pages of a store of
+ * about two million keys, which every write walks. */
 #define SQ_CACHE_KIB      "1024"
+/* How much of the file a child maps for reading (sqlite_mmap.c): one
+ * mapping per child, shared by its connections. A lookup in a store far
+ * bigger than any cache then costs no system call and no page copy. The
+ * pages count in a child's resident size as shared file pages: the OS's
+ * page cache, held once however many children map it. 1 GiB is a store of
+ * some fifteen million keys; pages past it are read as usual. */
+#define SQ_MMAP_BYTES     "1073741824"
 #define SQ_SCHEMA_VERSION 1
 /* Read-only connections one write may drop before it gives up */
 #define SQ_RO_DROPS       16
@@ -79,6 +90,7 @@
 
 struct cond_store {
     const char *path;
+    const char *vfs;                      /* children: sqlite_mmap's */
     char identity[SQ_ID_BYTES * 2 + 1];   /* "" until known */
     apr_reslist_t *conns;                 /* NULL before child_init */
 };
@@ -304,7 +316,8 @@ static apr_status_t store_pragma_text(sqlite3 *db, const char *sql, char *buf,
 /* Open an existing store: never create it here, a missing file is an
  * error (an empty store would hand out versions an old one already did,
  * under the same cached identity). */
-static apr_status_t store_conn_open(const char *path, store_conn **out)
+static apr_status_t store_conn_open(const char *path, const char *vfs,
+                                    store_conn **out)
 {
     store_conn *c = calloc(1, sizeof(*c));
     apr_status_t rv;
@@ -315,13 +328,17 @@ static apr_status_t store_conn_open(const char *path, store_conn **out)
         return APR_ENOMEM;
     }
     rc = sqlite3_open_v2(path, &c->db,
-                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, vfs);
     if (rc != SQLITE_OK) {
         rv = store_map(c->db, rc);
         store_conn_close(c);
         return rv;
     }
     rc = store_configure(c->db);
+    if (rc == SQLITE_OK && vfs) {
+        rc = sqlite3_exec(c->db, "PRAGMA mmap_size=" SQ_MMAP_BYTES,
+                          NULL, NULL, NULL);
+    }
     for (i = 0; rc == SQLITE_OK && i < SQ_NSTMT; i++) {
         rc = sqlite3_prepare_v3(c->db, store_sql[i], -1,
                                 SQLITE_PREPARE_PERSISTENT, &c->st[i], NULL);
@@ -346,7 +363,7 @@ static apr_status_t store_construct(void **res, void *params, apr_pool_t *p)
     apr_status_t rv;
 
     (void)p;
-    rv = store_conn_open(s->path, &c);
+    rv = store_conn_open(s->path, s->vfs, &c);
     if (rv == APR_SUCCESS) {
         *res = c;
     }
@@ -767,6 +784,10 @@ static apr_status_t store_child_init(cond_store *s, apr_pool_t *pchild)
     apr_status_t rv;
     store_conn *c;
 
+    /* Registered here, in a child, never in the parent: httpd unloads and
+     * reloads the module on a restart, which would leave SQLite holding a
+     * VFS whose code and data are gone. */
+    s->vfs = smap_vfs();
     /* The reslist's own cleanup on pchild closes every connection. */
     rv = apr_reslist_create(&s->conns, 0, SQ_MAX_CONNS, SQ_MAX_CONNS, 0,
                             store_construct, store_destruct, s, pchild);

@@ -11,7 +11,8 @@
 #   5  conditional PUT: overhead per write and sustained commits/s
 #   6  304 on random keys, 1 000 keys     vs 1 000 000 keys in the store
 #      (all of them, and 1 000 neighbouring ones)
-#   7  RSS per httpd child, module loaded vs not, after the 1M run
+#   7  memory per httpd child (RSS, anonymous, file-backed, PSS), module
+#      loaded vs not, after the 1M run
 #      (against D, a fourth server without the module, started for it)
 #
 # Every case but the CGI ones runs REPS times (the three of 6: SCALE_REPS),
@@ -312,16 +313,23 @@ touch -d '-1 hour' "$WORK/d/htdocs/static/doc.json"
 STATIC_TAG_D=$(etag_of "$D/static/doc.json")
 expect 304 -H "If-None-Match: $STATIC_TAG_D" "$D/static/doc.json"
 bench_case warm 1
-# rss DIR: "count average max" in KiB over the worker processes (under a
-# threaded MPM the single-threaded cgid daemon is left out).
-rss() {
-    ps -o rss=,nlwp= --ppid "$(cat "$1/run/httpd.pid")" |
-        awk -v mpm="$BENCH_MPM" '
-        mpm == "prefork" || $2 > 1 { n++; s += $1; if ($1 > m) m = $1 }
-        END { printf "%d %d %d\n", n, n ? s / n : 0, m }'
+# mem DIR: "count rss anon file pss", averages in KiB over the worker
+# processes (under a threaded MPM the single-threaded cgid daemon is left
+# out). anon is private memory; file counts mapped files, the store's
+# mapping among them: pages of the OS's page cache, shared by every process
+# that maps them. PSS charges each process its share of shared pages.
+mem() {
+    for pid in $(ps -o pid=,nlwp= --ppid "$(cat "$1/run/httpd.pid")" |
+                 awk -v mpm="$BENCH_MPM" 'mpm == "prefork" || $2 > 1 { print $1 }'); do
+        awk '/^VmRSS:/ { r = $2 } /^RssAnon:/ { a = $2 }
+             /^RssFile:|^RssShmem:/ { f += $2 }
+             END { printf "%d %d %d ", r, a, f }' "/proc/$pid/status"
+        awk '/^Pss:/ { print $2 }' "/proc/$pid/smaps_rollup"
+    done | awk '{ n++; for (i = 1; i <= 4; i++) s[i] += $i }
+        END { printf "%d", n; for (i = 1; i <= 4; i++) printf " %d", n ? s[i] / n : 0; print "" }'
 }
-RSS_C=$(rss "$WORK/c")
-RSS_D=$(rss "$WORK/d")
+MEM_C=$(mem "$WORK/c")
+MEM_D=$(mem "$WORK/d")
 
 # ---------------------------------------------------------------- report
 
@@ -394,16 +402,20 @@ TABLE=$WORK/table.md
     row "6. module 304, 1 000 neighbouring keys of the $NROWS_C-key store (C)" k1mnear \
         "big / small = **$(ratio k1mnear k1k)**; CPU $(cpu_diff k1mnear k1k) µs, ratio $(cpu_ratio k1mnear k1k)"
     echo
-    set -- $RSS_C
-    c_n=$1 c_avg=$2 c_max=$3
-    set -- $RSS_D
-    d_n=$1 d_avg=$2 d_max=$3
-    echo "7. RSS per httpd worker process (\`ps -o rss\`) after the runs above:"
-    echo "module loaded, $NROWS_C-key store ($DBSIZE_C MB, seeded in one transaction in"
-    echo "$SEED_SECS s), after the rows 6 on it: $c_avg KiB on average over $c_n workers (max"
-    echo "$c_max KiB); the same server without the module (D), after a static-304 load:"
-    echo "$d_avg KiB over $d_n workers (max $d_max KiB);"
-    awk -v a="$c_avg" -v b="$d_avg" 'BEGIN { printf "difference **%+d KiB** per worker.\n", a - b }'
+    echo "7. Memory per httpd worker process after the runs above, in KiB (averages"
+    echo "from /proc/PID/status and smaps_rollup): C with the module and the"
+    echo "$NROWS_C-key store ($DBSIZE_C MB, seeded in one transaction in $SEED_SECS s),"
+    echo "after the rows 6 on it, against D: C's configuration without the module,"
+    echo "after a static-304 load. File-backed pages (libraries, the store's mapping)"
+    echo "are the OS's page cache, held once however many processes map them; PSS"
+    echo "charges each process its share."
+    echo
+    echo "| workers | RSS | anonymous (private) | file-backed (shared) | PSS |"
+    echo "|---|---:|---:|---:|---:|"
+    echo "$MEM_C" | awk '{ printf "| C: module, %d | %d | %d | %d | %d |\n", $1, $2, $3, $4, $5 }'
+    echo "$MEM_D" | awk '{ printf "| D: no module, %d | %d | %d | %d | %d |\n", $1, $2, $3, $4, $5 }'
+    printf '%s\n%s\n' "$MEM_C" "$MEM_D" | awk 'NR == 1 { split($0, c) } NR == 2 {
+        printf "| difference | %+d | **%+d** | %+d | %+d |\n", c[2] - $2, c[3] - $3, c[4] - $4, c[5] - $5 }'
 } >"$TABLE"
 cat "$TABLE"
 
