@@ -1,8 +1,8 @@
 /*
  * sqlite_mmap.c - one read-only mapping of each database file per process
  * (see sqlite_mmap.h). The VFS wraps the default one; only xOpen, xClose,
- * xFetch, xUnfetch and the mmap-size file control of main database files
- * do anything of their own.
+ * xFetch, xUnfetch, xFileSize, xShmLock and the mmap-size file control of
+ * main database files do anything of their own.
  *
  * Why serving pages from a shared mapping is safe:
  *
@@ -16,9 +16,10 @@
  *   on the file has closed.
  * - Touching a mapped page past the end of the file raises SIGBUS, so a
  *   page is served only when it lies within the file size last seen. That
- *   size is read again (fstat) when a page lies beyond it, after the pager
- *   says the database may have changed (xUnfetch of no page: where
- *   SQLite's own VFS remaps) and at the start of every read transaction.
+ *   size is read again (fstat, or SQLite's own xFileSize) when a page lies
+ *   beyond it, after the pager says the database may have changed
+ *   (xUnfetch of no page: where SQLite's own VFS remaps) and at the start
+ *   of every read transaction.
  *   A WAL database shrinks only in a checkpoint that every reader has
  *   caught up with, and no reader then needs a page past the new end. The
  *   last check is for a file cut short from outside SQLite, which SQLite's
@@ -288,9 +289,19 @@ static int smap_sync(sqlite3_file *file, int flags)
     return REAL(file)->pMethods->xSync(REAL(file), flags);
 }
 
+/* SQLite asks for the size itself at the start of a read transaction
+ * whenever the WAL holds no commit: that answer is as fresh as our own
+ * fstat would be, so the transaction's first fetch need not make one. */
 static int smap_file_size(sqlite3_file *file, sqlite3_int64 *size)
 {
-    return REAL(file)->pMethods->xFileSize(REAL(file), size);
+    smap_file *f = (smap_file *)file;
+    int rc = f->real->pMethods->xFileSize(f->real, size);
+
+    if (rc == SQLITE_OK && f->map) {
+        __atomic_store_n(&f->map->size, *size, __ATOMIC_RELAXED);
+        f->stale = 0;
+    }
+    return rc;
 }
 
 static int smap_flock(sqlite3_file *file, int level)
