@@ -64,10 +64,11 @@
 #define SQ_CACHE_KIB      "1024"
 /* How much of the file a child maps for reading (sqlite_mmap.c): one
  * mapping per child, shared by its connections. A lookup in a store far
- * bigger than any cache then costs no system call and no page copy. The
- * pages count in a child's resident size as shared file pages: the OS's
- * page cache, held once however many children map it. 1 GiB is a store of
- * some fifteen million keys; pages past it are read as usual. */
+ * bigger than any cache then reads its pages with no system call and no
+ * copy. The pages count in a child's resident size as shared file pages:
+ * the OS's page cache, held once however many children map it. 1 GiB is a
+ * store of some twenty million keys of the benchmark's size (53 MB per
+ * million); pages past it are read as usual. */
 #define SQ_MMAP_BYTES     "1073741824"
 #define SQ_SCHEMA_VERSION 1
 /* Read-only connections one write may drop before it gives up */

@@ -224,12 +224,12 @@ case $TAG in
     *) die "ETag $TAG does not start with the store identity $STOREID_A" ;;
 esac
 VBASE_A=$(seed "$STORE_A" "$PORT_A" 1000)
-t0=$(date +%s)
+t0=$(date +%s.%N)
 VBASE_C=$(seed "$STORE_C" "$PORT_C" "$BIGKEYS")
 # 1 000 keys that are neighbours in the store's key order (bk500001 ..
 # bk501000 sort together), so they live on a handful of pages.
 NEARKEY=$((BIGKEYS / 2 + 1))
-SEED_SECS=$(( $(date +%s) - t0 ))
+SEED_SECS=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 NROWS_A=$(sqlite3 "$STORE_A" 'SELECT count(*) FROM resources')
 NROWS_C=$(sqlite3 "$STORE_C" 'SELECT count(*) FROM resources')
 DBSIZE_C=$(du -m "$STORE_C" | cut -f1)
