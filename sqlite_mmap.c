@@ -61,7 +61,6 @@ typedef struct smap_region {
     int failed;                 /* mmap refused: stop asking until unused */
     unsigned char *base;        /* NULL: not mapped */
     sqlite3_int64 len;          /* bytes mapped */
-    sqlite3_int64 size;         /* file size last seen (atomic) */
 } smap_region;
 
 typedef struct {
@@ -69,6 +68,7 @@ typedef struct {
     sqlite3_file *real;         /* the default VFS's file, right after us */
     int main;                   /* a main database file */
     int stale;                  /* check the file size before serving */
+    sqlite3_int64 size;         /* the file's size as this file last saw it */
     smap_region *map;           /* NULL: read as usual */
     sqlite3_int64 limit;        /* the pager's mmap size; 0: no fetches */
 } smap_file;
@@ -178,15 +178,14 @@ static unsigned char *smap_map(smap_region *r, sqlite3_int64 len)
     return base;
 }
 
-/* The file's size now, remembered for every connection. */
-static sqlite3_int64 smap_size(smap_region *r)
+/* The file's size now. Each connection keeps its own: a shared one could
+ * be overwritten with an older, larger reading by a slower thread. */
+static sqlite3_int64 smap_size(smap_file *f)
 {
     struct stat st;
-    sqlite3_int64 size = fstat(r->fd, &st) == 0 ? (sqlite3_int64)st.st_size
-                                                : 0;
 
-    __atomic_store_n(&r->size, size, __ATOMIC_RELAXED);
-    return size;
+    f->size = fstat(f->map->fd, &st) == 0 ? (sqlite3_int64)st.st_size : 0;
+    return f->size;
 }
 
 /* ------------------------------------------------------------------ */
@@ -226,9 +225,9 @@ static int smap_fetch(sqlite3_file *file, sqlite3_int64 off, int amt,
     if (end > r->len) {
         return SQLITE_OK;
     }
-    if (f->stale || end > __atomic_load_n(&r->size, __ATOMIC_RELAXED)) {
+    if (f->stale || end > f->size) {
         f->stale = 0;
-        if (smap_size(r) < end) {
+        if (smap_size(f) < end) {
             return SQLITE_OK;   /* SQLite reads it (and zero-fills) */
         }
     }
@@ -298,7 +297,7 @@ static int smap_file_size(sqlite3_file *file, sqlite3_int64 *size)
     int rc = f->real->pMethods->xFileSize(f->real, size);
 
     if (rc == SQLITE_OK && f->map) {
-        __atomic_store_n(&f->map->size, *size, __ATOMIC_RELAXED);
+        f->size = *size;
         f->stale = 0;
     }
     return rc;
