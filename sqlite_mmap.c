@@ -367,7 +367,7 @@ static int smap_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file,
     smap_file *f = (smap_file *)file;
     int rc, v;
 
-    memset(f, 0, sizeof(*f));
+    memset(f, 0, (size_t)vfs->szOsFile);    /* ours and the real file's */
     f->real = (sqlite3_file *)(f + 1);
     rc = REAL_VFS(vfs)->xOpen(REAL_VFS(vfs), name, f->real, flags,
                               out_flags);
