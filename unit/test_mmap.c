@@ -3,11 +3,14 @@
  * database files in WAL mode, as the store uses them.
  *
  * What is checked: pages really come from one mapping per file per
- * process (read off /proc/self/maps and smaps), what is read through it is
+ * process (read off /proc/self/smaps), what is read through it is
  * what another process committed while the file grew, shrank and grew
  * again, a replaced file is never read through the old file's mapping,
- * and closing a connection never drops the locks of the others. Prints
- * every failing check and a last line "N passed, M failed".
+ * closing a connection never drops the locks of the others, and a file
+ * cut short from outside SQLite is reported corrupt, not read past its
+ * end. "test_mmap default" runs the same checks on SQLite's own VFS and
+ * mmap, to see the one-mapping checks fail. Prints every failing check
+ * and a last line "N passed, M failed".
  */
 
 #include <errno.h>
