@@ -208,23 +208,33 @@ static void test_one_mapping(const char *vfs)
     sqlite3_close(db[0]);
 }
 
-/* Run sql in another process through the default VFS: a fresh program,
- * not a fork, which would inherit this process's SQLite lock bookkeeping.
- * Returns the SQLite result code of the script. */
-static int in_child(const char *path, const char *sql)
+/* Run this program again, as "test_mmap MODE PATH [SQL]", in another
+ * process: a fresh program, not a fork, which would inherit this process's
+ * SQLite lock bookkeeping. Returns its wait status, -1 when it did not run. */
+static int run_self(const char *mode, const char *path, const char *sql)
 {
-    pid_t pid = fork();
+    pid_t pid;
     int status;
 
+    fflush(stdout);
+    pid = fork();
     if (pid == 0) {
-        execl("/proc/self/exe", "test_mmap", "--child", path, sql,
-              (char *)NULL);
+        execl("/proc/self/exe", "test_mmap", mode, path, sql, (char *)NULL);
         _exit(127);
     }
-    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) {
+    if (pid < 0 || waitpid(pid, &status, 0) != pid) {
         return -1;
     }
-    return WEXITSTATUS(status);
+    return status;
+}
+
+/* Run sql in another process through the default VFS; returns the SQLite
+ * result code of the script, -1 when it did not exit normally. */
+static int in_child(const char *path, const char *sql)
+{
+    int status = run_self("--child", path, sql);
+
+    return status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 /* Cut the file to a quarter from outside SQLite while a connection that
@@ -406,23 +416,17 @@ static void test_locks_kept(const char *vfs)
 static void test_cut_short(void)
 {
     const char *path = path_of("cut.db");
-    pid_t pid;
-    int status = -1;
+    int status;
 
     if (!CHECK(make_db(path, 20000, 1))) {
         return;
     }
-    fflush(stdout);
-    pid = fork();
-    if (pid == 0) {
-        execl("/proc/self/exe", "test_mmap", "--cut", path, (char *)NULL);
-        _exit(127);
-    }
-    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
-    if (WIFSIGNALED(status)) {
+    status = run_self("--cut", path, NULL);
+    CHECK(status != -1);
+    if (status != -1 && WIFSIGNALED(status)) {
         printf("# the reader died of signal %d\n", WTERMSIG(status));
     }
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 int main(int argc, char **argv)
