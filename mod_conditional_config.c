@@ -1,0 +1,205 @@
+/*
+ * mod_conditional_config.c - per-server and per-directory configuration,
+ * the directives, and the store instances they name.
+ */
+#include "mod_conditional_private.h"
+
+/* Per-config-cycle list of distinct stores; rebuilt on every (re)load. */
+apr_array_header_t *conditional_stores;
+
+void *conditional_create_server_conf(apr_pool_t *p, server_rec *s)
+{
+    conditional_server_conf *c = apr_pcalloc(p, sizeof(*c));
+    (void)s;
+    c->lease = COND_UNSET;
+    return c;
+}
+
+void *conditional_merge_server_conf(apr_pool_t *p, void *basev,
+                                           void *addv)
+{
+    conditional_server_conf *base = basev, *add = addv;
+    conditional_server_conf *c = apr_pcalloc(p, sizeof(*c));
+    c->inst = add->inst ? add->inst : base->inst;
+    c->lease = add->lease != COND_UNSET ? add->lease : base->lease;
+    return c;
+}
+
+void *conditional_create_dir_conf(apr_pool_t *p, char *dir)
+{
+    conditional_dir_conf *c = apr_pcalloc(p, sizeof(*c));
+    (void)dir;
+    c->enabled = c->require = c->lockwait = COND_UNSET;
+    c->invalidate_parent = COND_UNSET;
+    return c;
+}
+
+void *conditional_merge_dir_conf(apr_pool_t *p, void *basev,
+                                        void *addv)
+{
+    conditional_dir_conf *base = basev, *add = addv;
+    conditional_dir_conf *c = apr_pcalloc(p, sizeof(*c));
+#define COND_MERGE(f) c->f = (add->f != COND_UNSET) ? add->f : base->f
+    COND_MERGE(enabled);
+    COND_MERGE(require);
+    COND_MERGE(lockwait);
+    COND_MERGE(invalidate_parent);
+#undef COND_MERGE
+    c->key_set = add->key_set || base->key_set;
+    c->key = add->key_set ? add->key : base->key;
+    return c;
+}
+
+static const cond_store_provider *conditional_find_provider(const char *name)
+{
+    if (!strcmp(name, cond_sqlite_store.name)) {
+        return &cond_sqlite_store;
+    }
+    return NULL;
+}
+
+/* Parse "sqlite:PATH" and create (not open) the store instance. A relative
+ * path is taken relative to ServerRoot, like every other httpd path. */
+const char *conditional_make_store(apr_pool_t *p, const char *spec,
+                                          int explicit,
+                                          conditional_store_inst **out)
+{
+    conditional_store_inst *inst;
+    const char *colon = ap_strchr_c(spec, ':');
+    const char *name, *arg, *err;
+    int i;
+
+    if (!colon || colon == spec || !colon[1]) {
+        return apr_psprintf(p, "ConditionalStore: '%s' is not of the form "
+                            "sqlite:/path/to/file.db", spec);
+    }
+    name = apr_pstrmemdup(p, spec, colon - spec);
+    arg = colon + 1;
+    if (!conditional_find_provider(name)) {
+        return apr_psprintf(p, "ConditionalStore: unknown store type '%s' "
+                            "(this build supports: sqlite)", name);
+    }
+    if (!strcmp(name, "sqlite")) {
+        arg = ap_server_root_relative(p, arg);
+        if (!arg) {
+            return apr_psprintf(p, "ConditionalStore: invalid path in '%s'",
+                                spec);
+        }
+        spec = apr_pstrcat(p, name, ":", arg, NULL);
+    }
+    for (i = 0; i < conditional_stores->nelts; i++) {
+        inst = APR_ARRAY_IDX(conditional_stores, i, conditional_store_inst *);
+        if (!strcmp(inst->spec, spec)) {
+            inst->explicit |= explicit;
+            *out = inst;
+            return NULL;
+        }
+    }
+    inst = apr_pcalloc(p, sizeof(*inst));
+    inst->spec = spec;
+    inst->explicit = explicit;
+    inst->provider = conditional_find_provider(name);
+    err = inst->provider->create(&inst->store, arg, p);
+    if (err) {
+        return apr_psprintf(p, "ConditionalStore %s: %s", spec, err);
+    }
+    APR_ARRAY_PUSH(conditional_stores, conditional_store_inst *) = inst;
+    *out = inst;
+    return NULL;
+}
+
+static const char *conditional_set_store(cmd_parms *cmd, void *dummy,
+                                         const char *arg)
+{
+    conditional_server_conf *sc =
+        ap_get_module_config(cmd->server->module_config, &conditional_module);
+    (void)dummy;
+    return conditional_make_store(cmd->pool, arg, 1, &sc->inst);
+}
+
+static const char *conditional_parse_seconds(cmd_parms *cmd, const char *arg,
+                                             int min, int max, int *out)
+{
+    char *end;
+    apr_int64_t v;
+
+    errno = 0;
+    v = apr_strtoi64(arg, &end, 10);
+    if (errno || end == arg || *end || v < min || v > max) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a whole number of "
+                            "seconds between %d and %d", cmd->cmd->name,
+                            arg, min, max);
+    }
+    *out = (int)v;
+    return NULL;
+}
+
+static const char *conditional_set_lease(cmd_parms *cmd, void *dummy,
+                                         const char *arg)
+{
+    conditional_server_conf *sc =
+        ap_get_module_config(cmd->server->module_config, &conditional_module);
+    (void)dummy;
+    return conditional_parse_seconds(cmd, arg, 1, 86400, &sc->lease);
+}
+
+static const char *conditional_set_lockwait(cmd_parms *cmd, void *dcfg,
+                                            const char *arg)
+{
+    conditional_dir_conf *dc = dcfg;
+    return conditional_parse_seconds(cmd, arg, 0, 3600, &dc->lockwait);
+}
+
+static const char *conditional_set_key(cmd_parms *cmd, void *dcfg,
+                                       const char *arg)
+{
+    conditional_dir_conf *dc = dcfg;
+    const char *err = NULL;
+
+    dc->key = ap_expr_parse_cmd(cmd, arg, AP_EXPR_FLAG_STRING_RESULT, &err,
+                                NULL);
+    if (err) {
+        return apr_psprintf(cmd->pool, "ConditionalKey: cannot parse "
+                            "expression '%s': %s", arg, err);
+    }
+    dc->key_set = 1;
+    return NULL;
+}
+
+const command_rec conditional_cmds[] = {
+    AP_INIT_FLAG("Conditional", ap_set_flag_slot,
+                 (void *)APR_OFFSETOF(conditional_dir_conf, enabled),
+                 OR_FILEINFO, "On to give this location ETags, 304s and "
+                 "lost-update protection"),
+    AP_INIT_TAKE1("ConditionalKey", conditional_set_key, NULL, OR_FILEINFO,
+                  "ap_expr string naming the resource a request acts on"),
+    AP_INIT_FLAG("ConditionalRequire", ap_set_flag_slot,
+                 (void *)APR_OFFSETOF(conditional_dir_conf, require),
+                 OR_FILEINFO, "On to answer 428 to writes without a "
+                 "precondition"),
+    AP_INIT_TAKE1("ConditionalLockWait", conditional_set_lockwait, NULL,
+                  OR_FILEINFO, "seconds a write waits for an in-flight "
+                  "write on the same key"),
+    AP_INIT_FLAG("ConditionalInvalidateParent", ap_set_flag_slot,
+                 (void *)APR_OFFSETOF(conditional_dir_conf,
+                                      invalidate_parent),
+                 OR_FILEINFO, "On to bump the parent collection's version "
+                 "on every write"),
+    AP_INIT_TAKE1("ConditionalStore", conditional_set_store, NULL, RSRC_CONF,
+                  "the version store, e.g. sqlite:/var/lib/apache2/"
+                  "conditional/conditional.db"),
+    AP_INIT_TAKE1("ConditionalLeaseTime", conditional_set_lease, NULL,
+                  RSRC_CONF, "seconds a write's claim lives before it is "
+                  "presumed dead"),
+    {NULL}
+};
+
+int conditional_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
+                                  apr_pool_t *ptemp)
+{
+    (void)plog;
+    (void)ptemp;
+    conditional_stores = apr_array_make(pconf, 2,
+                                        sizeof(conditional_store_inst *));
+    return OK;
+}

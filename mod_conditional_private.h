@@ -1,0 +1,147 @@
+/*
+ * mod_conditional_private.h - types and prototypes shared by the httpd glue
+ * (the mod_conditional*.c files). Nothing outside the glue includes it: the
+ * evaluator (precond.h) and the stores (store.h) know nothing of httpd.
+ */
+#ifndef MOD_CONDITIONAL_PRIVATE_H
+#define MOD_CONDITIONAL_PRIVATE_H
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "ap_expr.h"
+#include "util_filter.h"
+#include "unixd.h"
+#include "mod_status.h"
+
+#include "apr_strings.h"
+#include "apr_atomic.h"
+#include "apr_network_io.h"
+#include "apr_shm.h"
+#include "apr_optional.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+#include "precond.h"
+#include "store.h"
+
+
+APLOG_USE_MODULE(conditional);
+
+#ifndef COND_DEFAULT_STORE
+#define COND_DEFAULT_STORE "/var/lib/apache2/conditional/conditional.db"
+#endif
+#define COND_DEFAULT_LEASE     60
+#define COND_DEFAULT_LOCKWAIT  10
+#define COND_UNSET             (-1)
+#define COND_FILTER_TAG        "CONDITIONAL_TAG"
+#define COND_FILTER_COMMIT     "CONDITIONAL_COMMIT"
+#define COND_INVALIDATE_HDR    "Conditional-Invalidate"
+
+/* The filters' records, kept at registration (mod_conditional.c). */
+extern ap_filter_rec_t *conditional_tag_frec;
+extern ap_filter_rec_t *conditional_commit_frec;
+
+/* A configured store, shared by every server_rec that names the same spec. */
+typedef struct {
+    const char *spec;                    /* "sqlite:/path" as configured */
+    const cond_store_provider *provider;
+    cond_store *store;
+    const char *tag_prefix;              /* "\"<identity>-", after child_init */
+    int explicit;                        /* named by ConditionalStore */
+} conditional_store_inst;
+
+typedef struct {
+    conditional_store_inst *inst;        /* NULL: unset (default applies) */
+    int lease;                           /* seconds, COND_UNSET */
+} conditional_server_conf;
+
+typedef struct {
+    int enabled;                         /* COND_UNSET, 0, 1 */
+    int require;
+    int lockwait;
+    int invalidate_parent;
+    ap_expr_info_t *key;                 /* NULL: default key */
+    int key_set;
+} conditional_dir_conf;
+
+/* What the fixup decided, for the handler and the filters. */
+typedef struct {
+    conditional_store_inst *inst;
+    const char *key;
+    int respond;             /* status the module answers itself, 0: none */
+    const char *problem;     /* why: problem+json type / 412 reason */
+    int found;               /* 'before' is valid */
+    cond_state before;       /* key state before the backend ran */
+    const char *owner;       /* claim we hold, NULL when none */
+    int is_delete;
+    int committed;           /* 2xx: new version committed, claim kept
+                              * until the backend's response is complete */
+    int headers_seen;        /* the commit filter saw the first brigade */
+    const char *listed;      /* the backend's Conditional-Invalidate */
+    int invalidate_parent;
+    int custom_key;
+    request_rec *r;          /* for the cleanup that resolves a claim */
+} conditional_req;
+
+
+/* mod_conditional_config.c: configuration and directives */
+extern const command_rec conditional_cmds[];
+extern apr_array_header_t *conditional_stores;
+void *conditional_create_server_conf(apr_pool_t *p, server_rec *s);
+void *conditional_merge_server_conf(apr_pool_t *p, void *basev, void *addv);
+void *conditional_create_dir_conf(apr_pool_t *p, char *dir);
+void *conditional_merge_dir_conf(apr_pool_t *p, void *basev, void *addv);
+const char *conditional_make_store(apr_pool_t *p, const char *spec,
+                                   int explicit,
+                                   conditional_store_inst **out);
+int conditional_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
+                           apr_pool_t *ptemp);
+
+/* mod_conditional_status.c: decisions, notes, shared counters */
+void conditional_counters_create(apr_pool_t *pconf, server_rec *s);
+void conditional_count(const char *decision);
+void conditional_note(request_rec *r, const char *decision);
+int conditional_status(request_rec *r, int flags);
+
+/* mod_conditional_response.c: validators, 304 replay, problem+json */
+const char *conditional_etag(apr_pool_t *p,
+                             const conditional_store_inst *inst,
+                             apr_int64_t version);
+const char *conditional_version_note(apr_pool_t *p, const char *word,
+                                     apr_int64_t version);
+const char *conditional_hdr_get(request_rec *r, const char *name);
+void conditional_hdr_unset(request_rec *r, const char *name);
+const char *conditional_meta_serialise(request_rec *r);
+void conditional_meta_apply(request_rec *r, const char *meta);
+int conditional_meta_equal(const char *a, const char *b);
+void conditional_fill_request(request_rec *r, cond_request *cr,
+                              cond_method m);
+void conditional_strip_validators(request_rec *r);
+void conditional_resource(request_rec *r, conditional_req *rq,
+                          cond_resource *res);
+void conditional_set_validators(request_rec *r, conditional_req *rq,
+                                apr_int64_t version, apr_time_t mtime);
+void conditional_respond_with(conditional_req *rq, int status,
+                              const char *problem);
+int conditional_send_problem(request_rec *r, conditional_req *rq);
+
+/* mod_conditional.c: keys */
+const char *conditional_default_key(request_rec *r, const char *path);
+
+/* mod_conditional_write.c: claims, commit, settlement, invalidation */
+void conditional_owner_init(apr_pool_t *pchild);
+apr_status_t conditional_break(request_rec *r, conditional_req *rq,
+                               const char *dead, const char *why);
+const char *conditional_claim_dead(const cond_state *st, apr_time_t now);
+int conditional_write(request_rec *r, conditional_req *rq,
+                      conditional_dir_conf *dc);
+int conditional_log_transaction(request_rec *r);
+apr_status_t conditional_commit_filter(ap_filter_t *f,
+                                       apr_bucket_brigade *bb);
+
+#endif /* MOD_CONDITIONAL_PRIVATE_H */

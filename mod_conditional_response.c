@@ -1,0 +1,270 @@
+/*
+ * mod_conditional_response.c - what the module puts on responses: entity
+ * tags and Last-Modified, the representation headers a 304 replays, and the
+ * problem+json bodies of the 412, 428, 409 and 503 it answers itself.
+ */
+#include "mod_conditional_private.h"
+
+/* Lowercase hex of v, no leading zeros, into buf (16 bytes at least);
+ * returns its length. The 304 and tag paths format a version two or three
+ * times per request, and apr_psprintf costs several times as much. */
+static apr_size_t conditional_hex(char *buf, apr_uint64_t v)
+{
+    char rev[16];
+    apr_size_t n = 0, i;
+
+    do {
+        rev[n++] = "0123456789abcdef"[v & 0xf];
+        v >>= 4;
+    } while (v);
+    for (i = 0; i < n; i++) {
+        buf[i] = rev[n - 1 - i];
+    }
+    return n;
+}
+
+const char *conditional_etag(apr_pool_t *p,
+                                    const conditional_store_inst *inst,
+                                    apr_int64_t version)
+{
+    apr_size_t n = strlen(inst->tag_prefix);
+    char *tag = apr_palloc(p, n + 16 + 2);
+
+    memcpy(tag, inst->tag_prefix, n);
+    n += conditional_hex(tag + n, (apr_uint64_t)version);
+    tag[n++] = '"';
+    tag[n] = '\0';
+    return tag;
+}
+
+/* "<word><hex version>" for r->notes, e.g. "tag 1c", "commit 1d" */
+const char *conditional_version_note(apr_pool_t *p, const char *word,
+                                            apr_int64_t version)
+{
+    apr_size_t n = strlen(word);
+    char *note = apr_palloc(p, n + 16 + 1);
+
+    memcpy(note, word, n);
+    note[n + conditional_hex(note + n, (apr_uint64_t)version)] = '\0';
+    return note;
+}
+
+/* CGI puts backend headers in err_headers_out, mod_proxy in headers_out. */
+const char *conditional_hdr_get(request_rec *r, const char *name)
+{
+    const char *v = apr_table_get(r->headers_out, name);
+    return v ? v : apr_table_get(r->err_headers_out, name);
+}
+
+void conditional_hdr_unset(request_rec *r, const char *name)
+{
+    apr_table_unset(r->headers_out, name);
+    apr_table_unset(r->err_headers_out, name);
+}
+
+/* The representation headers a 304 must repeat (RFC 9110 15.4.5). */
+static const char *const conditional_meta_names[] = {
+    "Cache-Control", "Expires", "Vary", "Content-Location", NULL
+};
+
+const char *conditional_meta_serialise(request_rec *r)
+{
+    const char *out = "";
+    int i;
+
+    for (i = 0; conditional_meta_names[i]; i++) {
+        const char *v = conditional_hdr_get(r, conditional_meta_names[i]);
+        if (v) {
+            out = apr_pstrcat(r->pool, out, conditional_meta_names[i], ": ",
+                              v, "\n", NULL);
+        }
+    }
+    return *out ? out : NULL;
+}
+
+void conditional_meta_apply(request_rec *r, const char *meta)
+{
+    char *line, *next;
+
+    if (!meta) {
+        return;
+    }
+    for (line = apr_pstrdup(r->pool, meta); *line; line = next) {
+        char *end = strchr(line, '\n'), *colon;
+
+        next = end ? end + 1 : line + strlen(line);
+        if (end) {
+            *end = '\0';
+        }
+        colon = strchr(line, ':');
+        if (colon && colon[1] == ' ') {
+            *colon = '\0';
+            apr_table_setn(r->headers_out, line, colon + 2);
+        }
+    }
+}
+
+int conditional_meta_equal(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+void conditional_fill_request(request_rec *r, cond_request *cr,
+                                     cond_method m)
+{
+    cr->method = m;
+    cr->if_match = apr_table_get(r->headers_in, "If-Match");
+    cr->if_none_match = apr_table_get(r->headers_in, "If-None-Match");
+    cr->if_modified_since = apr_table_get(r->headers_in, "If-Modified-Since");
+    cr->if_unmodified_since = apr_table_get(r->headers_in,
+                                            "If-Unmodified-Since");
+}
+
+/* The module is the authority on validators for its keys: once it has
+ * decided to let a request through, the backend must not second-guess tags
+ * it never issued (nor answer 304/412 on its own). */
+void conditional_strip_validators(request_rec *r)
+{
+    apr_table_unset(r->headers_in, "If-Match");
+    apr_table_unset(r->headers_in, "If-None-Match");
+    apr_table_unset(r->headers_in, "If-Modified-Since");
+    apr_table_unset(r->headers_in, "If-Unmodified-Since");
+}
+
+void conditional_resource(request_rec *r, conditional_req *rq,
+                                 cond_resource *res)
+{
+    const cond_state *st = &rq->before;
+    int present = rq->found && st->exists && st->version > 0;
+    /* While a write is in flight the backend may already have changed the
+     * representation: no validator of it is known. */
+    int known = present && !st->claim_owner;
+
+    res->exists = present;
+    res->etag = known ? conditional_etag(r->pool, rq->inst, st->version)
+                      : NULL;
+    res->mtime = known ? st->mtime : 0;
+}
+
+/* Validators on a response: the ETag always, Last-Modified only once its
+ * second is over, so an If-Modified-Since can never hide a later write made
+ * in the same second. */
+void conditional_set_validators(request_rec *r, conditional_req *rq,
+                                       apr_int64_t version, apr_time_t mtime)
+{
+    apr_table_setn(r->headers_out, "ETag",
+                   conditional_etag(r->pool, rq->inst, version));
+    if (mtime && apr_time_sec(mtime) < apr_time_sec(r->request_time)) {
+        char *date = apr_palloc(r->pool, APR_RFC822_DATE_LEN);
+        apr_rfc822_date(date, mtime);
+        apr_table_setn(r->headers_out, "Last-Modified", date);
+    }
+}
+
+void conditional_respond_with(conditional_req *rq, int status,
+                                     const char *problem)
+{
+    rq->respond = status;
+    rq->problem = problem;
+}
+
+static const char *conditional_problem_title(int status)
+{
+    switch (status) {
+    case HTTP_PRECONDITION_FAILED:   return "Precondition Failed";
+    case HTTP_PRECONDITION_REQUIRED: return "Precondition Required";
+    case HTTP_CONFLICT:              return "Write In Progress";
+    default:                         return "Version Store Unavailable";
+    }
+}
+
+static const char *conditional_problem_detail(conditional_req *rq)
+{
+    switch (rq->respond) {
+    case HTTP_PRECONDITION_REQUIRED:
+        return "This resource requires a conditional write: send If-Match "
+               "with the ETag from your last GET (or If-None-Match: * to "
+               "create).";
+    case HTTP_CONFLICT:
+        return "Another write to this resource is in progress; retry.";
+    case HTTP_SERVICE_UNAVAILABLE:
+        return "The version store cannot be written right now; retry.";
+    }
+    if (!strcmp(rq->problem, "absent")) {
+        return "The resource does not exist.";
+    }
+    if (!strcmp(rq->problem, "exists")) {
+        return "The resource already exists (If-None-Match: *).";
+    }
+    if (!strcmp(rq->problem, "malformed")) {
+        return "The If-Match header could not be parsed.";
+    }
+    if (!strcmp(rq->problem, "weak")) {
+        return "A weak entity-tag never satisfies If-Match.";
+    }
+    if (!strcmp(rq->problem, "modified")) {
+        return "The resource was modified after If-Unmodified-Since.";
+    }
+    return "The resource has changed since the given entity-tag was "
+           "issued; fetch it again and retry.";
+}
+
+/* JSON string escaping for the few strings we emit (keys come from URLs). */
+static const char *conditional_json_str(apr_pool_t *p, const char *s)
+{
+    apr_size_t n = strlen(s);
+    char *out = apr_palloc(p, n * 6 + 3), *o = out;
+
+    *o++ = '"';
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            *o++ = '\\';
+            *o++ = c;
+        }
+        else if (c < 0x20 || c == 0x7f) {
+            o += apr_snprintf(o, 7, "\\u%04x", c);
+        }
+        else {
+            *o++ = c;
+        }
+    }
+    *o++ = '"';
+    *o = '\0';
+    return out;
+}
+
+int conditional_send_problem(request_rec *r, conditional_req *rq)
+{
+    const char *type = rq->respond == HTTP_PRECONDITION_FAILED
+                       ? "precondition-failed" : rq->problem;
+    const char *detail = conditional_problem_detail(rq);
+
+    if (rq->respond == HTTP_PRECONDITION_FAILED && rq->found
+        && rq->before.exists && rq->before.version > 0
+        && !rq->before.claim_owner) {
+        apr_table_setn(r->headers_out, "ETag",
+                       conditional_etag(r->pool, rq->inst,
+                                        rq->before.version));
+    }
+    if (rq->respond == HTTP_CONFLICT
+        || rq->respond == HTTP_SERVICE_UNAVAILABLE) {
+        apr_table_setn(r->headers_out, "Retry-After", "1");
+    }
+    conditional_note(r, rq->respond == HTTP_PRECONDITION_FAILED
+                        ? apr_pstrcat(r->pool, "412-", rq->problem, NULL)
+                        : rq->respond == HTTP_CONFLICT ? "409-busy"
+                        : rq->respond == HTTP_SERVICE_UNAVAILABLE
+                        ? "503-store" : "428");
+    r->status = rq->respond;
+    ap_set_content_type(r, "application/problem+json");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    if (!r->header_only) {
+        ap_rprintf(r, "{\"type\":\"urn:conditional:%s\",\"title\":\"%s\","
+                   "\"status\":%d,\"detail\":%s,\"instance\":%s}\n", type,
+                   conditional_problem_title(rq->respond), rq->respond,
+                   conditional_json_str(r->pool, detail),
+                   conditional_json_str(r->pool, r->uri));
+    }
+    return OK;
+}

@@ -1,0 +1,509 @@
+/*
+ * mod_conditional_write.c - a write in reading order: take the key's claim
+ * (fixups), commit a 2xx as soon as its headers are known (commit filter),
+ * settle the claim once the response is complete (filter, log_transaction,
+ * pool cleanup), and invalidate the keys the write may have changed.
+ */
+#include "mod_conditional_private.h"
+
+#include "apr_atomic.h"
+
+#include <unistd.h>
+
+/* This child's identity for claim owners, "host:pid:nonce:": unique, and
+ * telling an administrator (conditionalctl show) who holds a claim. */
+static const char *conditional_owner_prefix;
+static apr_uint32_t conditional_owner_seq;
+
+/* Called from child_init: "host:pid:nonce:", this child's claim owners. */
+void conditional_owner_init(apr_pool_t *pchild)
+{
+    char host[APRMAXHOSTLEN + 1];
+    unsigned char nonce[4];
+
+    if (apr_gethostname(host, sizeof(host), pchild) != APR_SUCCESS) {
+        apr_cpystrn(host, "localhost", sizeof(host));
+    }
+    apr_generate_random_bytes(nonce, sizeof(nonce));
+    conditional_owner_prefix = apr_psprintf(pchild, "%s:%" APR_PID_T_FMT
+                                            ":%02x%02x%02x%02x:", host,
+                                            getpid(), nonce[0], nonce[1],
+                                            nonce[2], nonce[3]);
+}
+
+static void conditional_invalidate_related(request_rec *r, conditional_req *rq,
+                                           const char *listed);
+static apr_status_t conditional_unresolved_cleanup(void *data);
+
+/* Clear a claim whose lease ran out. The store bumps the version: the dead
+ * write may or may not have reached the backend, so every tag handed out
+ * before it must stop matching (its parent's too). APR_EAGAIN (someone else
+ * broke or resolved it first) counts as success. */
+apr_status_t conditional_break(request_rec *r, conditional_req *rq,
+                                      const char *dead, const char *why)
+{
+    apr_int64_t v = 0;
+    apr_status_t rv = rq->inst->provider->break_claim(rq->inst->store,
+                                                      rq->key, dead,
+                                                      apr_time_now(), &v);
+    if (rv == APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "COND00005: broke "
+                      "the claim of %s on key %s (%s); version is now %"
+                      APR_UINT64_T_HEX_FMT, dead, rq->key, why,
+                      (apr_uint64_t)v);
+        conditional_count("broken");
+        conditional_invalidate_related(r, rq, NULL);
+    }
+    else if (rv != APR_EAGAIN) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "COND00013: cannot "
+                      "break the dead claim of %s on key %s", dead, rq->key);
+        return rv;
+    }
+    return APR_SUCCESS;
+}
+
+/*
+ * A claim is dead only when its lease has run out. That its owner process
+ * is gone proves nothing: a CGI or a proxied backend outlives the httpd
+ * child that started it and may still write, so the lease is the one bound
+ * on how long a write can take (ConditionalLeaseTime).
+ */
+const char *conditional_claim_dead(const cond_state *st,
+                                          apr_time_t now)
+{
+    return st->claim_owner && st->claim_expires <= now ? "lease expired"
+                                                       : NULL;
+}
+
+/*
+ * Take the key's claim for a write: look up, wait while another write is in
+ * flight, evaluate the preconditions against the settled state, then claim
+ * with a compare-and-set on the version evaluated. Returns 0 when the claim
+ * is held, or the status to answer.
+ */
+static int conditional_claim(request_rec *r, conditional_req *rq,
+                             const cond_request *cr, int lockwait, int lease)
+{
+    const cond_store_provider *pv = rq->inst->provider;
+    apr_time_t deadline = apr_time_now() + apr_time_from_sec(lockwait);
+    apr_interval_time_t pause = 2000;
+    const char *owner = apr_psprintf(r->pool, "%s%u", conditional_owner_prefix,
+                                     apr_atomic_inc32(&conditional_owner_seq));
+    int waited = 0;
+
+    for (;;) {
+        apr_time_t now = apr_time_now();
+        cond_resource res;
+        cond_verdict v;
+        cond_why why;
+        apr_status_t rv = pv->lookup(rq->inst->store, rq->key, &rq->before,
+                                     r->pool);
+
+        if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "COND00006: store "
+                          "lookup failed for key %s", rq->key);
+            return HTTP_SERVICE_UNAVAILABLE;
+        }
+        rq->found = rv == APR_SUCCESS;
+        if (rq->found && rq->before.claim_owner) {
+            const char *dead = conditional_claim_dead(&rq->before, now);
+            if (!dead) {
+                goto busy;
+            }
+            if (conditional_break(r, rq, rq->before.claim_owner, dead)
+                != APR_SUCCESS) {
+                return HTTP_SERVICE_UNAVAILABLE;
+            }
+            goto again;
+        }
+        conditional_resource(r, rq, &res);
+        v = cond_evaluate(cr, &res, r->request_time, &why);
+        if (v != COND_PROCEED) {
+            conditional_respond_with(rq, HTTP_PRECONDITION_FAILED,
+                                     cond_why_str(why));
+            return HTTP_PRECONDITION_FAILED;
+        }
+        rv = pv->claim(rq->inst->store, rq->key,
+                       rq->found ? rq->before.version : 0, owner,
+                       now + apr_time_from_sec(lease), now);
+        if (rv == APR_SUCCESS) {
+            rq->owner = owner;
+            if (waited) {
+                ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "COND00007: "
+                              "claimed key %s after waiting", rq->key);
+            }
+            return 0;
+        }
+        if (rv == APR_EAGAIN) {
+            goto again;     /* changed under us: evaluate the new state */
+        }
+        if (rv != APR_EBUSY) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "COND00008: cannot "
+                          "claim key %s", rq->key);
+            return HTTP_SERVICE_UNAVAILABLE;
+        }
+busy:
+        if (apr_time_now() + pause > deadline) {
+            return HTTP_CONFLICT;
+        }
+        waited = 1;
+        apr_sleep(pause);
+        pause = pause < 50000 ? pause * 2 : 50000;
+        continue;
+again:
+        /* Progress by others; bounded all the same. */
+        if (apr_time_now() > deadline) {
+            return HTTP_CONFLICT;
+        }
+    }
+}
+
+int conditional_write(request_rec *r, conditional_req *rq,
+                             conditional_dir_conf *dc)
+{
+    conditional_server_conf *sc =
+        ap_get_module_config(r->server->module_config, &conditional_module);
+    cond_request cr;
+    int status;
+
+    conditional_fill_request(r, &cr, r->method_number == M_PUT
+                                     ? COND_METHOD_PUT : COND_METHOD_WRITE);
+    if (!cond_has_write_precondition(&cr) && dc->require == 1) {
+        conditional_respond_with(rq, HTTP_PRECONDITION_REQUIRED,
+                                 "precondition-required");
+        return OK;
+    }
+    if (!rq->inst->tag_prefix) {
+        conditional_respond_with(rq, HTTP_SERVICE_UNAVAILABLE,
+                                 "store-unavailable");
+        return OK;
+    }
+    status = conditional_claim(r, rq, &cr,
+                               dc->lockwait == COND_UNSET
+                               ? COND_DEFAULT_LOCKWAIT : dc->lockwait,
+                               sc->lease == COND_UNSET
+                               ? COND_DEFAULT_LEASE : sc->lease);
+    if (status == HTTP_SERVICE_UNAVAILABLE) {
+        conditional_respond_with(rq, status, "store-unavailable");
+        return OK;
+    }
+    if (status == HTTP_CONFLICT) {
+        conditional_respond_with(rq, status, "write-in-progress");
+        return OK;
+    }
+    if (status) {
+        return OK;          /* 412, already recorded */
+    }
+    apr_pool_cleanup_register(r->pool, rq, conditional_unresolved_cleanup,
+                              apr_pool_cleanup_null);
+    rq->is_delete = r->method_number == M_DELETE;
+    conditional_strip_validators(r);
+    ap_add_output_filter_handle(conditional_commit_frec, rq, r,
+                                r->connection);
+    return OK;
+}
+
+/* Bump a key another write invalidated, but only one the store knows:
+ * inventing a key would make "If-Match: *" succeed on nothing. */
+static void conditional_invalidate(request_rec *r, conditional_req *rq,
+                                   const char *key)
+{
+    const cond_store_provider *pv = rq->inst->provider;
+    cond_state st;
+    apr_int64_t v;
+
+    if (!strcmp(key, rq->key)
+        || pv->lookup(rq->inst->store, key, &st, r->pool) != APR_SUCCESS) {
+        return;
+    }
+    if (pv->bump(rq->inst->store, key, apr_time_now(), &v) != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "COND00010: could "
+                      "not invalidate key %s", key);
+    }
+}
+
+/* The parent of ".../items/7" (query dropped, trailing slash ignored) is
+ * ".../items"; a collection is often also addressed as ".../items/". */
+static void conditional_invalidate_parent(request_rec *r, conditional_req *rq)
+{
+    char *k = apr_pstrdup(r->pool, rq->key);
+    char *q = strchr(k, '?'), *slash;
+    apr_size_t n;
+
+    if (q) {
+        *q = '\0';
+    }
+    n = strlen(k);
+    while (n > 1 && k[n - 1] == '/') {
+        k[--n] = '\0';
+    }
+    slash = strrchr(k, '/');
+    if (!slash || slash == k || !ap_strchr_c(k, '/')
+        || slash == ap_strchr_c(k, '/')) {
+        return;             /* no parent below the site root */
+    }
+    slash[1] = '\0';
+    conditional_invalidate(r, rq, k);
+    slash[0] = '\0';
+    conditional_invalidate(r, rq, k);
+}
+
+static void conditional_invalidate_listed(request_rec *r, conditional_req *rq,
+                                          const char *list)
+{
+    char *item;
+
+    while ((item = ap_get_list_item(r->pool, &list)) != NULL) {
+        const char *key = item;
+        if (!rq->custom_key && item[0] == '/') {
+            ap_unescape_url(item);
+            ap_getparents(item);
+            key = conditional_default_key(r, item);
+        }
+        conditional_invalidate(r, rq, key);
+    }
+}
+
+/* Keys a write may have changed besides its own. */
+static void conditional_invalidate_related(request_rec *r, conditional_req *rq,
+                                           const char *listed)
+{
+    if (rq->invalidate_parent) {
+        conditional_invalidate_parent(r, rq);
+    }
+    if (listed) {
+        conditional_invalidate_listed(r, rq, listed);
+    }
+}
+
+/*
+ * The backend answered 2xx: commit the new version as soon as the headers
+ * are known, so the response can carry its ETag, but keep the claim until
+ * the response is complete - a CGI may print its headers first and write
+ * afterwards. Until then readers get no tag and writers wait.
+ */
+static void conditional_commit(request_rec *r, conditional_req *rq,
+                               unsigned hold)
+{
+    apr_int64_t v = 0;
+    apr_status_t rv;
+
+    rv = rq->inst->provider->commit(rq->inst->store, rq->key, rq->owner,
+                                    (rq->is_delete ? 0 : COND_COMMIT_EXISTS)
+                                    | hold, apr_time_now(), &v);
+    if (rv == APR_SUCCESS) {
+        rq->committed = 1;
+        if (!rq->is_delete) {
+            conditional_set_validators(r, rq, v, 0);
+        }
+        conditional_note(r, conditional_version_note(r->pool, "commit ", v));
+        return;
+    }
+    rq->owner = NULL;
+    if (rv == APR_NOTFOUND) {
+        /* The lease ran out while the backend ran, and the key may have
+         * been written since. The write is not committed as ours, but it
+         * did reach the backend: move the version, so no tag issued before
+         * it (the other writer's included) names what it overwrote. */
+        rv = rq->inst->provider->bump(rq->inst->store, rq->key,
+                                      apr_time_now(), &v);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "COND00011: the claim on "
+                      "key %s was lost (its lease of ConditionalLeaseTime "
+                      "ran out) while the backend ran; the write was not "
+                      "committed, and the key was %s", rq->key,
+                      rv == APR_SUCCESS ? "given a new version"
+                                        : "NOT given a new version");
+        conditional_note(r, "claim-lost");
+    }
+    else {
+        /* The claim stays until its lease runs out; breaking it then
+         * bumps the version. */
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "COND00012: commit "
+                      "failed for key %s", rq->key);
+        conditional_note(r, "commit-failed");
+    }
+}
+
+/* What a write's end says about its effect on the resource. */
+typedef enum {
+    COND_OUTCOME_DONE,      /* 2xx, committed: release the claim */
+    COND_OUTCOME_REFUSED,   /* 4xx: the backend refused it: release */
+    COND_OUTCOME_UNSURE,    /* 3xx, 5xx: the backend is done but may have
+                             * changed something: release with a new version */
+    COND_OUTCOME_PENDING    /* 502/504 (the gateway gave up on a backend that
+                             * may still be writing), or the request never
+                             * finished (its process was killed or stopped):
+                             * keep the claim until its lease runs out */
+} conditional_outcome;
+
+static conditional_outcome conditional_outcome_of(conditional_req *rq,
+                                                  int status, int finished)
+{
+    if (!finished || status == HTTP_BAD_GATEWAY
+        || status == HTTP_GATEWAY_TIME_OUT) {
+        return COND_OUTCOME_PENDING;
+    }
+    if (rq->committed || ap_is_HTTP_SUCCESS(status)) {
+        return COND_OUTCOME_DONE;
+    }
+    if (ap_is_HTTP_CLIENT_ERROR(status)) {
+        return COND_OUTCOME_REFUSED;
+    }
+    return COND_OUTCOME_UNSURE;
+}
+
+/*
+ * Settle the claim of a write whose response has ended (or never will).
+ * A claim is never simply dropped when the write may have changed the
+ * resource: every tag issued before it must stop matching.
+ */
+static void conditional_settle(request_rec *r, conditional_req *rq,
+                               int status, int finished)
+{
+    const cond_store_provider *pv = rq->inst->provider;
+    conditional_outcome outcome = conditional_outcome_of(rq, status,
+                                                         finished);
+    apr_int64_t v = 0;
+    apr_status_t rv;
+
+    switch (outcome) {
+    case COND_OUTCOME_DONE:
+        if (rq->committed) {
+            pv->release(rq->inst->store, rq->key, rq->owner);
+        }
+        else {
+            conditional_commit(r, rq, 0);  /* the 2xx bypassed the filter */
+        }
+        break;
+    case COND_OUTCOME_REFUSED:
+        pv->release(rq->inst->store, rq->key, rq->owner);
+        conditional_note(r, apr_psprintf(r->pool, "release %d", status));
+        break;
+    case COND_OUTCOME_UNSURE:
+        rv = pv->break_claim(rq->inst->store, rq->key, rq->owner,
+                             apr_time_now(), &v);
+        if (rv != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "COND00014: cannot "
+                          "invalidate key %s after its write ended with %d; "
+                          "the claim stays until its lease runs out",
+                          rq->key, status);
+        }
+        conditional_note(r, apr_psprintf(r->pool, "invalidate %d", status));
+        break;
+    case COND_OUTCOME_PENDING:
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "COND00015: the "
+                      "write to key %s ended with %d before its backend was "
+                      "known to be done; the key stays claimed until its "
+                      "lease runs out, then gets a new version", rq->key,
+                      status);
+        if (!rq->committed) {
+            conditional_note(r, apr_psprintf(r->pool, "pending %d", status));
+        }
+        break;
+    }
+    rq->owner = NULL;
+    /* A pending claim's parent is bumped when the claim is broken; and a
+     * child being torn down does no store I/O. */
+    if (outcome == COND_OUTCOME_DONE || outcome == COND_OUTCOME_UNSURE) {
+        conditional_invalidate_related(r, rq, rq->listed);
+    }
+}
+
+/*
+ * A claim the commit filter did not settle: the response was an error page
+ * (which bypasses content filters), went through an internal redirect
+ * (Action, mod_rewrite [PT]; the filter stays with the first request), or
+ * never finished at all. Run from the log_transaction hook, so the access
+ * log shows the decision, and from the request pool cleanup as the last
+ * resort (a child torn down mid-request: no store I/O then).
+ */
+static void conditional_settle_late(conditional_req *rq)
+{
+    request_rec *r = rq->r, *last = r;
+    const char *note;
+
+    if (!rq->owner) {
+        return;
+    }
+    while (last->next) {
+        last = last->next;
+    }
+    if (!rq->headers_seen) {
+        rq->listed = conditional_hdr_get(last, COND_INVALIDATE_HDR);
+    }
+    /* An error page keeps the error in the first request's status; after
+     * any other redirect the last request has the backend's. */
+    conditional_settle(r, rq, ap_is_HTTP_ERROR(r->status) ? r->status
+                                                          : last->status,
+                       r->eos_sent);
+    note = apr_table_get(r->notes, "conditional");
+    if (last != r && note) {
+        apr_table_setn(last->notes, "conditional", note);
+    }
+}
+
+static apr_status_t conditional_unresolved_cleanup(void *data)
+{
+    conditional_settle_late(data);
+    return APR_SUCCESS;
+}
+
+int conditional_log_transaction(request_rec *r)
+{
+    conditional_req *rq =
+        ap_get_module_config(r->request_config, &conditional_module);
+
+    if (rq && rq->owner) {
+        conditional_settle_late(rq);
+    }
+    return DECLINED;
+}
+
+static int conditional_has_eos(apr_bucket_brigade *bb)
+{
+    apr_bucket *e;
+
+    for (e = APR_BRIGADE_FIRST(bb); e != APR_BRIGADE_SENTINEL(bb);
+         e = APR_BUCKET_NEXT(e)) {
+        if (APR_BUCKET_IS_EOS(e)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* First brigade: the backend's status and headers are known; commit a 2xx.
+ * The brigade with EOS: the backend is done; settle the claim. */
+apr_status_t conditional_commit_filter(ap_filter_t *f,
+                                              apr_bucket_brigade *bb)
+{
+    request_rec *r = f->r;
+    conditional_req *rq = f->ctx;
+    apr_status_t rv;
+
+    if (!rq->headers_seen) {
+        rq->headers_seen = 1;
+        conditional_hdr_unset(r, "ETag");
+        conditional_hdr_unset(r, "Last-Modified");
+        rq->listed = conditional_hdr_get(r, COND_INVALIDATE_HDR);
+        conditional_hdr_unset(r, COND_INVALIDATE_HDR);
+        if (rq->owner && ap_is_HTTP_SUCCESS(r->status)) {
+            conditional_commit(r, rq, COND_COMMIT_HOLD);
+        }
+    }
+    if (!rq->owner) {
+        ap_remove_output_filter(f);
+        return ap_pass_brigade(f->next, bb);
+    }
+    if (!conditional_has_eos(bb)) {
+        return ap_pass_brigade(f->next, bb);
+    }
+    /* A CGI's or proxy's body arrives as a bucket read further down the
+     * chain: the backend is done only once the brigade has gone through. */
+    ap_remove_output_filter(f);
+    rv = ap_pass_brigade(f->next, bb);
+    if (rq->owner) {
+        conditional_settle(r, rq, r->status, 1);
+    }
+    return rv;
+}
