@@ -14,7 +14,8 @@ APXS     ?= $(shell command -v apxs || command -v apxs2)
 CC       ?= cc
 WARN      = -Wall -Wextra -Werror
 SRCS      = mod_conditional.c mod_conditional_config.c mod_conditional_write.c \
-            mod_conditional_response.c mod_conditional_status.c precond.c sqlite_store.c sqlite_mmap.c
+            mod_conditional_response.c mod_conditional_status.c precond.c \
+            store.c sqlite_store.c sqlite_mmap.c
 HDRS      = mod_conditional_private.h precond.h store.h sqlite_mmap.h
 # SANITIZE=1 builds module and unit tests with ASan/UBSan.
 ifeq ($(SANITIZE),1)
@@ -32,9 +33,11 @@ all: .libs/mod_conditional.so tools/conditionalctl
 	$(APXS) -c $(foreach f,$(WARN) $(SAN),-Wc,$(f)) \
 	    $(if $(SAN),-Wl,$(SAN)) -o mod_conditional.so $(SRCS) -lsqlite3
 
-tools/conditionalctl: tools/conditionalctl.c sqlite_store.c sqlite_mmap.c $(HDRS)
+STORE_SRCS = store.c sqlite_store.c sqlite_mmap.c
+
+tools/conditionalctl: tools/conditionalctl.c $(STORE_SRCS) $(HDRS)
 	$(CC) $(WARN) $(SAN) -g -O2 $(APR_CFLAGS) -I. -o $@ \
-	    tools/conditionalctl.c sqlite_store.c sqlite_mmap.c $(APR_LIBS) -lsqlite3
+	    tools/conditionalctl.c $(STORE_SRCS) $(APR_LIBS) -lsqlite3
 
 install: all
 	$(APXS) -i -n conditional .libs/mod_conditional.so
@@ -46,9 +49,11 @@ install: all
 unit/test_precond: unit/test_precond.c precond.c precond.h
 	$(CC) $(WARN) $(SAN) -g -O1 $(APR_CFLAGS) -I. -o $@ unit/test_precond.c precond.c $(APR_LIBS)
 
-unit/test_store: unit/test_store.c sqlite_store.c sqlite_mmap.c $(HDRS)
+CONTRACT = unit/store_contract.c unit/store_contract.h
+
+unit/test_store: unit/test_store.c $(CONTRACT) $(STORE_SRCS) $(HDRS)
 	$(CC) $(WARN) $(SAN) -g -O1 $(APR_CFLAGS) -I. -o $@ unit/test_store.c \
-	    sqlite_store.c sqlite_mmap.c $(APR_LIBS) -lsqlite3
+	    unit/store_contract.c $(STORE_SRCS) $(APR_LIBS) -lsqlite3
 
 unit/test_mmap: unit/test_mmap.c sqlite_mmap.c sqlite_mmap.h
 	$(CC) $(WARN) $(SAN) -g -O1 -I. -o $@ unit/test_mmap.c sqlite_mmap.c -lsqlite3 -lpthread

@@ -91,6 +91,7 @@
 
 struct cond_store {
     const char *path;
+    int dir_created;                      /* init made the directory */
     const char *vfs;                      /* children: sqlite_mmap's */
     char identity[SQ_ID_BYTES * 2 + 1];   /* "" until known */
     apr_reslist_t *conns;                 /* NULL before child_init */
@@ -213,6 +214,7 @@ typedef struct {
     apr_status_t rv;        /* APR_SUCCESS or APR_NOTFOUND */
     const char *key;
     cond_state st;
+    apr_time_t claim_expires;   /* st.claim_left is recomputed from it */
     char *buf;
     apr_size_t cap;
 } store_memo;
@@ -222,6 +224,7 @@ typedef struct {
     int readonly;       /* the file opened read-only */
     int broken;         /* close instead of reusing */
     int wal;            /* the database is in WAL mode */
+    char err[256];      /* SQLite's message for this call's failure */
     sqlite3_stmt *st[SQ_NSTMT];
     /* This connection's mapping of the WAL-index, NULL until mapped */
     const volatile apr_uint32_t *walidx;
@@ -269,6 +272,7 @@ static apr_status_t store_fail(store_conn *c, int rc)
     if (prim != SQLITE_BUSY && prim != SQLITE_LOCKED) {
         c->broken = 1;
     }
+    apr_cpystrn(c->err, sqlite3_errmsg(c->db), sizeof(c->err));
     return store_map(c->db, rc);
 }
 
@@ -314,6 +318,10 @@ static int store_configure(sqlite3 *db)
 static apr_status_t store_pragma_text(sqlite3 *db, const char *sql, char *buf,
                                       apr_size_t len);
 
+/* SQLite's words for the last failed open on this thread: apr_reslist's
+ * constructor has no way to hand them to the caller. */
+static __thread char store_open_err[256];
+
 /* Open an existing store: never create it here, a missing file is an
  * error (an empty store would hand out versions an old one already did,
  * under the same cached identity). */
@@ -332,6 +340,9 @@ static apr_status_t store_conn_open(const char *path, const char *vfs,
                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, vfs);
     if (rc != SQLITE_OK) {
         rv = store_map(c->db, rc);
+        apr_cpystrn(store_open_err, c->db ? sqlite3_errmsg(c->db)
+                                          : sqlite3_errstr(rc),
+                    sizeof(store_open_err));
         store_conn_close(c);
         return rv;
     }
@@ -346,6 +357,8 @@ static apr_status_t store_conn_open(const char *path, const char *vfs,
     }
     if (rc != SQLITE_OK) {
         rv = store_map(c->db, rc);
+        apr_cpystrn(store_open_err, sqlite3_errmsg(c->db),
+                    sizeof(store_open_err));
         store_conn_close(c);
         return rv;
     }
@@ -380,7 +393,8 @@ static apr_status_t store_destruct(void *res, void *params, apr_pool_t *p)
 }
 
 /* Borrow a connection; for_write refuses a read-only one up front. */
-static apr_status_t store_get(cond_store *s, store_conn **out, int for_write)
+static apr_status_t store_get(cond_store *s, store_conn **out, int for_write,
+                              apr_pool_t *p)
 {
     void *res;
     apr_status_t rv;
@@ -390,8 +404,13 @@ static apr_status_t store_get(cond_store *s, store_conn **out, int for_write)
         return APR_EINIT;
     }
     for (;;) {
+        store_open_err[0] = '\0';
         rv = apr_reslist_acquire(s->conns, &res);
         if (rv != APR_SUCCESS) {
+            if (store_open_err[0]) {
+                cond_store_set_error(p, "cannot open %s: %s", s->path,
+                                     store_open_err);
+            }
             /* apr_reslist says APR_EAGAIN on its own timeout, which would
              * read as "version changed" to a caller. */
             return rv == APR_EAGAIN ? APR_TIMEUP : rv;
@@ -409,15 +428,21 @@ static apr_status_t store_get(cond_store *s, store_conn **out, int for_write)
         /* Bounded: access() may say writable where SQLite still opens
          * read-only (effective uid, a security module). */
         if (++dropped > SQ_RO_DROPS || access(s->path, W_OK) != 0) {
+            cond_store_set_error(p, "%s is read-only", s->path);
             return APR_EACCES;
         }
     }
 }
 
 /* Give a connection back, first ending any transaction a failure left
- * open so the next borrower starts clean. */
-static void store_put(cond_store *s, store_conn *c)
+ * open so the next borrower starts clean; SQLite's message for a failure
+ * goes into p. */
+static void store_put(cond_store *s, store_conn *c, apr_pool_t *p)
 {
+    if (c->err[0]) {
+        cond_store_set_error(p, "%s", c->err);
+        c->err[0] = '\0';
+    }
     if (!c->broken && !sqlite3_get_autocommit(c->db)) {
         int rc = sqlite3_step(c->st[SQ_ROLLBACK]);
         sqlite3_reset(c->st[SQ_ROLLBACK]);
@@ -477,15 +502,17 @@ static char *store_column_str(sqlite3_stmt *st, int col, apr_pool_t *p)
              : NULL;
 }
 
-/* Fill st from the SQ_COLUMNS columns starting at col. */
+/* Fill st from the SQ_COLUMNS columns starting at col; the lease left is
+ * counted from now. */
 static void store_read_state(sqlite3_stmt *stmt, int col, cond_state *st,
-                             apr_pool_t *p)
+                             apr_time_t now, apr_pool_t *p)
 {
     st->version = sqlite3_column_int64(stmt, col);
     st->exists = sqlite3_column_int(stmt, col + 1) != 0;
     st->mtime = apr_time_from_sec(sqlite3_column_int64(stmt, col + 2));
     st->claim_owner = store_column_str(stmt, col + 3, p);
-    st->claim_expires = sqlite3_column_int64(stmt, col + 4);
+    st->claim_left = st->claim_owner
+                     ? sqlite3_column_int64(stmt, col + 4) - now : 0;
     st->meta = store_column_str(stmt, col + 5, p);
 }
 
@@ -751,8 +778,7 @@ static apr_status_t store_chown(cond_store *s, const char *dir,
     return APR_SUCCESS;
 }
 
-static apr_status_t store_init(cond_store *s, long uid, long gid,
-                               apr_pool_t *p)
+static apr_status_t store_init(cond_store *s, apr_pool_t *p)
 {
     char *dir = apr_pstrdup(p, s->path);
     sqlite3 *db = NULL;
@@ -764,6 +790,7 @@ static apr_status_t store_init(cond_store *s, long uid, long gid,
     if (rv != APR_SUCCESS) {
         return rv;
     }
+    s->dir_created |= created;
     rc = sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READWRITE
                          | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc == SQLITE_OK) {
@@ -773,11 +800,25 @@ static apr_status_t store_init(cond_store *s, long uid, long gid,
     else {
         rv = store_map(db, rc);
     }
-    sqlite3_close_v2(db);
-    if (rv == APR_SUCCESS && uid != -1 && geteuid() == 0) {
-        rv = store_chown(s, dir, created, uid, gid, p);
+    if (rv != APR_SUCCESS) {
+        cond_store_set_error(p, "%s: %s", s->path,
+                             db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
     }
+    sqlite3_close_v2(db);
     return rv;
+}
+
+/* The directory is handed over only when init created it (store_chown). */
+static apr_status_t store_set_owner(cond_store *s, long uid, long gid,
+                                    apr_pool_t *p)
+{
+    char *dir = apr_pstrdup(p, s->path);
+
+    if (uid == -1 || geteuid() != 0) {
+        return APR_SUCCESS;
+    }
+    *strrchr(dir, '/') = '\0';
+    return store_chown(s, *dir ? dir : "/", s->dir_created, uid, gid, p);
 }
 
 static apr_status_t store_child_init(cond_store *s, apr_pool_t *pchild)
@@ -799,16 +840,17 @@ static apr_status_t store_child_init(cond_store *s, apr_pool_t *pchild)
     if (s->identity[0]) {
         return APR_SUCCESS;     /* learned by init before the fork */
     }
-    rv = store_get(s, &c, 0);
+    rv = store_get(s, &c, 0, pchild);
     if (rv == APR_SUCCESS) {
         rv = store_read_identity(s, c->db);
-        store_put(s, c);
+        store_put(s, c, pchild);
     }
     return rv;
 }
 
-static const char *store_identity(cond_store *s)
+static const char *store_identity(cond_store *s, apr_pool_t *p)
 {
+    (void)p;
     return s->identity[0] ? s->identity : NULL;
 }
 
@@ -898,6 +940,9 @@ static apr_status_t store_memo_get(const store_memo *m, cond_state *st,
                                    apr_pool_t *p)
 {
     *st = m->st;
+    if (st->claim_owner) {
+        st->claim_left = m->claim_expires - apr_time_now();
+    }
     st->claim_owner = st->claim_owner ? apr_pstrdup(p, st->claim_owner)
                                       : NULL;
     st->meta = st->meta ? apr_pstrdup(p, st->meta) : NULL;
@@ -906,7 +951,8 @@ static apr_status_t store_memo_get(const store_memo *m, cond_state *st,
 
 static void store_memo_set(store_memo *m, apr_uint64_t epoch,
                            apr_uint32_t hash, const char *key,
-                           apr_status_t rv, const cond_state *st)
+                           apr_status_t rv, const cond_state *st,
+                           apr_time_t read_at)
 {
     apr_size_t kn = strlen(key) + 1;
     apr_size_t on = rv == APR_SUCCESS && st->claim_owner
@@ -928,6 +974,7 @@ static void store_memo_set(store_memo *m, apr_uint64_t epoch,
     }
     if (rv == APR_SUCCESS) {
         m->st = *st;
+        m->claim_expires = read_at + st->claim_left;
     }
     else {
         memset(&m->st, 0, sizeof(m->st));
@@ -947,7 +994,8 @@ static void store_memo_set(store_memo *m, apr_uint64_t epoch,
 }
 
 static apr_status_t store_select(store_conn *c, const char *key,
-                                 cond_state *st, apr_pool_t *p)
+                                 cond_state *st, apr_time_t now,
+                                 apr_pool_t *p)
 {
     sqlite3_stmt *stmt = c->st[SQ_LOOKUP];
     apr_status_t rv = APR_SUCCESS;
@@ -956,7 +1004,7 @@ static apr_status_t store_select(store_conn *c, const char *key,
     store_bind_text(stmt, 1, key);
     rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
-        store_read_state(stmt, 0, st, p);
+        store_read_state(stmt, 0, st, now, p);
     }
     else {
         rv = rc == SQLITE_DONE ? APR_NOTFOUND : store_fail(c, rc);
@@ -972,9 +1020,10 @@ static apr_status_t store_lookup(cond_store *s, const char *key,
     apr_uint32_t hash = 0;
     store_memo *m = NULL;
     store_conn *c;
+    apr_time_t now;
     apr_status_t rv;
 
-    if ((rv = store_get(s, &c, 0)) != APR_SUCCESS) {
+    if ((rv = store_get(s, &c, 0, p)) != APR_SUCCESS) {
         return rv;
     }
     if (store_walhdr(c, hdr)) {
@@ -986,20 +1035,21 @@ static apr_status_t store_lookup(cond_store *s, const char *key,
         m = &c->memo[hash & (SQ_MEMO_SLOTS - 1)];
         if (m->epoch == c->epoch && m->hash == hash && !strcmp(m->key, key)) {
             rv = store_memo_get(m, st, p);
-            store_put(s, c);
+            store_put(s, c, p);
             return rv;
         }
     }
-    rv = store_select(c, key, st, p);
+    now = apr_time_now();
+    rv = store_select(c, key, st, now, p);
     if (rv == APR_SUCCESS || rv == APR_NOTFOUND) {
         if (m) {
-            store_memo_set(m, c->epoch, hash, key, rv, st);
+            store_memo_set(m, c->epoch, hash, key, rv, st, now);
         }
         else if (!c->walidx) {
             store_map_walidx(c);    /* the SELECT has mapped it */
         }
     }
-    store_put(s, c);
+    store_put(s, c, p);
     return rv;
 }
 
@@ -1058,34 +1108,35 @@ static apr_status_t store_claim_tx(store_conn *c, const char *key,
 
 static apr_status_t store_claim(cond_store *s, const char *key,
                                 apr_int64_t expect_version, const char *owner,
-                                apr_time_t lease_until, apr_time_t now)
+                                apr_interval_time_t lease, apr_pool_t *p)
 {
+    /* The lease is counted on this host's clock, the one every process
+     * sharing the file reads it back with (store_read_state). */
+    apr_time_t lease_until = apr_time_now() + lease;
     store_conn *c;
     apr_status_t rv;
 
-    /* An expired claim is refused like a live one (store.h), so the
-     * current time plays no part in the compare-and-set. */
-    (void)now;
     if (!owner || !*owner || expect_version < 0) {
         return APR_EINVAL;
     }
-    if ((rv = store_get(s, &c, 1)) != APR_SUCCESS) {
+    if ((rv = store_get(s, &c, 1, p)) != APR_SUCCESS) {
         return rv;
     }
     rv = store_claim_tx(c, key, expect_version, owner, lease_until);
-    store_put(s, c);
+    store_put(s, c, p);
     return rv;
 }
 
 static apr_status_t store_commit(cond_store *s, const char *key,
                                  const char *owner, unsigned flags,
-                                 apr_time_t now, apr_int64_t *version)
+                                 apr_time_t now, apr_int64_t *version,
+                                 apr_pool_t *p)
 {
     store_conn *c;
     sqlite3_stmt *st;
     apr_status_t rv;
 
-    if ((rv = store_get(s, &c, 1)) != APR_SUCCESS) {
+    if ((rv = store_get(s, &c, 1, p)) != APR_SUCCESS) {
         return rv;
     }
     st = c->st[SQ_RESOLVE];
@@ -1095,18 +1146,18 @@ static apr_status_t store_commit(cond_store *s, const char *key,
     sqlite3_bind_int64(st, 4, apr_time_sec(now));
     sqlite3_bind_int(st, 5, (flags & COND_COMMIT_HOLD) != 0);
     rv = store_versioned(c, SQ_RESOLVE, version);
-    store_put(s, c);
+    store_put(s, c, p);
     return rv;
 }
 
 static apr_status_t store_release(cond_store *s, const char *key,
-                                  const char *owner)
+                                  const char *owner, apr_pool_t *p)
 {
     store_conn *c;
     apr_status_t rv;
     int changes = 0;
 
-    if ((rv = store_get(s, &c, 1)) != APR_SUCCESS) {
+    if ((rv = store_get(s, &c, 1, p)) != APR_SUCCESS) {
         return rv;
     }
     /* Two statements, each a compare-and-set on the owner: once the first
@@ -1120,19 +1171,19 @@ static apr_status_t store_release(cond_store *s, const char *key,
         store_bind_text(c->st[SQ_RELEASE], 2, owner);
         rv = store_run(c, SQ_RELEASE, &changes);
     }
-    store_put(s, c);
-    return rv == APR_SUCCESS && changes == 0 ? APR_NOTFOUND : rv;
+    store_put(s, c, p);
+    return rv == APR_SUCCESS && changes == 0 ? COND_STORE_NOT_HELD : rv;
 }
 
 static apr_status_t store_break_claim(cond_store *s, const char *key,
                                       const char *dead_owner, apr_time_t now,
-                                      apr_int64_t *version)
+                                      apr_int64_t *version, apr_pool_t *p)
 {
     store_conn *c;
     sqlite3_stmt *st;
     apr_status_t rv;
 
-    if ((rv = store_get(s, &c, 1)) != APR_SUCCESS) {
+    if ((rv = store_get(s, &c, 1, p)) != APR_SUCCESS) {
         return rv;
     }
     st = c->st[SQ_BREAK];
@@ -1140,38 +1191,38 @@ static apr_status_t store_break_claim(cond_store *s, const char *key,
     store_bind_text(st, 2, dead_owner);
     sqlite3_bind_int64(st, 3, apr_time_sec(now));
     rv = store_versioned(c, SQ_BREAK, version);
-    store_put(s, c);
-    return rv == APR_NOTFOUND ? APR_EAGAIN : rv;
+    store_put(s, c, p);
+    return rv == APR_NOTFOUND ? COND_STORE_NOT_HELD : rv;
 }
 
 static apr_status_t store_bump(cond_store *s, const char *key, apr_time_t now,
-                               apr_int64_t *version)
+                               apr_int64_t *version, apr_pool_t *p)
 {
     store_conn *c;
     sqlite3_stmt *st;
     apr_status_t rv;
 
-    if ((rv = store_get(s, &c, 1)) != APR_SUCCESS) {
+    if ((rv = store_get(s, &c, 1, p)) != APR_SUCCESS) {
         return rv;
     }
     st = c->st[SQ_BUMP];
     store_bind_text(st, 1, key);
     sqlite3_bind_int64(st, 2, apr_time_sec(now));
     rv = store_versioned(c, SQ_BUMP, version);
-    store_put(s, c);
+    store_put(s, c, p);
     /* An upsert always hits a row. */
     return rv == APR_NOTFOUND ? APR_EGENERAL : rv;
 }
 
 static apr_status_t store_register(cond_store *s, const char *key,
                                    const char *meta, apr_time_t now,
-                                   apr_int64_t *version)
+                                   apr_int64_t *version, apr_pool_t *p)
 {
     store_conn *c;
     sqlite3_stmt *st;
     apr_status_t rv;
 
-    if ((rv = store_get(s, &c, 1)) != APR_SUCCESS) {
+    if ((rv = store_get(s, &c, 1, p)) != APR_SUCCESS) {
         return rv;
     }
     st = c->st[SQ_REGISTER];
@@ -1179,20 +1230,20 @@ static apr_status_t store_register(cond_store *s, const char *key,
     sqlite3_bind_int64(st, 2, apr_time_sec(now));
     store_bind_text(st, 3, meta);
     rv = store_versioned(c, SQ_REGISTER, version);
-    store_put(s, c);
+    store_put(s, c, p);
     return rv == APR_NOTFOUND ? APR_EEXIST : rv;
 }
 
 static apr_status_t store_set_exists(cond_store *s, const char *key,
                                      apr_int64_t expect_version, int exists,
                                      const char *meta, apr_time_t now,
-                                     apr_int64_t *version)
+                                     apr_int64_t *version, apr_pool_t *p)
 {
     store_conn *c;
     sqlite3_stmt *st;
     apr_status_t rv;
 
-    if ((rv = store_get(s, &c, 1)) != APR_SUCCESS) {
+    if ((rv = store_get(s, &c, 1, p)) != APR_SUCCESS) {
         return rv;
     }
     st = c->st[SQ_SET_EXISTS];
@@ -1202,41 +1253,42 @@ static apr_status_t store_set_exists(cond_store *s, const char *key,
     store_bind_text(st, 4, meta);
     sqlite3_bind_int64(st, 5, expect_version);
     rv = store_versioned(c, SQ_SET_EXISTS, version);
-    store_put(s, c);
+    store_put(s, c, p);
     return rv == APR_NOTFOUND ? APR_EAGAIN : rv;
 }
 
 static apr_status_t store_set_meta(cond_store *s, const char *key,
                                    apr_int64_t expect_version,
-                                   const char *meta)
+                                   const char *meta, apr_pool_t *p)
 {
     store_conn *c;
     apr_status_t rv;
     int changes = 0;
 
-    if ((rv = store_get(s, &c, 1)) != APR_SUCCESS) {
+    if ((rv = store_get(s, &c, 1, p)) != APR_SUCCESS) {
         return rv;
     }
     store_bind_text(c->st[SQ_SET_META], 1, key);
     store_bind_text(c->st[SQ_SET_META], 2, meta);
     sqlite3_bind_int64(c->st[SQ_SET_META], 3, expect_version);
     rv = store_run(c, SQ_SET_META, &changes);
-    store_put(s, c);
+    store_put(s, c, p);
     return rv == APR_SUCCESS && changes == 0 ? APR_EAGAIN : rv;
 }
 
-static apr_status_t store_forget(cond_store *s, const char *key)
+static apr_status_t store_forget(cond_store *s, const char *key,
+                                 apr_pool_t *p)
 {
     store_conn *c;
     apr_status_t rv;
     int changes = 0;
 
-    if ((rv = store_get(s, &c, 1)) != APR_SUCCESS) {
+    if ((rv = store_get(s, &c, 1, p)) != APR_SUCCESS) {
         return rv;
     }
     store_bind_text(c->st[SQ_FORGET], 1, key);
     rv = store_run(c, SQ_FORGET, &changes);
-    store_put(s, c);
+    store_put(s, c, p);
     return rv == APR_SUCCESS && changes == 0 ? APR_NOTFOUND : rv;
 }
 
@@ -1263,12 +1315,13 @@ static apr_status_t store_list(cond_store *s, const char *prefix,
                                apr_pool_t *p)
 {
     const char *end = store_prefix_end(prefix ? prefix : "", p);
+    apr_time_t now = apr_time_now();
     sqlite3_stmt *st;
     store_conn *c;
     apr_status_t rv;
     int rc;
 
-    if ((rv = store_get(s, &c, 0)) != APR_SUCCESS) {
+    if ((rv = store_get(s, &c, 0, p)) != APR_SUCCESS) {
         return rv;
     }
     st = c->st[end ? SQ_LIST_RANGE : SQ_LIST_FROM];
@@ -1280,7 +1333,7 @@ static apr_status_t store_list(cond_store *s, const char *prefix,
         const char *key = store_column_str(st, 0, p);
         cond_state state;
 
-        store_read_state(st, 1, &state, p);
+        store_read_state(st, 1, &state, now, p);
         if (fn(baton, key, &state)) {
             rc = SQLITE_DONE;
             break;
@@ -1290,14 +1343,16 @@ static apr_status_t store_list(cond_store *s, const char *prefix,
         rv = store_fail(c, rc);
     }
     store_reset(st);
-    store_put(s, c);
+    store_put(s, c, p);
     return rv;
 }
 
 const cond_store_provider cond_sqlite_store = {
     "sqlite",
+    0,
     store_create,
     store_init,
+    store_set_owner,
     store_child_init,
     store_identity,
     store_lookup,

@@ -2,27 +2,38 @@
  * store.h - the version store behind mod_conditional.
  *
  * A store is an opaque instance plus a provider: a table of functions, each
- * documented below. The httpd glue only talks to this interface, so a second
- * store (mod_dbd/PostgreSQL) drops in without touching the glue. No httpd
- * types here: only APR, so stores can be unit-tested in plain C.
+ * documented below (the shape of httpd's ap_socache.h and mod_md's
+ * md_store.h). The httpd glue only talks to this interface; providers are
+ * found by name in one registry (store.c) shared by the module and
+ * conditionalctl. No httpd types here: only APR, so every provider passes
+ * the same plain-C contract suite (unit/test_store.c).
  *
  * Per key the store keeps: a version (unique across the whole store and
  * never reused, so a forgotten and re-created key never repeats a tag), a
  * presence flag, a last-modified time (seconds), an in-flight write claim
- * (owner string + lease expiry) and an opaque metadata string (the
- * representation headers of the last 200, serialised by the glue).
+ * (owner string + lease) and an opaque metadata string (the representation
+ * headers of the last 200, serialised by the glue). Keys are byte strings
+ * without NUL; they need not be valid UTF-8.
  *
+ * Lease time is the store's own clock: the caller passes durations and
+ * reads back the time a claim has left, so the clocks of several nodes
+ * sharing one store never enter the compare-and-set.
+ *
+ * Every call takes a pool: results and scratch memory come from it, and a
+ * failing call leaves the store's own error text in it (cond_store_error).
  * Every function is safe to call from any thread of a child process after
  * child_init; each call is atomic on its own. Return codes common to all:
- *   APR_SUCCESS   done
- *   APR_NOTFOUND  no such key (lookup, forget) / claim not ours (commit)
- *   APR_EBUSY     a live claim by another owner is held on the key
- *   APR_EAGAIN    the key is no longer at the expected version (or is
- *                 claimed); nothing was written - look it up again
- *   APR_EEXIST    register: the key already exists
- *   APR_TIMEUP    the store stayed locked past its busy timeout
- *   APR_EACCES    the store is read-only
- *   anything else the store is unusable (corrupt, missing, I/O error)
+ *   APR_SUCCESS          done
+ *   APR_NOTFOUND         no such key (lookup, forget)
+ *   COND_STORE_NOT_HELD  the named owner does not hold the claim (commit,
+ *                        release, break_claim); nothing was written
+ *   APR_EBUSY            a claim by another owner is held on the key
+ *   APR_EAGAIN           the key is no longer at the expected version (or
+ *                        is claimed); nothing was written - look it up again
+ *   APR_EEXIST           register: the key already exists
+ *   APR_TIMEUP           the store stayed locked or silent past its deadline
+ *   APR_EACCES           the store is read-only
+ *   anything else        the store is unusable (corrupt, missing, down)
  */
 #ifndef COND_STORE_H
 #define COND_STORE_H
@@ -31,6 +42,9 @@
 #include <apr_time.h>
 
 typedef struct cond_store cond_store;
+
+/* The one spelling of "owner does not hold this claim". */
+#define COND_STORE_NOT_HELD APR_NOTFOUND
 
 /* commit() flags */
 #define COND_COMMIT_EXISTS 1u   /* a representation exists afterwards */
@@ -42,7 +56,9 @@ typedef struct {
     int exists;                /* a current representation exists */
     apr_time_t mtime;          /* last modification (whole seconds), 0 none */
     const char *claim_owner;   /* owner of a claim, NULL when unclaimed */
-    apr_time_t claim_expires;  /* when that claim's lease runs out */
+    apr_interval_time_t claim_left; /* lease left by the store's clock at
+                                     * the read; <= 0: expired; 0 when
+                                     * unclaimed */
     const char *meta;          /* opaque metadata, NULL when none */
 } cond_state;
 
@@ -51,30 +67,43 @@ typedef int cond_store_list_fn(void *baton, const char *key,
                                const cond_state *st);
 
 typedef struct cond_store_provider {
-    const char *name;           /* "sqlite" */
+    const char *name;           /* "sqlite", "dbd" */
 
-    /* Config time: parse the argument after "name:" (e.g. a file path) and
-     * allocate an instance in p. Opens nothing. Returns NULL, or an error
-     * message for the administrator. */
+    /* How instances relate to configuration: 0 - one instance per distinct
+     * spec, shared by every server that names it (a file); 1 - one instance
+     * per server that names it (the store depends on that server's own
+     * settings, e.g. mod_dbd's DBDParams). */
+    int per_server;
+
+    /* Config time: arg is what follows "name:" in the spec, NULL for a bare
+     * "name". Allocates an instance in p; opens nothing. Returns NULL, or
+     * an error message for the administrator. */
     const char *(*create)(cond_store **s, const char *arg, apr_pool_t *p);
 
-    /* Once in the parent after configuration, possibly as root: create the
-     * store (directories, schema, identity) if missing and make it usable by
-     * uid/gid (ignored when (uid_t)-1 or not running as root). Opens and
-     * closes; keeps no handle across the fork. */
-    apr_status_t (*init)(cond_store *s, long uid, long gid, apr_pool_t *p);
+    /* Once in the parent after configuration: create the store (schema,
+     * identity) if missing. Opens and closes; keeps no handle across the
+     * fork. A store that can only be reached from the children (dbd) may
+     * do nothing here. */
+    apr_status_t (*init)(cond_store *s, apr_pool_t *p);
 
-    /* In each child: prepare per-thread handles, opened lazily; everything is
-     * closed by a cleanup on pchild. */
+    /* Optional (NULL when the store has no files): after init, as root,
+     * make the store's files usable by uid/gid, the User and Group httpd's
+     * children run as. */
+    apr_status_t (*set_owner)(cond_store *s, long uid, long gid,
+                              apr_pool_t *p);
+
+    /* In each child: prepare per-thread handles, opened lazily; everything
+     * is closed by a cleanup on pchild. */
     apr_status_t (*child_init)(cond_store *s, apr_pool_t *pchild);
 
     /* The store's identity: short lowercase hex, stable for the life of the
-     * store, different for every store ever created. Valid after init or
-     * child_init. */
-    const char *(*identity)(cond_store *s);
+     * store, different for every store ever created. NULL while it cannot
+     * be known (the database is unreachable): a store that could not learn
+     * it at child_init tries again here, within its deadline, so a child
+     * started while its database was down tags again once it is back. */
+    const char *(*identity)(cond_store *s, apr_pool_t *p);
 
-    /* Read one key: a single indexed read. APR_NOTFOUND when unknown.
-     * Strings in st are allocated from p. */
+    /* Read one key: a single indexed read. APR_NOTFOUND when unknown. */
     apr_status_t (*lookup)(cond_store *s, const char *key, cond_state *st,
                            apr_pool_t *p);
 
@@ -83,47 +112,48 @@ typedef struct cond_store_provider {
      * which is then created absent at version 0) and carries no claim at
      * all. An expired claim is not silently taken over: it must be cleared
      * with break_claim, which bumps the version, because the dead write may
-     * have reached the backend. The claim's lease runs until lease_until.
-     * APR_EBUSY: a claim is held (live or expired); APR_EAGAIN: version
-     * differs. */
+     * have reached the backend. The lease runs for `lease` from now by the
+     * store's clock. APR_EBUSY: a claim is held (live or expired);
+     * APR_EAGAIN: version differs. */
     apr_status_t (*claim)(cond_store *s, const char *key,
                           apr_int64_t expect_version, const char *owner,
-                          apr_time_t lease_until, apr_time_t now);
+                          apr_interval_time_t lease, apr_pool_t *p);
 
-    /* Resolve owner's claim after a successful write: in one transaction
+    /* Resolve owner's claim after a successful write: in one atomic step
      * give the key a new version, set exists (COND_COMMIT_EXISTS in flags),
      * set mtime to max(now, mtime) and clear the claim - or, with
      * COND_COMMIT_HOLD, keep it (same lease) until release(): the version
      * is known before the backend has finished. *version receives the new
-     * version. APR_NOTFOUND: owner no longer holds the claim (it expired
-     * and was broken); nothing is written. */
+     * version. COND_STORE_NOT_HELD: owner no longer holds the claim (it
+     * expired and was broken); nothing is written. */
     apr_status_t (*commit)(cond_store *s, const char *key, const char *owner,
                            unsigned flags, apr_time_t now,
-                           apr_int64_t *version);
+                           apr_int64_t *version, apr_pool_t *p);
 
     /* Drop owner's claim, leaving version, presence and mtime unchanged.
-     * APR_NOTFOUND when owner does not hold it. */
+     * COND_STORE_NOT_HELD when owner does not hold it. */
     apr_status_t (*release)(cond_store *s, const char *key,
-                            const char *owner);
+                            const char *owner, apr_pool_t *p);
 
     /* Take over a claim whose owner is dead or whose lease expired: only if
      * the claim is still held by dead_owner, clear it and give the key a new
      * version (the dead write's outcome is unknown, so every tag handed out
-     * before it must stop matching). APR_EAGAIN if the claim changed. */
+     * before it must stop matching). COND_STORE_NOT_HELD if the claim
+     * changed. */
     apr_status_t (*break_claim)(cond_store *s, const char *key,
                                 const char *dead_owner, apr_time_t now,
-                                apr_int64_t *version);
+                                apr_int64_t *version, apr_pool_t *p);
 
     /* Give key a new version and mtime regardless of claims (invalidation,
      * the CLI). Creates the key, present, when unknown. */
     apr_status_t (*bump)(cond_store *s, const char *key, apr_time_t now,
-                         apr_int64_t *version);
+                         apr_int64_t *version, apr_pool_t *p);
 
     /* First sight of a key through a 200: create it present with a fresh
      * version and meta. APR_EEXIST when the key exists already. */
     apr_status_t (*register_key)(cond_store *s, const char *key,
                                  const char *meta, apr_time_t now,
-                                 apr_int64_t *version);
+                                 apr_int64_t *version, apr_pool_t *p);
 
     /* The backend showed a different presence than the store has (a 200 for
      * an absent key, a 404/410 for a present one): only if key is still at
@@ -132,23 +162,50 @@ typedef struct cond_store_provider {
     apr_status_t (*set_exists)(cond_store *s, const char *key,
                                apr_int64_t expect_version, int exists,
                                const char *meta, apr_time_t now,
-                               apr_int64_t *version);
+                               apr_int64_t *version, apr_pool_t *p);
 
     /* Store new metadata for key, only if still at expect_version.
      * APR_EAGAIN otherwise. Does not change the version. */
     apr_status_t (*set_meta)(cond_store *s, const char *key,
-                             apr_int64_t expect_version, const char *meta);
+                             apr_int64_t expect_version, const char *meta,
+                             apr_pool_t *p);
 
     /* Remove key entirely (the CLI). APR_NOTFOUND when unknown. */
-    apr_status_t (*forget)(cond_store *s, const char *key);
+    apr_status_t (*forget)(cond_store *s, const char *key, apr_pool_t *p);
 
     /* Call fn for every key whose name starts with prefix ("" for all), in
-     * key order. Strings are allocated from p. */
+     * byte order of the keys. Strings are allocated from p. */
     apr_status_t (*list)(cond_store *s, const char *prefix,
                          cond_store_list_fn *fn, void *baton, apr_pool_t *p);
 } cond_store_provider;
 
-/* The embedded SQLite store (sqlite_store.c). */
-extern const cond_store_provider cond_sqlite_store;
+/* ------------------------------------------------------------------ */
+/* The registry and spec parsing (store.c), shared by module and CLI.   */
+
+/* The provider called name, NULL when there is none. */
+const cond_store_provider *cond_store_provider_get(const char *name);
+
+/* Every provider's name, ", "-separated, for messages. */
+const char *cond_store_provider_names(apr_pool_t *p);
+
+/* Split a store spec, "name" or "name:arg", and find its provider; *arg
+ * is NULL for a bare name. A relative sqlite path is resolved against base
+ * (ServerRoot for the module, NULL: the current directory). With
+ * bare_path, a spec that is no provider's name and has no "name:" part is
+ * taken as an sqlite path (the CLI's shorthand). Returns NULL, or an error
+ * message naming the spec. */
+const char *cond_store_parse(const char *spec, const char *base,
+                             int bare_path, const cond_store_provider **pv,
+                             const char **arg, apr_pool_t *p);
+
+/* The store's own words for the last failure of a call made with pool p
+ * ("database or disk is full", PostgreSQL's message), or NULL. Providers
+ * set it with cond_store_set_error on the pool they were given. */
+const char *cond_store_error(apr_pool_t *p);
+void cond_store_set_error(apr_pool_t *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* The providers. */
+extern const cond_store_provider cond_sqlite_store;   /* sqlite_store.c */
 
 #endif /* COND_STORE_H */

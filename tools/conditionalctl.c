@@ -1,7 +1,7 @@
 /*
  * conditionalctl - inspect and fix mod_conditional's version store.
  *
- *   conditionalctl [-s sqlite:PATH | -s PATH] list [PREFIX]
+ *   conditionalctl [-s sqlite:PATH | -s PATH | -s dbd:PARAMS] list [PREFIX]
  *   conditionalctl [-s ...] show KEY
  *   conditionalctl [-s ...] bump KEY
  *   conditionalctl [-s ...] forget KEY
@@ -9,7 +9,8 @@
  *
  * For backends whose data changes out of band: "bump" gives a key a new
  * version, so every ETag handed out for it stops matching. Uses the same
- * store provider as the module; never creates a store.
+ * provider registry and spec parsing as the module (store.c); never
+ * creates a store.
  *
  * Exit status: 0 done, 1 no such key, 2 usage or store error.
  */
@@ -43,7 +44,7 @@ typedef struct {
 static void ctl_usage(FILE *f)
 {
     fprintf(f,
-        "usage: conditionalctl [-s sqlite:PATH | -s PATH] COMMAND\n"
+        "usage: conditionalctl [-s STORE] COMMAND\n"
         "\n"
         "  list [PREFIX]   keys (starting with PREFIX): version, presence,\n"
         "                  last modification, write claim\n"
@@ -54,8 +55,9 @@ static void ctl_usage(FILE *f)
         "  forget KEY      remove KEY from the store\n"
         "  id              print the store identity\n"
         "\n"
-        "  -s STORE        the ConditionalStore in use, sqlite:PATH or PATH\n"
-        "                  (default: %s)\n"
+        "  -s STORE        the ConditionalStore in use: sqlite:PATH or PATH\n"
+        "                  (default: %s), or dbd:PARAMS with the\n"
+        "                  server's DBDParams string\n"
         "\n"
         "Exit status: 0 done, 1 no such key, 2 usage or store error.\n",
         CTL_DEFAULT_STORE);
@@ -76,8 +78,19 @@ static int ctl_fail(const char *fmt, ...)
     return CTL_ERROR;
 }
 
-/* What a store status means to someone at a shell. */
+static const char *ctl_strerror_plain(apr_status_t rv, apr_pool_t *p);
+
+/* What a store status means to someone at a shell, with the store's own
+ * words when it gave any. */
 static const char *ctl_strerror(apr_status_t rv, apr_pool_t *p)
+{
+    const char *own = cond_store_error(p);
+    const char *msg = ctl_strerror_plain(rv, p);
+
+    return own ? apr_pstrcat(p, msg, " (", own, ")", NULL) : msg;
+}
+
+static const char *ctl_strerror_plain(apr_status_t rv, apr_pool_t *p)
 {
     char buf[256];
 
@@ -129,10 +142,9 @@ static const char *ctl_date(apr_time_t t, apr_pool_t *p)
     return buf;
 }
 
-static const char *ctl_claim(const cond_state *st, apr_time_t now,
-                             apr_pool_t *p)
+static const char *ctl_claim(const cond_state *st, apr_pool_t *p)
 {
-    apr_time_t left = st->claim_expires - now;
+    apr_interval_time_t left = st->claim_left;
 
     if (!st->claim_owner) {
         return "-";
@@ -151,37 +163,13 @@ static const char *ctl_version(apr_int64_t v, apr_pool_t *p)
     return apr_psprintf(p, "%" APR_UINT64_T_HEX_FMT, (apr_uint64_t)v);
 }
 
-/* "sqlite:PATH" or a bare PATH; a relative path is taken from the current
- * directory, for convenience at the shell. */
-static int ctl_open(ctl_ctx *c, const char *spec)
+/* Only httpd creates an sqlite store (and hands it to its User): a typo
+ * here must not leave a root-owned empty one behind. */
+static int ctl_check_file(ctl_ctx *c, const char *path)
 {
-    const char *path = spec;
-    const char *err;
-    char *abs;
     apr_finfo_t fi;
     apr_status_t rv;
 
-    if (!strncmp(spec, "sqlite:", 7)) {
-        path = spec + 7;
-    }
-    else if (spec[strcspn(spec, ":/")] == ':') {
-        return ctl_fail("unknown store type in '%s' (this tool knows "
-                        "sqlite:PATH)", spec);
-    }
-    if (!*path) {
-        return ctl_fail("empty store path in '%s'", spec);
-    }
-    if (apr_filepath_merge(&abs, NULL, path, 0, c->p) == APR_SUCCESS) {
-        path = abs;
-    }
-    c->pv = &cond_sqlite_store;
-    c->path = path;
-    err = c->pv->create(&c->s, path, c->p);
-    if (err) {
-        return ctl_fail("%s", err);
-    }
-    /* Only httpd creates a store (and hands it to its User): a typo here
-     * must not leave a root-owned empty one behind. */
     rv = apr_stat(&fi, path, APR_FINFO_TYPE | APR_FINFO_SIZE, c->p);
     if (rv != APR_SUCCESS) {
         return ctl_fail("no store at %s (%s)", path,
@@ -193,12 +181,41 @@ static int ctl_open(ctl_ctx *c, const char *spec)
     if (fi.filetype != APR_REG || fi.size == 0) {
         return ctl_fail("%s is not a store file", path);
     }
-    rv = c->pv->init(c->s, -1, -1, c->p);
+    return CTL_OK;
+}
+
+/* A spec as ConditionalStore takes it, or a bare PATH; a relative path is
+ * taken from the current directory, for convenience at the shell. */
+static int ctl_open(ctl_ctx *c, const char *spec)
+{
+    const char *arg, *err;
+    apr_status_t rv;
+    int rc;
+
+    err = cond_store_parse(spec, NULL, 1, &c->pv, &arg, c->p);
+    if (err) {
+        return ctl_fail("%s", err);
+    }
+    if (c->pv->per_server && !arg) {
+        /* The module takes these settings from its server's config. */
+        return ctl_fail("give the connection settings: -s %s:PARAMS, with "
+                        "PARAMS as in the server's DBDParams", c->pv->name);
+    }
+    c->path = arg ? arg : spec;
+    err = c->pv->create(&c->s, arg, c->p);
+    if (err) {
+        return ctl_fail("%s", err);
+    }
+    if (c->pv == &cond_sqlite_store
+        && (rc = ctl_check_file(c, arg)) != CTL_OK) {
+        return rc;
+    }
+    rv = c->pv->init(c->s, c->p);
     if (rv == APR_SUCCESS) {
         rv = c->pv->child_init(c->s, c->p);
     }
     if (rv != APR_SUCCESS) {
-        return ctl_fail("cannot open store %s: %s", path,
+        return ctl_fail("cannot open store %s: %s", c->path,
                         ctl_strerror(rv, c->p));
     }
     return CTL_OK;
@@ -225,7 +242,6 @@ static int ctl_collect(void *baton, const char *key, const cond_state *st)
 static int ctl_list(ctl_ctx *c, const char *prefix)
 {
     apr_array_header_t *rows = apr_array_make(c->p, 64, sizeof(ctl_row));
-    apr_time_t now = apr_time_now();
     apr_status_t rv;
     int i, kw = 3, vw = 7;
 
@@ -252,7 +268,7 @@ static int ctl_list(ctl_ctx *c, const char *prefix)
                ctl_version(row->st.version, c->p),
                row->st.exists ? "present" : "absent",
                ctl_date(row->st.mtime, c->p),
-               ctl_claim(&row->st, now, c->p));
+               ctl_claim(&row->st, c->p));
     }
     return CTL_OK;
 }
@@ -303,7 +319,7 @@ static int ctl_show(ctl_ctx *c, const char *key)
         etag = "- (never written)";
     }
     else {
-        etag = apr_psprintf(c->p, "\"%s-%s\"%s", c->pv->identity(c->s),
+        etag = apr_psprintf(c->p, "\"%s-%s\"%s", c->pv->identity(c->s, c->p),
                             ctl_version(st.version, c->p),
                             st.exists ? "" : " (not served: absent)");
     }
@@ -313,9 +329,10 @@ static int ctl_show(ctl_ctx *c, const char *key)
            ctl_version(st.version, c->p), st.version);
     printf("%-15s%s\n", "state", st.exists ? "present" : "absent");
     printf("%-15s%s\n", "last-modified", ctl_date(st.mtime, c->p));
-    printf("%-15s%s\n", "claim", ctl_claim(&st, now, c->p));
+    printf("%-15s%s\n", "claim", ctl_claim(&st, c->p));
     if (st.claim_owner) {
-        printf("%-15s%s\n", "lease-until", ctl_date(st.claim_expires, c->p));
+        printf("%-15s%s\n", "lease-until",
+               ctl_date(now + st.claim_left, c->p));
     }
     ctl_print_meta(st.meta, c->p);
     return CTL_OK;
@@ -333,19 +350,19 @@ static int ctl_bump(ctl_ctx *c, const char *key)
     if (rc != CTL_OK) {
         return rc;
     }
-    rv = c->pv->bump(c->s, key, apr_time_now(), &v);
+    rv = c->pv->bump(c->s, key, apr_time_now(), &v, c->p);
     if (rv != APR_SUCCESS) {
         return ctl_fail("cannot bump: %s", ctl_strerror(rv, c->p));
     }
     printf("%s: version %s -> %s, ETag \"%s-%s\"\n", ctl_escape(key, c->p),
            ctl_version(st.version, c->p), ctl_version(v, c->p),
-           c->pv->identity(c->s), ctl_version(v, c->p));
+           c->pv->identity(c->s, c->p), ctl_version(v, c->p));
     return CTL_OK;
 }
 
 static int ctl_forget(ctl_ctx *c, const char *key)
 {
-    apr_status_t rv = c->pv->forget(c->s, key);
+    apr_status_t rv = c->pv->forget(c->s, key, c->p);
 
     if (rv == APR_NOTFOUND) {
         fprintf(stderr, "conditionalctl: no key '%s' in the store\n",
@@ -402,7 +419,7 @@ static int ctl_run(ctl_ctx *c, const char *spec, int argc,
     if (!strcmp(cmd, "forget")) {
         return ctl_forget(c, argv[1]);
     }
-    printf("%s\n", c->pv->identity(c->s));
+    printf("%s\n", c->pv->identity(c->s, c->p));
     return CTL_OK;
 }
 

@@ -1,13 +1,12 @@
 /*
- * test_store.c - tests for the SQLite version store (sqlite_store.c)
- * through the provider table the httpd glue uses.
+ * test_store.c - the SQLite store (sqlite_store.c): the store contract
+ * suite (store_contract.c) through the provider table the httpd glue uses,
+ * then what only this store promises - its file, directory and ownership,
+ * read-only and locked files, a missing or corrupt file, the per-connection
+ * memory of lookups and the bounded page cache.
  *
- * Every test works in its own store file under a temporary directory. The
- * contention tests fork processes and start threads that race for the same
- * keys while a shared "backend" counter is incremented, unlocked, by
- * whoever holds the claim: a lost update shows up as a counter behind the
- * number of commits. Prints every failing check and a last line
- * "N passed, M failed"; exits non-zero when anything failed.
+ * Every test works in its own store file under a temporary directory.
+ * Exits non-zero when anything failed.
  */
 
 #include <errno.h>
@@ -15,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -23,76 +21,12 @@
 
 #include <apr_general.h>
 #include <apr_strings.h>
-#include <apr_thread_proc.h>
 
 #include <sqlite3.h>
 
-#include "store.h"
+#include "store_contract.h"
 
-#define SQ          (&cond_sqlite_store)
-#define LEASE       apr_time_from_sec(60)
 #define NOBODY      65534
-
-/* Counters live in shared memory so forked children can report. */
-typedef struct {
-    int passed;
-    int failed;
-} test_counts;
-
-static test_counts *counts;
-static char *tmpdir;
-static apr_pool_t *root;
-
-static const char *test_status_name(apr_status_t rv)
-{
-    static char buf[64];
-
-    switch (rv) {
-    case APR_SUCCESS:  return "APR_SUCCESS";
-    case APR_NOTFOUND: return "APR_NOTFOUND";
-    case APR_EBUSY:    return "APR_EBUSY";
-    case APR_EAGAIN:   return "APR_EAGAIN";
-    case APR_EEXIST:   return "APR_EEXIST";
-    case APR_TIMEUP:   return "APR_TIMEUP";
-    case APR_EACCES:   return "APR_EACCES";
-    case APR_ENOENT:   return "APR_ENOENT";
-    case APR_EGENERAL: return "APR_EGENERAL";
-    case APR_EINVAL:   return "APR_EINVAL";
-    }
-    apr_snprintf(buf, sizeof(buf), "status %d", rv);
-    return buf;
-}
-
-static int test_check(int ok, int line, const char *what)
-{
-    if (ok) {
-        __sync_fetch_and_add(&counts->passed, 1);
-    }
-    else {
-        __sync_fetch_and_add(&counts->failed, 1);
-        printf("FAIL line %d: %s\n", line, what);
-        fflush(stdout);
-    }
-    return ok;
-}
-
-static int test_check_rv(apr_status_t got, apr_status_t want, int line,
-                         const char *what)
-{
-    char msg[256];
-
-    if (got == want) {
-        return test_check(1, line, what);
-    }
-    apr_snprintf(msg, sizeof(msg), "%s: got %s", what,
-                 test_status_name(got));
-    apr_snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg), ", want %s",
-                 test_status_name(want));
-    return test_check(0, line, msg);
-}
-
-#define CHECK(cond)         test_check((cond) != 0, __LINE__, #cond)
-#define CHECK_RV(expr, rv)  test_check_rv((expr), (rv), __LINE__, #expr)
 
 /* A fresh store file path under the temporary directory. */
 static const char *test_path(apr_pool_t *p, const char *name)
@@ -104,14 +38,14 @@ static const char *test_path(apr_pool_t *p, const char *name)
 static cond_store *test_open(apr_pool_t *p, const char *path)
 {
     cond_store *s = NULL;
-    const char *err = SQ->create(&s, path, p);
+    const char *err = PV->create(&s, path, p);
 
     if (!test_check(err == NULL, __LINE__, "create")) {
         printf("  %s\n", err);
         return NULL;
     }
-    CHECK_RV(SQ->init(s, -1, -1, p), APR_SUCCESS);
-    CHECK_RV(SQ->child_init(s, p), APR_SUCCESS);
+    CHECK_RV(PV->init(s, p), APR_SUCCESS);
+    CHECK_RV(PV->child_init(s, p), APR_SUCCESS);
     return s;
 }
 
@@ -122,10 +56,10 @@ static cond_store *test_attach(apr_pool_t *p, const char *path,
 {
     cond_store *s = NULL;
 
-    if (SQ->create(&s, path, p)) {
+    if (PV->create(&s, path, p)) {
         return NULL;
     }
-    *rv = SQ->child_init(s, p);
+    *rv = PV->child_init(s, p);
     return s;
 }
 
@@ -161,36 +95,21 @@ static void test_create_errors(apr_pool_t *p)
     cond_store *s = NULL;
     const char *err;
 
-    err = SQ->create(&s, "relative/store.db", p);
+    err = PV->create(&s, "relative/store.db", p);
     CHECK(err != NULL && strstr(err, "absolute"));
-    CHECK(SQ->create(&s, "", p) != NULL);
-    CHECK(SQ->create(&s, "store.db", p) != NULL);
-    CHECK(SQ->create(&s, "/var/lib/somewhere/", p) != NULL);
+    CHECK(PV->create(&s, "", p) != NULL);
+    CHECK(PV->create(&s, "store.db", p) != NULL);
+    CHECK(PV->create(&s, "/var/lib/somewhere/", p) != NULL);
     s = NULL;
-    CHECK(SQ->create(&s, test_path(p, "never-opened.db"), p) == NULL);
+    CHECK(PV->create(&s, test_path(p, "never-opened.db"), p) == NULL);
     CHECK(s != NULL);
     /* create opens nothing */
     CHECK(!test_exists(test_path(p, "never-opened.db")));
     /* no call works before child_init */
     if (s) {
         cond_state st;
-        CHECK(SQ->lookup(s, "k", &st, p) != APR_SUCCESS);
+        CHECK(PV->lookup(s, "k", &st, p) != APR_SUCCESS);
     }
-}
-
-static int test_is_hex_id(const char *id)
-{
-    int i;
-
-    if (!id || strlen(id) != 16) {
-        return 0;
-    }
-    for (i = 0; i < 16; i++) {
-        if (!strchr("0123456789abcdef", id[i])) {
-            return 0;
-        }
-    }
-    return 1;
 }
 
 static void test_init_identity(apr_pool_t *p)
@@ -206,452 +125,29 @@ static void test_init_identity(apr_pool_t *p)
     if (!s) {
         return;
     }
-    id = SQ->identity(s);
+    id = PV->identity(s, p);
     CHECK(test_is_hex_id(id));
     CHECK(stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode)
           && (sb.st_mode & 07777) == (0750 & ~(mode_t)022));
 
     /* httpd runs post_config twice: init again on the same instance */
-    CHECK_RV(SQ->init(s, -1, -1, p), APR_SUCCESS);
-    CHECK(id && SQ->identity(s) && !strcmp(id, SQ->identity(s)));
+    CHECK_RV(PV->init(s, p), APR_SUCCESS);
+    CHECK(id && PV->identity(s, p) && !strcmp(id, PV->identity(s, p)));
 
     /* a new instance on the same file: same identity */
     again = test_open(p, path);
-    CHECK(again && id && !strcmp(id, SQ->identity(again)));
+    CHECK(again && id && !strcmp(id, PV->identity(again, p)));
 
     /* a child that never ran init reads it from the file */
     attached = test_attach(p, path, &rv);
     CHECK_RV(rv, APR_SUCCESS);
-    CHECK(attached && id && SQ->identity(attached)
-          && !strcmp(id, SQ->identity(attached)));
+    CHECK(attached && id && PV->identity(attached, p)
+          && !strcmp(id, PV->identity(attached, p)));
 
     /* a new store: a new identity */
     other = test_open(p, test_path(p, "other.db"));
-    CHECK(other && id && test_is_hex_id(SQ->identity(other))
-          && strcmp(id, SQ->identity(other)));
-}
-
-static void test_lookup_claim(apr_pool_t *p)
-{
-    cond_store *s = test_open(p, test_path(p, "claim.db"));
-    apr_time_t now = apr_time_now();
-    apr_int64_t v = 0, v2 = 0;
-    cond_state st;
-
-    if (!s) {
-        return;
-    }
-    CHECK_RV(SQ->lookup(s, "/missing", &st, p), APR_NOTFOUND);
-
-    /* claiming an unknown key at a version other than 0 creates nothing */
-    CHECK_RV(SQ->claim(s, "/new", 7, "A", now + LEASE, now), APR_EAGAIN);
-    CHECK_RV(SQ->lookup(s, "/new", &st, p), APR_NOTFOUND);
-
-    /* an unknown key at 0: created absent at version 0, claimed */
-    CHECK_RV(SQ->claim(s, "/new", 0, "A", now + LEASE, now), APR_SUCCESS);
-    CHECK_RV(SQ->lookup(s, "/new", &st, p), APR_SUCCESS);
-    CHECK(st.version == 0 && !st.exists && st.mtime == 0);
-    CHECK(st.claim_owner && !strcmp(st.claim_owner, "A"));
-    CHECK(st.claim_expires == now + LEASE);
-
-    /* a held claim is EBUSY, at the right version or not */
-    CHECK_RV(SQ->claim(s, "/new", 0, "B", now + LEASE, now), APR_EBUSY);
-    CHECK_RV(SQ->claim(s, "/new", 3, "B", now + LEASE, now), APR_EBUSY);
-    /* even for its own owner: a claim is taken once */
-    CHECK_RV(SQ->claim(s, "/new", 0, "A", now + LEASE, now), APR_EBUSY);
-
-    CHECK_RV(SQ->commit(s, "/new", "A", 1, now, &v), APR_SUCCESS);
-    CHECK(v > 0);
-
-    /* unclaimed but at another version: EAGAIN */
-    CHECK_RV(SQ->claim(s, "/new", v - 1, "B", now + LEASE, now),
-             APR_EAGAIN);
-    CHECK_RV(SQ->claim(s, "/new", 0, "B", now + LEASE, now), APR_EAGAIN);
-    CHECK_RV(SQ->lookup(s, "/new", &st, p), APR_SUCCESS);
-    CHECK(st.version == v && st.claim_owner == NULL);
-
-    /* the right version: claimed, version untouched until commit */
-    CHECK_RV(SQ->claim(s, "/new", v, "B", now + LEASE, now), APR_SUCCESS);
-    CHECK_RV(SQ->lookup(s, "/new", &st, p), APR_SUCCESS);
-    CHECK(st.version == v && st.claim_owner && !strcmp(st.claim_owner, "B"));
-    CHECK_RV(SQ->commit(s, "/new", "B", 1, now, &v2), APR_SUCCESS);
-    CHECK(v2 > v);
-}
-
-static void test_lease_expiry(apr_pool_t *p)
-{
-    cond_store *s = test_open(p, test_path(p, "lease.db"));
-    apr_time_t now = apr_time_now();
-    apr_int64_t v0 = 0, v1 = 0, v2 = 0;
-    cond_state st;
-
-    if (!s) {
-        return;
-    }
-    CHECK_RV(SQ->register_key(s, "/k", NULL, now, &v0), APR_SUCCESS);
-    /* a claim whose lease has already run out */
-    CHECK_RV(SQ->claim(s, "/k", v0, "dead", now - 1, now - LEASE),
-             APR_SUCCESS);
-
-    /* an expired claim is not taken over silently: the dead write may
-     * have reached the backend */
-    CHECK_RV(SQ->claim(s, "/k", v0, "next", now + LEASE, now), APR_EBUSY);
-
-    /* it is broken (new version), then the key can be claimed again */
-    CHECK_RV(SQ->lookup(s, "/k", &st, p), APR_SUCCESS);
-    CHECK(st.claim_owner && st.claim_expires <= now);
-    CHECK_RV(SQ->break_claim(s, "/k", "dead", now, &v1), APR_SUCCESS);
-    CHECK(v1 > v0);
-    CHECK_RV(SQ->claim(s, "/k", v0, "next", now + LEASE, now), APR_EAGAIN);
-    CHECK_RV(SQ->claim(s, "/k", v1, "next", now + LEASE, now), APR_SUCCESS);
-
-    /* the dead owner waking up cannot commit or release */
-    CHECK_RV(SQ->commit(s, "/k", "dead", 1, now, &v2), APR_NOTFOUND);
-    CHECK_RV(SQ->release(s, "/k", "dead"), APR_NOTFOUND);
-    CHECK_RV(SQ->lookup(s, "/k", &st, p), APR_SUCCESS);
-    CHECK(st.version == v1 && st.claim_owner
-          && !strcmp(st.claim_owner, "next"));
-    CHECK_RV(SQ->commit(s, "/k", "next", 1, now, &v2), APR_SUCCESS);
-    CHECK(v2 > v1);
-}
-
-static void test_commit(apr_pool_t *p)
-{
-    const char *path = test_path(p, "commit.db");
-    cond_store *s = test_open(p, path);
-    apr_time_t t0 = apr_time_from_sec(1700000000);
-    apr_int64_t v0 = 0, v1 = 0, v2 = 0, seq;
-    cond_state st;
-
-    if (!s) {
-        return;
-    }
-    CHECK_RV(SQ->register_key(s, "/c", "Cache-Control: max-age=5\n",
-                              t0, &v0), APR_SUCCESS);
-    CHECK_RV(SQ->claim(s, "/c", v0, "W", t0 + LEASE, t0), APR_SUCCESS);
-    CHECK_RV(SQ->commit(s, "/c", "W", 1, t0 + apr_time_from_sec(10) + 123,
-                        &v1), APR_SUCCESS);
-    CHECK(v1 > v0);
-    CHECK_RV(SQ->lookup(s, "/c", &st, p), APR_SUCCESS);
-    CHECK(st.version == v1 && st.exists && !st.claim_owner);
-    CHECK(st.claim_expires == 0);
-    /* whole seconds */
-    CHECK(st.mtime == t0 + apr_time_from_sec(10));
-    /* meta is the last 200's business, not the write's */
-    CHECK(st.meta && !strcmp(st.meta, "Cache-Control: max-age=5\n"));
-
-    /* a clock that stepped back never moves mtime backwards */
-    CHECK_RV(SQ->claim(s, "/c", v1, "W", t0 + LEASE, t0), APR_SUCCESS);
-    CHECK_RV(SQ->commit(s, "/c", "W", 1, t0, &v2), APR_SUCCESS);
-    CHECK_RV(SQ->lookup(s, "/c", &st, p), APR_SUCCESS);
-    CHECK(st.mtime == t0 + apr_time_from_sec(10));
-
-    /* a DELETE: absent, version still moves on */
-    CHECK_RV(SQ->claim(s, "/c", v2, "D", t0 + LEASE, t0), APR_SUCCESS);
-    CHECK_RV(SQ->commit(s, "/c", "D", 0, t0 + apr_time_from_sec(20), &v1),
-             APR_SUCCESS);
-    CHECK(v1 > v2);
-    CHECK_RV(SQ->lookup(s, "/c", &st, p), APR_SUCCESS);
-    CHECK(!st.exists && st.version == v1
-          && st.mtime == t0 + apr_time_from_sec(20));
-
-    /* commit by an owner that does not hold the claim: nothing changes,
-     * not even the sequence */
-    CHECK_RV(SQ->claim(s, "/c", v1, "owner", t0 + LEASE, t0), APR_SUCCESS);
-    seq = test_sequence(path);
-    v2 = -1;
-    CHECK_RV(SQ->commit(s, "/c", "intruder", 1, t0, &v2), APR_NOTFOUND);
-    CHECK(v2 == -1);
-    CHECK_RV(SQ->commit(s, "/nokey", "owner", 1, t0, &v2), APR_NOTFOUND);
-    CHECK(test_sequence(path) == seq);
-    CHECK_RV(SQ->lookup(s, "/c", &st, p), APR_SUCCESS);
-    CHECK(st.version == v1 && !st.exists && st.claim_owner
-          && !strcmp(st.claim_owner, "owner"));
-
-    /* after the claim was broken, the former owner's commit fails */
-    CHECK_RV(SQ->break_claim(s, "/c", "owner", t0, &v2), APR_SUCCESS);
-    seq = test_sequence(path);
-    CHECK_RV(SQ->commit(s, "/c", "owner", 1, t0, &v0), APR_NOTFOUND);
-    CHECK(test_sequence(path) == seq);
-    CHECK_RV(SQ->lookup(s, "/c", &st, p), APR_SUCCESS);
-    CHECK(st.version == v2 && !st.exists && !st.claim_owner);
-
-    /* HOLD: the new version is committed, the claim (and its lease) stays
-     * until release, which leaves the version alone */
-    CHECK_RV(SQ->claim(s, "/c", v2, "H", t0 + LEASE, t0), APR_SUCCESS);
-    CHECK_RV(SQ->commit(s, "/c", "H", COND_COMMIT_EXISTS | COND_COMMIT_HOLD,
-                        t0, &v1), APR_SUCCESS);
-    CHECK(v1 > v2);
-    CHECK_RV(SQ->lookup(s, "/c", &st, p), APR_SUCCESS);
-    CHECK(st.version == v1 && st.exists && st.claim_owner
-          && !strcmp(st.claim_owner, "H") && st.claim_expires == t0 + LEASE);
-    CHECK_RV(SQ->claim(s, "/c", v1, "other", t0 + LEASE, t0), APR_EBUSY);
-    CHECK_RV(SQ->release(s, "/c", "H"), APR_SUCCESS);
-    CHECK_RV(SQ->lookup(s, "/c", &st, p), APR_SUCCESS);
-    CHECK(st.version == v1 && st.exists && !st.claim_owner);
-}
-
-static void test_release_break(apr_pool_t *p)
-{
-    cond_store *s = test_open(p, test_path(p, "release.db"));
-    apr_time_t now = apr_time_now();
-    apr_int64_t v0 = 0, v1 = 0, v2 = 0;
-    cond_state st;
-
-    if (!s) {
-        return;
-    }
-    CHECK_RV(SQ->register_key(s, "/r", "m", now, &v0), APR_SUCCESS);
-    CHECK_RV(SQ->release(s, "/r", "nobody"), APR_NOTFOUND);
-    CHECK_RV(SQ->release(s, "/none", "nobody"), APR_NOTFOUND);
-    CHECK_RV(SQ->claim(s, "/r", v0, "R", now + LEASE, now), APR_SUCCESS);
-    CHECK_RV(SQ->release(s, "/r", "other"), APR_NOTFOUND);
-    CHECK_RV(SQ->release(s, "/r", "R"), APR_SUCCESS);
-    CHECK_RV(SQ->lookup(s, "/r", &st, p), APR_SUCCESS);
-    CHECK(st.version == v0 && st.exists && !st.claim_owner
-          && st.meta && !strcmp(st.meta, "m"));
-    CHECK_RV(SQ->release(s, "/r", "R"), APR_NOTFOUND);
-
-    /* a first write that failed leaves no trace of the key */
-    CHECK_RV(SQ->claim(s, "/fresh", 0, "F", now + LEASE, now), APR_SUCCESS);
-    CHECK_RV(SQ->release(s, "/fresh", "F"), APR_SUCCESS);
-    CHECK_RV(SQ->lookup(s, "/fresh", &st, p), APR_NOTFOUND);
-
-    /* break_claim is a compare-and-set on the dead owner */
-    CHECK_RV(SQ->claim(s, "/r", v0, "R2", now + LEASE, now), APR_SUCCESS);
-    CHECK_RV(SQ->break_claim(s, "/r", "someone-else", now, &v1),
-             APR_EAGAIN);
-    CHECK_RV(SQ->break_claim(s, "/none", "R2", now, &v1), APR_EAGAIN);
-    CHECK_RV(SQ->lookup(s, "/r", &st, p), APR_SUCCESS);
-    CHECK(st.version == v0 && st.claim_owner
-          && !strcmp(st.claim_owner, "R2"));
-    CHECK_RV(SQ->break_claim(s, "/r", "R2", now, &v1), APR_SUCCESS);
-    CHECK(v1 > v0);
-    CHECK_RV(SQ->lookup(s, "/r", &st, p), APR_SUCCESS);
-    CHECK(st.version == v1 && st.exists && !st.claim_owner);
-    /* a second breaker lost the race */
-    CHECK_RV(SQ->break_claim(s, "/r", "R2", now, &v2), APR_EAGAIN);
-    /* breaking an unclaimed key does nothing */
-    CHECK_RV(SQ->lookup(s, "/r", &st, p), APR_SUCCESS);
-    CHECK(st.version == v1);
-}
-
-static void test_versions(apr_pool_t *p)
-{
-    const char *path = test_path(p, "versions.db");
-    cond_store *s = test_open(p, path);
-    apr_time_t now = apr_time_now();
-    apr_int64_t last = 0, v = 0, seen[64];
-    int n = 0, i, j, dup = 0, increasing = 1;
-    cond_state st;
-
-    if (!s) {
-        return;
-    }
-#define RECORD(expr) do {                                                   \
-        v = 0;                                                              \
-        CHECK_RV((expr), APR_SUCCESS);                                      \
-        if (v <= last) {                                                    \
-            increasing = 0;                                                 \
-        }                                                                   \
-        last = v;                                                           \
-        seen[n++] = v;                                                      \
-    } while (0)
-
-    RECORD(SQ->register_key(s, "/a", NULL, now, &v));
-    RECORD(SQ->register_key(s, "/b", NULL, now, &v));
-    RECORD(SQ->bump(s, "/a", now, &v));
-    CHECK_RV(SQ->claim(s, "/b", last - 1, "x", now + LEASE, now),
-             APR_SUCCESS);
-    RECORD(SQ->commit(s, "/b", "x", 1, now, &v));
-    RECORD(SQ->bump(s, "/c", now, &v));
-    RECORD(SQ->set_exists(s, "/a", seen[2], 0, NULL, now, &v));
-    CHECK_RV(SQ->claim(s, "/a", last, "y", now + LEASE, now), APR_SUCCESS);
-    RECORD(SQ->break_claim(s, "/a", "y", now, &v));
-
-    /* forget and re-create: the key never gets an old version back */
-    CHECK_RV(SQ->forget(s, "/a"), APR_SUCCESS);
-    CHECK_RV(SQ->forget(s, "/a"), APR_NOTFOUND);
-    CHECK_RV(SQ->lookup(s, "/a", &st, p), APR_NOTFOUND);
-    RECORD(SQ->register_key(s, "/a", NULL, now, &v));
-    CHECK_RV(SQ->forget(s, "/a"), APR_SUCCESS);
-    CHECK_RV(SQ->claim(s, "/a", 0, "z", now + LEASE, now), APR_SUCCESS);
-    RECORD(SQ->commit(s, "/a", "z", 1, now, &v));
-    /* forgetting the key that holds the highest version */
-    CHECK_RV(SQ->forget(s, "/a"), APR_SUCCESS);
-    RECORD(SQ->bump(s, "/a", now, &v));
-#undef RECORD
-
-    CHECK(increasing);
-    for (i = 0; i < n; i++) {
-        for (j = i + 1; j < n; j++) {
-            dup += seen[i] == seen[j];
-        }
-    }
-    CHECK(dup == 0);
-    CHECK(test_sequence(path) == last);
-
-    /* bump creates an unknown key present, and keeps meta and presence */
-    CHECK_RV(SQ->lookup(s, "/c", &st, p), APR_SUCCESS);
-    CHECK(st.exists && st.version > 0 && !st.meta);
-    CHECK_RV(SQ->register_key(s, "/m", "meta", now, &v), APR_SUCCESS);
-    CHECK_RV(SQ->set_exists(s, "/m", v, 0, "meta", now, &v), APR_SUCCESS);
-    CHECK_RV(SQ->bump(s, "/m", now, &v), APR_SUCCESS);
-    CHECK_RV(SQ->lookup(s, "/m", &st, p), APR_SUCCESS);
-    CHECK(!st.exists && st.version == v && st.meta
-          && !strcmp(st.meta, "meta"));
-    /* bump goes through a claim without touching it */
-    CHECK_RV(SQ->claim(s, "/m", v, "held", now + LEASE, now), APR_SUCCESS);
-    CHECK_RV(SQ->bump(s, "/m", now, &v), APR_SUCCESS);
-    CHECK_RV(SQ->lookup(s, "/m", &st, p), APR_SUCCESS);
-    CHECK(st.version == v && st.claim_owner
-          && !strcmp(st.claim_owner, "held"));
-}
-
-static void test_register_set(apr_pool_t *p)
-{
-    cond_store *s = test_open(p, test_path(p, "register.db"));
-    apr_time_t now = apr_time_now();
-    apr_time_t t1 = apr_time_from_sec(1700000000);
-    apr_int64_t v0 = 0, v1 = 0, v2 = 0;
-    cond_state st;
-
-    if (!s) {
-        return;
-    }
-    CHECK_RV(SQ->register_key(s, "/g", "Vary: Accept\n", t1, &v0),
-             APR_SUCCESS);
-    CHECK_RV(SQ->lookup(s, "/g", &st, p), APR_SUCCESS);
-    CHECK(st.version == v0 && st.exists && st.mtime == t1 && !st.claim_owner
-          && st.meta && !strcmp(st.meta, "Vary: Accept\n"));
-    CHECK_RV(SQ->register_key(s, "/g", "other", now, &v1), APR_EEXIST);
-    CHECK_RV(SQ->lookup(s, "/g", &st, p), APR_SUCCESS);
-    CHECK(st.version == v0 && st.meta && !strcmp(st.meta, "Vary: Accept\n"));
-    /* a claimed placeholder exists too */
-    CHECK_RV(SQ->claim(s, "/p", 0, "o", now + LEASE, now), APR_SUCCESS);
-    CHECK_RV(SQ->register_key(s, "/p", NULL, now, &v1), APR_EEXIST);
-
-    /* set_meta: compare-and-set on the version, version unchanged */
-    CHECK_RV(SQ->set_meta(s, "/g", v0 + 1000, "stale"), APR_EAGAIN);
-    CHECK_RV(SQ->set_meta(s, "/nokey", 0, "x"), APR_EAGAIN);
-    CHECK_RV(SQ->set_meta(s, "/g", v0, "Cache-Control: no-cache\n"),
-             APR_SUCCESS);
-    CHECK_RV(SQ->lookup(s, "/g", &st, p), APR_SUCCESS);
-    CHECK(st.version == v0 && st.meta
-          && !strcmp(st.meta, "Cache-Control: no-cache\n"));
-    CHECK_RV(SQ->set_meta(s, "/g", v0, NULL), APR_SUCCESS);
-    CHECK_RV(SQ->lookup(s, "/g", &st, p), APR_SUCCESS);
-    CHECK(st.meta == NULL);
-
-    /* set_exists: compare-and-set on the version and no claim */
-    CHECK_RV(SQ->set_exists(s, "/g", v0 + 1000, 0, NULL, now, &v1),
-             APR_EAGAIN);
-    CHECK_RV(SQ->set_exists(s, "/nokey", 0, 1, NULL, now, &v1), APR_EAGAIN);
-    CHECK_RV(SQ->claim(s, "/g", v0, "c", now + LEASE, now), APR_SUCCESS);
-    CHECK_RV(SQ->set_exists(s, "/g", v0, 0, NULL, now, &v1), APR_EAGAIN);
-    CHECK_RV(SQ->lookup(s, "/g", &st, p), APR_SUCCESS);
-    CHECK(st.version == v0 && st.exists);
-    CHECK_RV(SQ->release(s, "/g", "c"), APR_SUCCESS);
-    CHECK_RV(SQ->set_exists(s, "/g", v0, 0, NULL, now, &v1), APR_SUCCESS);
-    CHECK(v1 > v0);
-    CHECK_RV(SQ->lookup(s, "/g", &st, p), APR_SUCCESS);
-    CHECK(st.version == v1 && !st.exists
-          && st.mtime == apr_time_from_sec(apr_time_sec(now)));
-    /* back again, with the 200's metadata */
-    CHECK_RV(SQ->set_exists(s, "/g", v1, 1, "Expires: x\n", now, &v2),
-             APR_SUCCESS);
-    CHECK(v2 > v1);
-    CHECK_RV(SQ->lookup(s, "/g", &st, p), APR_SUCCESS);
-    CHECK(st.version == v2 && st.exists && st.meta
-          && !strcmp(st.meta, "Expires: x\n"));
-    /* the old version no longer matches */
-    CHECK_RV(SQ->set_exists(s, "/g", v1, 0, NULL, now, &v0), APR_EAGAIN);
-}
-
-typedef struct {
-    const char *keys[16];
-    int n;
-    int stop_after;
-} test_list_acc;
-
-static int test_list_cb(void *baton, const char *key, const cond_state *st)
-{
-    test_list_acc *acc = baton;
-
-    (void)st;
-    if (acc->n < 16) {
-        acc->keys[acc->n] = key;
-    }
-    acc->n++;
-    return acc->stop_after && acc->n >= acc->stop_after;
-}
-
-static int test_list_is(cond_store *s, apr_pool_t *p, const char *prefix,
-                        int stop_after, const char *const *want)
-{
-    test_list_acc acc;
-    int i;
-
-    memset(&acc, 0, sizeof(acc));
-    acc.stop_after = stop_after;
-    if (SQ->list(s, prefix, test_list_cb, &acc, p) != APR_SUCCESS) {
-        return 0;
-    }
-    for (i = 0; want[i]; i++) {
-        if (i >= acc.n || strcmp(acc.keys[i], want[i])) {
-            return 0;
-        }
-    }
-    return i == acc.n;
-}
-
-static void test_list(apr_pool_t *p)
-{
-    static const char *const keys[] = {
-        "a%b/1", "a%b/2", "axb/1", "a_b", "aXb", "a%", "a", "b",
-        "p\xff", "p\xff\x01", "p\xfe", "q", NULL
-    };
-    static const char *const pct[] = { "a%b/1", "a%b/2", NULL };
-    static const char *const und[] = { "a_b", NULL };
-    static const char *const a[] = {
-        "a", "a%", "a%b/1", "a%b/2", "aXb", "a_b", "axb/1", NULL
-    };
-    static const char *const ff[] = { "p\xff", "p\xff\x01", NULL };
-    static const char *const p_all[] = {
-        "p\xfe", "p\xff", "p\xff\x01", NULL
-    };
-    static const char *const two[] = { "a", "a%", NULL };
-    static const char *const none[] = { NULL };
-    cond_store *s = test_open(p, test_path(p, "list.db"));
-    apr_time_t now = apr_time_now();
-    apr_int64_t v;
-    int i, all_n = 0;
-    test_list_acc acc;
-
-    if (!s) {
-        return;
-    }
-    for (i = 0; keys[i]; i++) {
-        CHECK_RV(SQ->register_key(s, keys[i], NULL, now, &v), APR_SUCCESS);
-    }
-    CHECK(test_list_is(s, p, "a%b/", 0, pct));
-    CHECK(test_list_is(s, p, "a_", 0, und));
-    CHECK(test_list_is(s, p, "a", 0, a));
-    CHECK(test_list_is(s, p, "p\xff", 0, ff));
-    CHECK(test_list_is(s, p, "p", 0, p_all));
-    CHECK(test_list_is(s, p, "a", 2, two));
-    CHECK(test_list_is(s, p, "zzz", 0, none));
-    CHECK(test_list_is(s, p, "%", 0, none));
-
-    memset(&acc, 0, sizeof(acc));
-    CHECK_RV(SQ->list(s, "", test_list_cb, &acc, p), APR_SUCCESS);
-    while (keys[all_n]) {
-        all_n++;
-    }
-    CHECK(acc.n == all_n);
-    for (i = 1; i < acc.n && i < 16; i++) {
-        CHECK(strcmp(acc.keys[i - 1], acc.keys[i]) < 0);
-    }
+    CHECK(other && id && test_is_hex_id(PV->identity(other, p))
+          && strcmp(id, PV->identity(other, p)));
 }
 
 /* Run sql on the store through a connection of its own. */
@@ -689,7 +185,7 @@ static void test_cache_bound(apr_pool_t *p)
                    "SELECT printf('localhost:80/api/docs/%06d', i), i, 1, 0 "
                    "FROM n"));
     apr_pool_create(&sp, p);
-    CHECK_RV(SQ->lookup(s, "localhost:80/api/docs/000001", &st, sp),
+    CHECK_RV(PV->lookup(s, "localhost:80/api/docs/000001", &st, sp),
              APR_SUCCESS);
     before = sqlite3_memory_used();
     CHECK(before > 0);      /* SQLite counts its memory (memstatus) */
@@ -697,7 +193,7 @@ static void test_cache_bound(apr_pool_t *p)
         char key[64];
 
         snprintf(key, sizeof(key), "localhost:80/api/docs/%06d", i);
-        found += SQ->lookup(s, key, &st, sp) == APR_SUCCESS;
+        found += PV->lookup(s, key, &st, sp) == APR_SUCCESS;
         apr_pool_clear(sp);
     }
     grown = sqlite3_memory_used() - before;
@@ -710,9 +206,7 @@ static void test_cache_bound(apr_pool_t *p)
         char key[64];
 
         snprintf(key, sizeof(key), "localhost:80/api/docs/%06d", i);
-        found += SQ->claim(s, key, APR_INT64_C(1) << 40, "C",
-                           apr_time_now() + LEASE,
-                           apr_time_now()) == APR_EAGAIN;
+        found += PV->claim(s, key, APR_INT64_C(1) << 40, "C", LEASE, p) == APR_EAGAIN;
     }
     grown = sqlite3_memory_used() - before;
     CHECK(found == 80000 + 5000);
@@ -740,35 +234,35 @@ static void test_memo(apr_pool_t *p)
     if (!s) {
         return;
     }
-    CHECK_RV(SQ->register_key(s, "/m", NULL, apr_time_now(), &v0),
+    CHECK_RV(PV->register_key(s, "/m", NULL, apr_time_now(), &v0, p),
              APR_SUCCESS);
     for (i = 0; i < 3; i++) {
-        CHECK_RV(SQ->lookup(s, "/m", &st, p), APR_SUCCESS);
+        CHECK_RV(PV->lookup(s, "/m", &st, p), APR_SUCCESS);
         CHECK(st.version == v0 && st.meta == NULL);
-        CHECK_RV(SQ->lookup(s, "/none", &st, p), APR_NOTFOUND);
+        CHECK_RV(PV->lookup(s, "/none", &st, p), APR_NOTFOUND);
     }
 
     /* another connection of this process */
     CHECK(test_sql(path, "UPDATE resources SET version = version + 1000, "
                    "meta = 'Vary: x' WHERE key = '/m'"));
-    CHECK_RV(SQ->lookup(s, "/m", &st, p), APR_SUCCESS);
+    CHECK_RV(PV->lookup(s, "/m", &st, p), APR_SUCCESS);
     CHECK(st.version == v0 + 1000 && st.meta && !strcmp(st.meta, "Vary: x"));
     CHECK(test_sql(path, "INSERT INTO resources (key, version, present, "
                    "mtime) VALUES ('/none', 7, 1, 0)"));
-    CHECK_RV(SQ->lookup(s, "/none", &st, p), APR_SUCCESS);
+    CHECK_RV(PV->lookup(s, "/none", &st, p), APR_SUCCESS);
     CHECK(st.version == 7);
 
     /* another store instance, as another child would have */
     other = test_attach(p, path, &rv);
     CHECK_RV(rv, APR_SUCCESS);
     if (other) {
-        CHECK_RV(SQ->bump(other, "/m", apr_time_now(), &v), APR_SUCCESS);
-        CHECK_RV(SQ->lookup(s, "/m", &st, p), APR_SUCCESS);
+        CHECK_RV(PV->bump(other, "/m", apr_time_now(), &v, p), APR_SUCCESS);
+        CHECK_RV(PV->lookup(s, "/m", &st, p), APR_SUCCESS);
         CHECK(st.version == v);
     }
 
     /* another process, killed right after its commit */
-    CHECK_RV(SQ->lookup(s, "/m", &st, p), APR_SUCCESS);
+    CHECK_RV(PV->lookup(s, "/m", &st, p), APR_SUCCESS);
     if (CHECK(pipe(fd) == 0)) {
         pid = fork();
         if (pid == 0) {
@@ -783,7 +277,7 @@ static void test_memo(apr_pool_t *p)
         CHECK(read(fd[0], &c, 1) == 1 && c == 'y');
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
-        CHECK_RV(SQ->lookup(s, "/m", &st, p), APR_SUCCESS);
+        CHECK_RV(PV->lookup(s, "/m", &st, p), APR_SUCCESS);
         CHECK(st.version == 424242);
 
         /* killed inside its transaction: nothing changes */
@@ -801,15 +295,15 @@ static void test_memo(apr_pool_t *p)
             _exit(0);
         }
         CHECK(read(fd[0], &c, 1) == 1 && c == 'y');
-        CHECK_RV(SQ->lookup(s, "/m", &st, p), APR_SUCCESS);
+        CHECK_RV(PV->lookup(s, "/m", &st, p), APR_SUCCESS);
         CHECK(st.version == 424242);
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
-        CHECK_RV(SQ->lookup(s, "/m", &st, p), APR_SUCCESS);
+        CHECK_RV(PV->lookup(s, "/m", &st, p), APR_SUCCESS);
         CHECK(st.version == 424242);
         CHECK(test_sql(path, "UPDATE resources SET version = 424243 "
                        "WHERE key = '/m'"));
-        CHECK_RV(SQ->lookup(s, "/m", &st, p), APR_SUCCESS);
+        CHECK_RV(PV->lookup(s, "/m", &st, p), APR_SUCCESS);
         CHECK(st.version == 424243);
         close(fd[0]);
         close(fd[1]);
@@ -831,7 +325,7 @@ static void test_locked(apr_pool_t *p)
     if (!s) {
         return;
     }
-    CHECK_RV(SQ->register_key(s, "/l", NULL, now, &v0), APR_SUCCESS);
+    CHECK_RV(PV->register_key(s, "/l", NULL, now, &v0, p), APR_SUCCESS);
     if (!CHECK(sqlite3_open(path, &db) == SQLITE_OK
                && sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL)
                   == SQLITE_OK)) {
@@ -839,19 +333,19 @@ static void test_locked(apr_pool_t *p)
         return;
     }
     t = apr_time_now();
-    CHECK_RV(SQ->claim(s, "/l", v0, "L", now + LEASE, now), APR_TIMEUP);
+    CHECK_RV(PV->claim(s, "/l", v0, "L", LEASE, p), APR_TIMEUP);
     t = apr_time_now() - t;
     CHECK(t >= apr_time_from_msec(1500) && t < apr_time_from_sec(5));
-    CHECK_RV(SQ->lookup(s, "/l", &st, p), APR_SUCCESS);
+    CHECK_RV(PV->lookup(s, "/l", &st, p), APR_SUCCESS);
     CHECK(st.version == v0 && !st.claim_owner);
-    CHECK_RV(SQ->bump(s, "/l", now, &v), APR_TIMEUP);
+    CHECK_RV(PV->bump(s, "/l", now, &v, p), APR_TIMEUP);
 
     sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     sqlite3_close(db);
 
     /* no wedge: the same connections go on */
-    CHECK_RV(SQ->claim(s, "/l", v0, "L", now + LEASE, now), APR_SUCCESS);
-    CHECK_RV(SQ->commit(s, "/l", "L", 1, now, &v), APR_SUCCESS);
+    CHECK_RV(PV->claim(s, "/l", v0, "L", LEASE, p), APR_SUCCESS);
+    CHECK_RV(PV->commit(s, "/l", "L", 1, now, &v, p), APR_SUCCESS);
     CHECK(v > v0);
 }
 
@@ -868,10 +362,10 @@ static void test_missing_corrupt(apr_pool_t *p)
     /* a child never creates the store, it reports it missing */
     s = test_attach(p, test_path(p, "none.db"), &rv);
     CHECK_RV(rv, APR_ENOENT);
-    CHECK(s && SQ->identity(s) == NULL);
+    CHECK(s && PV->identity(s, p) == NULL);
     if (s) {
-        CHECK_RV(SQ->lookup(s, "/x", &st, p), APR_ENOENT);
-        CHECK_RV(SQ->bump(s, "/x", apr_time_now(), &v), APR_ENOENT);
+        CHECK_RV(PV->lookup(s, "/x", &st, p), APR_ENOENT);
+        CHECK_RV(PV->bump(s, "/x", apr_time_now(), &v, p), APR_ENOENT);
     }
     CHECK(!test_exists(test_path(p, "none.db")));
     s = test_attach(p, path, &rv);
@@ -883,8 +377,8 @@ static void test_missing_corrupt(apr_pool_t *p)
     if (s) {
         cond_store *made = test_open(p, path);
         CHECK(made != NULL);
-        CHECK_RV(SQ->lookup(s, "/x", &st, p), APR_NOTFOUND);
-        CHECK_RV(SQ->bump(s, "/x", apr_time_now(), &v), APR_SUCCESS);
+        CHECK_RV(PV->lookup(s, "/x", &st, p), APR_NOTFOUND);
+        CHECK_RV(PV->bump(s, "/x", apr_time_now(), &v, p), APR_SUCCESS);
     }
 
     /* not a database */
@@ -897,12 +391,12 @@ static void test_missing_corrupt(apr_pool_t *p)
     s = test_attach(p, junk, &rv);
     CHECK_RV(rv, APR_EGENERAL);
     if (s) {
-        CHECK_RV(SQ->lookup(s, "/x", &st, p), APR_EGENERAL);
+        CHECK_RV(PV->lookup(s, "/x", &st, p), APR_EGENERAL);
     }
     s = NULL;
-    CHECK(SQ->create(&s, junk, p) == NULL);
+    CHECK(PV->create(&s, junk, p) == NULL);
     if (s) {
-        CHECK_RV(SQ->init(s, -1, -1, p), APR_EGENERAL);
+        CHECK_RV(PV->init(s, p), APR_EGENERAL);
     }
 }
 
@@ -920,22 +414,22 @@ static void test_readonly_as_user(const char *path)
     s = test_attach(p, path, &rv);
     CHECK_RV(rv, APR_SUCCESS);
     if (s) {
-        CHECK(test_is_hex_id(SQ->identity(s)));
-        CHECK_RV(SQ->lookup(s, "/ro", &st, p), APR_SUCCESS);
+        CHECK(test_is_hex_id(PV->identity(s, p)));
+        CHECK_RV(PV->lookup(s, "/ro", &st, p), APR_SUCCESS);
         CHECK(st.exists && st.version > 0);
-        CHECK_RV(SQ->lookup(s, "/other", &st, p), APR_NOTFOUND);
-        CHECK_RV(SQ->claim(s, "/ro", st.version, "o", now + LEASE, now),
+        CHECK_RV(PV->lookup(s, "/other", &st, p), APR_NOTFOUND);
+        CHECK_RV(PV->claim(s, "/ro", st.version, "o", LEASE, p),
                  APR_EACCES);
-        CHECK_RV(SQ->bump(s, "/ro", now, &v), APR_EACCES);
-        CHECK_RV(SQ->register_key(s, "/new", NULL, now, &v), APR_EACCES);
-        CHECK_RV(SQ->forget(s, "/ro"), APR_EACCES);
+        CHECK_RV(PV->bump(s, "/ro", now, &v, p), APR_EACCES);
+        CHECK_RV(PV->register_key(s, "/new", NULL, now, &v, p), APR_EACCES);
+        CHECK_RV(PV->forget(s, "/ro", p), APR_EACCES);
         /* reads still work after the refused writes */
-        CHECK_RV(SQ->lookup(s, "/ro", &st, p), APR_SUCCESS);
+        CHECK_RV(PV->lookup(s, "/ro", &st, p), APR_SUCCESS);
     }
     /* init by a user who may only read an existing store succeeds */
     s = NULL;
-    if (SQ->create(&s, path, p) == NULL) {
-        CHECK_RV(SQ->init(s, -1, -1, p), APR_SUCCESS);
+    if (PV->create(&s, path, p) == NULL) {
+        CHECK_RV(PV->init(s, p), APR_SUCCESS);
     }
     apr_pool_destroy(p);
 }
@@ -955,12 +449,12 @@ static void test_readonly(apr_pool_t *p)
 
     /* As root, init hands the store to the User, as httpd does. */
     apr_pool_create(&sp, p);
-    if (SQ->create(&s, path, sp) || SQ->init(s, uid, uid, sp)
-        || SQ->child_init(s, sp)) {
+    if (PV->create(&s, path, sp) || PV->init(s, sp)
+        || PV->set_owner(s, uid, uid, sp) || PV->child_init(s, sp)) {
         CHECK(!"store for the read-only test");
         return;
     }
-    CHECK_RV(SQ->register_key(s, "/ro", NULL, apr_time_now(), &v),
+    CHECK_RV(PV->register_key(s, "/ro", NULL, apr_time_now(), &v, p),
              APR_SUCCESS);
     apr_pool_destroy(sp);       /* closes: the WAL is checkpointed */
     /* kept after the last close, so a read-only directory stays readable */
@@ -1000,310 +494,47 @@ static void test_readonly(apr_pool_t *p)
 }
 
 /* ------------------------------------------------------------------ */
-/* Contention                                                           */
 
-#define RACE_KEYS    3
-#define RACE_PROCS   8
-#define RACE_CYCLES  200
-#define RACE_THREADS 8
-#define RACE_TCYCLES 100
-#define RACE_MAX     (RACE_PROCS * RACE_CYCLES)
+static cond_store *test_target_open(apr_pool_t *p, const char *name)
+{
+    return test_open(p, test_path(p, apr_pstrcat(p, name, ".db", NULL)));
+}
 
-typedef struct {
-    int commits[RACE_KEYS];
-    int backend[RACE_KEYS];         /* written unlocked by the claimer */
-    int nrec;
-    apr_int64_t version[RACE_MAX];
-    int key[RACE_MAX];
-    int errors;
-    int retries;
-    int timeouts;
-} test_race;
+static cond_store *test_target_attach(apr_pool_t *p, const char *name,
+                                      apr_status_t *rv)
+{
+    return test_attach(p, test_path(p, apr_pstrcat(p, name, ".db", NULL)),
+                       rv);
+}
 
-static const char *const race_keys[RACE_KEYS] = {
-    "/race/0", "/race/1", "/race/2"
+static apr_int64_t test_target_sequence(const char *name)
+{
+    char path[4096];
+
+    apr_snprintf(path, sizeof(path), "%s/%s.db", tmpdir, name);
+    return test_sequence(path);
+}
+
+static const test_target sqlite_target = {
+    "sqlite",
+    &cond_sqlite_store,
+    test_target_open,
+    test_target_attach,
+    test_target_sequence
 };
 
-/* One writer: `cycles` successful read/claim/write/commit rounds. */
-static void test_race_worker(cond_store *s, test_race *r, int id,
-                             int cycles, apr_pool_t *parent)
-{
-    apr_pool_t *p;
-    unsigned int seed = (unsigned int)id * 7919u + (unsigned int)getpid();
-    int done = 0, n = 0;
-
-    apr_pool_create(&p, parent);
-    while (done < cycles) {
-        int k = (int)(rand_r(&seed) % RACE_KEYS);
-        const char *key = race_keys[k];
-        const char *owner;
-        apr_time_t now = apr_time_now();
-        apr_int64_t v = 0;
-        cond_state st;
-        apr_status_t rv;
-        int b = 0, slot;
-
-        apr_pool_clear(p);
-        owner = apr_psprintf(p, "%d:%d:%d", (int)getpid(), id, n++);
-        /* A client: read the version and the representation, think, then
-         * write what it computed, on condition that nothing changed. */
-        rv = SQ->lookup(s, key, &st, p);
-        if (rv == APR_SUCCESS && !st.claim_owner) {
-            b = __sync_fetch_and_add(&r->backend[k], 0);
-            if (rand_r(&seed) % 4 == 0) {
-                apr_sleep(rand_r(&seed) % 100);
-            }
-            rv = SQ->claim(s, key, st.version, owner, now + LEASE, now);
-        }
-        else if (rv == APR_SUCCESS) {
-            rv = APR_EBUSY;
-        }
-        if (rv == APR_EBUSY || rv == APR_EAGAIN || rv == APR_TIMEUP) {
-            __sync_fetch_and_add(rv == APR_TIMEUP ? &r->timeouts
-                                                  : &r->retries, 1);
-            apr_sleep(rand_r(&seed) % 200);
-            continue;
-        }
-        if (rv != APR_SUCCESS) {
-            printf("  worker %d: %s\n", id, test_status_name(rv));
-            __sync_fetch_and_add(&r->errors, 1);
-            break;
-        }
-        /* the "backend" stores what the client computed from its read;
-         * only the claim's compare-and-set protects it */
-        if (rand_r(&seed) % 4 == 0) {
-            apr_sleep(rand_r(&seed) % 100);
-        }
-        r->backend[k] = b + 1;
-        rv = SQ->commit(s, key, owner, 1, apr_time_now(), &v);
-        if (rv != APR_SUCCESS || v <= st.version) {
-            printf("  worker %d: commit %s\n", id, test_status_name(rv));
-            __sync_fetch_and_add(&r->errors, 1);
-            break;
-        }
-        __sync_fetch_and_add(&r->commits[k], 1);
-        slot = __sync_fetch_and_add(&r->nrec, 1);
-        if (slot < RACE_MAX) {
-            r->version[slot] = v;
-            r->key[slot] = k;
-        }
-        done++;
-    }
-    apr_pool_destroy(p);
-}
-
-static void test_race_verify(cond_store *s, test_race *r, apr_int64_t seq0,
-                             const char *path, int total, apr_pool_t *p)
-{
-    int k, i, j, dup = 0, sum = 0;
-
-    CHECK(r->errors == 0);
-    if (r->timeouts) {
-        printf("note: %d lock timeouts under contention (retried)\n",
-               r->timeouts);
-    }
-    for (k = 0; k < RACE_KEYS; k++) {
-        apr_int64_t max = 0;
-        int nv = 0;
-        cond_state st;
-
-        /* no lost update: every commit's backend write survived */
-        CHECK(r->backend[k] == r->commits[k]);
-        for (i = 0; i < r->nrec && i < RACE_MAX; i++) {
-            if (r->key[i] == k) {
-                nv++;
-                max = r->version[i] > max ? r->version[i] : max;
-            }
-        }
-        /* one new version per commit, and the last one is current */
-        CHECK(nv == r->commits[k]);
-        CHECK_RV(SQ->lookup(s, race_keys[k], &st, p), APR_SUCCESS);
-        CHECK(st.version == max && st.claim_owner == NULL);
-        sum += r->commits[k];
-    }
-    CHECK(sum == total && r->nrec == total);
-    for (i = 0; i < r->nrec && i < RACE_MAX; i++) {
-        for (j = i + 1; j < r->nrec && j < RACE_MAX; j++) {
-            dup += r->version[i] == r->version[j];
-        }
-    }
-    CHECK(dup == 0);
-    /* failed claims and refused commits consumed no versions */
-    CHECK(test_sequence(path) == seq0 + total);
-}
-
-static void test_race_processes(apr_pool_t *p)
-{
-    const char *path = test_path(p, "race.db");
-    cond_store *s = test_open(p, path);
-    test_race *r;
-    apr_int64_t v, seq0;
-    pid_t pids[RACE_PROCS];
-    int i, status, ok = 1;
-
-    if (!s) {
-        return;
-    }
-    for (i = 0; i < RACE_KEYS; i++) {
-        CHECK_RV(SQ->register_key(s, race_keys[i], NULL, apr_time_now(), &v),
-                 APR_SUCCESS);
-    }
-    seq0 = test_sequence(path);
-    r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE,
-             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (!CHECK(r != MAP_FAILED)) {
-        return;
-    }
-    memset(r, 0, sizeof(*r));
-    fflush(stdout);
-    for (i = 0; i < RACE_PROCS; i++) {
-        pids[i] = fork();
-        if (pids[i] == 0) {
-            /* like an httpd child: own pool, own connections */
-            apr_pool_t *cp;
-            cond_store *cs;
-            apr_status_t rv;
-
-            apr_pool_create(&cp, NULL);
-            cs = test_attach(cp, path, &rv);
-            if (!cs || rv != APR_SUCCESS) {
-                __sync_fetch_and_add(&r->errors, 1);
-                _exit(1);
-            }
-            test_race_worker(cs, r, i, RACE_CYCLES, cp);
-            apr_pool_destroy(cp);
-            _exit(0);
-        }
-    }
-    for (i = 0; i < RACE_PROCS; i++) {
-        ok &= pids[i] > 0 && waitpid(pids[i], &status, 0) == pids[i]
-              && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    }
-    CHECK(ok);
-    printf("# %d processes x %d commits on %d keys: %d retries\n",
-           RACE_PROCS, RACE_CYCLES, RACE_KEYS, r->retries);
-    test_race_verify(s, r, seq0, path, RACE_PROCS * RACE_CYCLES, p);
-    munmap(r, sizeof(*r));
-}
-
-typedef struct {
-    cond_store *s;
-    test_race *r;
-    int id;
-} test_thread_arg;
-
-static void *APR_THREAD_FUNC test_race_thread(apr_thread_t *t, void *data)
-{
-    test_thread_arg *a = data;
-
-    test_race_worker(a->s, a->r, a->id, RACE_TCYCLES, NULL);
-    apr_thread_exit(t, APR_SUCCESS);
-    return NULL;
-}
-
-/* Threads of one process share one instance, as in the event MPM. */
-static void test_race_threads(apr_pool_t *p)
-{
-    const char *path = test_path(p, "threads.db");
-    cond_store *s = test_open(p, path);
-    apr_thread_t *th[RACE_THREADS];
-    test_thread_arg args[RACE_THREADS];
-    test_race *r;
-    apr_int64_t v, seq0;
-    apr_status_t trv;
-    int i;
-
-    if (!s) {
-        return;
-    }
-    for (i = 0; i < RACE_KEYS; i++) {
-        CHECK_RV(SQ->register_key(s, race_keys[i], NULL, apr_time_now(), &v),
-                 APR_SUCCESS);
-    }
-    seq0 = test_sequence(path);
-    r = apr_pcalloc(p, sizeof(*r));
-    for (i = 0; i < RACE_THREADS; i++) {
-        args[i].s = s;
-        args[i].r = r;
-        args[i].id = i;
-        CHECK_RV(apr_thread_create(&th[i], NULL, test_race_thread, &args[i],
-                                   p), APR_SUCCESS);
-    }
-    for (i = 0; i < RACE_THREADS; i++) {
-        apr_thread_join(&trv, th[i]);
-    }
-    printf("# %d threads x %d commits on %d keys: %d retries\n",
-           RACE_THREADS, RACE_TCYCLES, RACE_KEYS, r->retries);
-    test_race_verify(s, r, seq0, path, RACE_THREADS * RACE_TCYCLES, p);
-}
-
-/* ------------------------------------------------------------------ */
-
-typedef struct {
-    const char *name;
-    void (*fn)(apr_pool_t *p);
-} test_case;
-
-static const test_case test_cases[] = {
+static const test_case sqlite_cases[] = {
     { "create errors", test_create_errors },
-    { "init and identity", test_init_identity },
-    { "lookup and claim", test_lookup_claim },
-    { "lease expiry", test_lease_expiry },
-    { "commit", test_commit },
-    { "release and break_claim", test_release_break },
-    { "versions", test_versions },
-    { "register, set_exists, set_meta", test_register_set },
-    { "list", test_list },
+    { "init, directory and identity", test_init_identity },
     { "missing and corrupt store", test_missing_corrupt },
     { "read-only store", test_readonly },
     { "locked store", test_locked },
     { "remembered lookups", test_memo },
     { "page cache bound", test_cache_bound },
-    { "contention: processes", test_race_processes },
-    { "contention: threads", test_race_threads },
     { NULL, NULL }
 };
 
 int main(int argc, char **argv)
 {
-    char tmpl[] = "/tmp/test_store.XXXXXX";
-    const char *only = argc > 1 ? argv[1] : NULL;
-    const test_case *tc;
-    int rc;
-
-    apr_initialize();
-    apr_pool_create(&root, NULL);
-    counts = mmap(NULL, sizeof(*counts), PROT_READ | PROT_WRITE,
-                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (counts == MAP_FAILED || !mkdtemp(tmpl)) {
-        perror("test_store setup");
-        return 2;
-    }
-    tmpdir = tmpl;
-    for (tc = test_cases; tc->name; tc++) {
-        apr_pool_t *p;
-
-        if (only && !strstr(tc->name, only)) {
-            continue;
-        }
-        printf("# %s\n", tc->name);
-        fflush(stdout);
-        apr_pool_create(&p, root);
-        tc->fn(p);
-        apr_pool_destroy(p);
-    }
-    if (!getenv("TEST_STORE_KEEP")) {
-        char *cmd = apr_psprintf(root, "rm -rf '%s'", tmpdir);
-        if (system(cmd) != 0) {
-            printf("note: could not remove %s\n", tmpdir);
-        }
-    }
-    else {
-        printf("# kept %s\n", tmpdir);
-    }
-    printf("%d passed, %d failed\n", counts->passed, counts->failed);
-    rc = counts->failed ? 1 : 0;
-    apr_pool_destroy(root);
-    apr_terminate();
-    return rc;
+    return test_main(argc, argv, &sqlite_target, sqlite_cases);
 }

@@ -1,0 +1,892 @@
+/*
+ * store_contract.c - the store contract suite: what store.h promises,
+ * checked against any provider through the target a test program passes
+ * to test_main (see store_contract.h).
+ *
+ * Every test works in its own store. The contention tests fork processes
+ * and start threads that race for the same keys while a shared "backend"
+ * counter is incremented, unlocked, by whoever holds the claim: a lost
+ * update shows up as a counter behind the number of commits. Prints every
+ * failing check and a last line "N passed, M failed".
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <apr_general.h>
+#include <apr_strings.h>
+#include <apr_thread_proc.h>
+
+#include "store_contract.h"
+
+/* Counters live in shared memory so forked children can report. */
+typedef struct {
+    int passed;
+    int failed;
+} test_counts;
+
+const test_target *T;
+char *tmpdir;
+static test_counts *counts;
+
+const char *test_status_name(apr_status_t rv)
+{
+    static char buf[64];
+
+    switch (rv) {
+    case APR_SUCCESS:  return "APR_SUCCESS";
+    case APR_NOTFOUND: return "APR_NOTFOUND";
+    case APR_EBUSY:    return "APR_EBUSY";
+    case APR_EAGAIN:   return "APR_EAGAIN";
+    case APR_EEXIST:   return "APR_EEXIST";
+    case APR_TIMEUP:   return "APR_TIMEUP";
+    case APR_EACCES:   return "APR_EACCES";
+    case APR_ENOENT:   return "APR_ENOENT";
+    case APR_EGENERAL: return "APR_EGENERAL";
+    case APR_EINVAL:   return "APR_EINVAL";
+    }
+    apr_snprintf(buf, sizeof(buf), "status %d", rv);
+    return buf;
+}
+
+int test_check(int ok, int line, const char *what)
+{
+    if (ok) {
+        __sync_fetch_and_add(&counts->passed, 1);
+    }
+    else {
+        __sync_fetch_and_add(&counts->failed, 1);
+        printf("FAIL %s line %d: %s\n", T ? T->name : "", line, what);
+        fflush(stdout);
+    }
+    return ok;
+}
+
+int test_check_rv(apr_status_t got, apr_status_t want, int line,
+                  const char *what)
+{
+    char msg[256];
+
+    if (got == want) {
+        return test_check(1, line, what);
+    }
+    apr_snprintf(msg, sizeof(msg), "%s: got %s", what,
+                 test_status_name(got));
+    apr_snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg), ", want %s",
+                 test_status_name(want));
+    return test_check(0, line, msg);
+}
+
+int test_is_hex_id(const char *id)
+{
+    int i;
+
+    if (!id || strlen(id) != 16) {
+        return 0;
+    }
+    for (i = 0; i < 16; i++) {
+        if (!strchr("0123456789abcdef", id[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static apr_int64_t test_sequence(const char *name)
+{
+    return T->sequence ? T->sequence(name) : -1;
+}
+
+/* ------------------------------------------------------------------ */
+
+static void test_identity(apr_pool_t *p)
+{
+    cond_store *s = T->open(p, "ident"), *again, *other, *attached;
+    const char *id;
+    apr_status_t rv = APR_SUCCESS;
+
+    if (!s) {
+        return;
+    }
+    id = PV->identity(s, p);
+    CHECK(test_is_hex_id(id));
+
+    /* httpd runs post_config twice: init again on the same instance */
+    CHECK_RV(PV->init(s, p), APR_SUCCESS);
+    CHECK(id && PV->identity(s, p) && !strcmp(id, PV->identity(s, p)));
+
+    /* a child that never ran init learns the same identity */
+    attached = T->attach(p, "ident", &rv);
+    CHECK_RV(rv, APR_SUCCESS);
+    CHECK(attached && id && PV->identity(attached, p)
+          && !strcmp(id, PV->identity(attached, p)));
+    again = T->attach(p, "ident", &rv);
+    CHECK(again && id && PV->init(again, p) == APR_SUCCESS
+          && PV->identity(again, p) && !strcmp(id, PV->identity(again, p)));
+
+    /* a new store: a new identity */
+    other = T->open(p, "ident-other");
+    CHECK(other && id && test_is_hex_id(PV->identity(other, p))
+          && strcmp(id, PV->identity(other, p)));
+}
+
+/* Keys are bytes: any byte but NUL, valid UTF-8 or not, is kept as is. */
+static void test_byte_keys(apr_pool_t *p)
+{
+    static const char *const keys[] = {
+        "h:80/caf\xc3\xa9", "h:80/\xff\xfe", "h:80/a'b\"c\\d", "h:80/%00",
+        "h:80/\x01\x7f", NULL
+    };
+    cond_store *s = T->open(p, "bytes");
+    apr_int64_t v[8];
+    cond_state st;
+    int i;
+
+    if (!s) {
+        return;
+    }
+    for (i = 0; keys[i]; i++) {
+        CHECK_RV(PV->register_key(s, keys[i], keys[i], apr_time_now(), &v[i],
+                                  p), APR_SUCCESS);
+    }
+    for (i = 0; keys[i]; i++) {
+        CHECK_RV(PV->lookup(s, keys[i], &st, p), APR_SUCCESS);
+        CHECK(st.version == v[i] && st.meta && !strcmp(st.meta, keys[i]));
+    }
+    CHECK_RV(PV->lookup(s, "h:80/\xff", &st, p), APR_NOTFOUND);
+}
+
+static void test_lookup_claim(apr_pool_t *p)
+{
+    cond_store *s = T->open(p, "claim");
+    apr_time_t now = apr_time_now();
+    apr_int64_t v = 0, v2 = 0;
+    cond_state st;
+
+    if (!s) {
+        return;
+    }
+    CHECK_RV(PV->lookup(s, "/missing", &st, p), APR_NOTFOUND);
+
+    /* claiming an unknown key at a version other than 0 creates nothing */
+    CHECK_RV(PV->claim(s, "/new", 7, "A", LEASE, p), APR_EAGAIN);
+    CHECK_RV(PV->lookup(s, "/new", &st, p), APR_NOTFOUND);
+
+    /* an unknown key at 0: created absent at version 0, claimed */
+    CHECK_RV(PV->claim(s, "/new", 0, "A", LEASE, p), APR_SUCCESS);
+    CHECK_RV(PV->lookup(s, "/new", &st, p), APR_SUCCESS);
+    CHECK(st.version == 0 && !st.exists && st.mtime == 0);
+    CHECK(st.claim_owner && !strcmp(st.claim_owner, "A"));
+    CHECK(LEASE_FRESH(st.claim_left));
+
+    /* a held claim is EBUSY, at the right version or not */
+    CHECK_RV(PV->claim(s, "/new", 0, "B", LEASE, p), APR_EBUSY);
+    CHECK_RV(PV->claim(s, "/new", 3, "B", LEASE, p), APR_EBUSY);
+    /* even for its own owner: a claim is taken once */
+    CHECK_RV(PV->claim(s, "/new", 0, "A", LEASE, p), APR_EBUSY);
+
+    CHECK_RV(PV->commit(s, "/new", "A", 1, now, &v, p), APR_SUCCESS);
+    CHECK(v > 0);
+
+    /* unclaimed but at another version: EAGAIN */
+    CHECK_RV(PV->claim(s, "/new", v - 1, "B", LEASE, p),
+             APR_EAGAIN);
+    CHECK_RV(PV->claim(s, "/new", 0, "B", LEASE, p), APR_EAGAIN);
+    CHECK_RV(PV->lookup(s, "/new", &st, p), APR_SUCCESS);
+    CHECK(st.version == v && st.claim_owner == NULL);
+
+    /* the right version: claimed, version untouched until commit */
+    CHECK_RV(PV->claim(s, "/new", v, "B", LEASE, p), APR_SUCCESS);
+    CHECK_RV(PV->lookup(s, "/new", &st, p), APR_SUCCESS);
+    CHECK(st.version == v && st.claim_owner && !strcmp(st.claim_owner, "B"));
+    CHECK_RV(PV->commit(s, "/new", "B", 1, now, &v2, p), APR_SUCCESS);
+    CHECK(v2 > v);
+}
+
+static void test_lease_expiry(apr_pool_t *p)
+{
+    cond_store *s = T->open(p, "lease");
+    apr_time_t now = apr_time_now();
+    apr_int64_t v0 = 0, v1 = 0, v2 = 0;
+    cond_state st;
+
+    if (!s) {
+        return;
+    }
+    CHECK_RV(PV->register_key(s, "/k", NULL, now, &v0, p), APR_SUCCESS);
+    /* a claim whose lease has already run out */
+    CHECK_RV(PV->claim(s, "/k", v0, "dead", -1, p),
+             APR_SUCCESS);
+
+    /* an expired claim is not taken over silently: the dead write may
+     * have reached the backend */
+    CHECK_RV(PV->claim(s, "/k", v0, "next", LEASE, p), APR_EBUSY);
+
+    /* it is broken (new version), then the key can be claimed again */
+    CHECK_RV(PV->lookup(s, "/k", &st, p), APR_SUCCESS);
+    CHECK(st.claim_owner && st.claim_left <= 0);
+    CHECK_RV(PV->break_claim(s, "/k", "dead", now, &v1, p), APR_SUCCESS);
+    CHECK(v1 > v0);
+    CHECK_RV(PV->claim(s, "/k", v0, "next", LEASE, p), APR_EAGAIN);
+    CHECK_RV(PV->claim(s, "/k", v1, "next", LEASE, p), APR_SUCCESS);
+
+    /* the dead owner waking up cannot commit or release */
+    CHECK_RV(PV->commit(s, "/k", "dead", 1, now, &v2, p), COND_STORE_NOT_HELD);
+    CHECK_RV(PV->release(s, "/k", "dead", p), COND_STORE_NOT_HELD);
+    CHECK_RV(PV->lookup(s, "/k", &st, p), APR_SUCCESS);
+    CHECK(st.version == v1 && st.claim_owner
+          && !strcmp(st.claim_owner, "next"));
+    CHECK_RV(PV->commit(s, "/k", "next", 1, now, &v2, p), APR_SUCCESS);
+    CHECK(v2 > v1);
+}
+
+static void test_commit(apr_pool_t *p)
+{
+    const char *name = "commit";
+    cond_store *s = T->open(p, name);
+    apr_time_t t0 = apr_time_from_sec(1700000000);
+    apr_int64_t v0 = 0, v1 = 0, v2 = 0, seq;
+    cond_state st;
+
+    if (!s) {
+        return;
+    }
+    CHECK_RV(PV->register_key(s, "/c", "Cache-Control: max-age=5\n",
+                              t0, &v0, p), APR_SUCCESS);
+    CHECK_RV(PV->claim(s, "/c", v0, "W", LEASE, p), APR_SUCCESS);
+    CHECK_RV(PV->commit(s, "/c", "W", 1, t0 + apr_time_from_sec(10) + 123,
+                        &v1, p), APR_SUCCESS);
+    CHECK(v1 > v0);
+    CHECK_RV(PV->lookup(s, "/c", &st, p), APR_SUCCESS);
+    CHECK(st.version == v1 && st.exists && !st.claim_owner);
+    CHECK(st.claim_left == 0);
+    /* whole seconds */
+    CHECK(st.mtime == t0 + apr_time_from_sec(10));
+    /* meta is the last 200's business, not the write's */
+    CHECK(st.meta && !strcmp(st.meta, "Cache-Control: max-age=5\n"));
+
+    /* a clock that stepped back never moves mtime backwards */
+    CHECK_RV(PV->claim(s, "/c", v1, "W", LEASE, p), APR_SUCCESS);
+    CHECK_RV(PV->commit(s, "/c", "W", 1, t0, &v2, p), APR_SUCCESS);
+    CHECK_RV(PV->lookup(s, "/c", &st, p), APR_SUCCESS);
+    CHECK(st.mtime == t0 + apr_time_from_sec(10));
+
+    /* a DELETE: absent, version still moves on */
+    CHECK_RV(PV->claim(s, "/c", v2, "D", LEASE, p), APR_SUCCESS);
+    CHECK_RV(PV->commit(s, "/c", "D", 0, t0 + apr_time_from_sec(20), &v1, p),
+             APR_SUCCESS);
+    CHECK(v1 > v2);
+    CHECK_RV(PV->lookup(s, "/c", &st, p), APR_SUCCESS);
+    CHECK(!st.exists && st.version == v1
+          && st.mtime == t0 + apr_time_from_sec(20));
+
+    /* commit by an owner that does not hold the claim: nothing changes,
+     * not even the sequence */
+    CHECK_RV(PV->claim(s, "/c", v1, "owner", LEASE, p), APR_SUCCESS);
+    seq = test_sequence(name);
+    v2 = -1;
+    CHECK_RV(PV->commit(s, "/c", "intruder", 1, t0, &v2, p), COND_STORE_NOT_HELD);
+    CHECK(v2 == -1);
+    CHECK_RV(PV->commit(s, "/nokey", "owner", 1, t0, &v2, p), COND_STORE_NOT_HELD);
+    CHECK(test_sequence(name) == seq);
+    CHECK_RV(PV->lookup(s, "/c", &st, p), APR_SUCCESS);
+    CHECK(st.version == v1 && !st.exists && st.claim_owner
+          && !strcmp(st.claim_owner, "owner"));
+
+    /* after the claim was broken, the former owner's commit fails */
+    CHECK_RV(PV->break_claim(s, "/c", "owner", t0, &v2, p), APR_SUCCESS);
+    seq = test_sequence(name);
+    CHECK_RV(PV->commit(s, "/c", "owner", 1, t0, &v0, p), COND_STORE_NOT_HELD);
+    CHECK(test_sequence(name) == seq);
+    CHECK_RV(PV->lookup(s, "/c", &st, p), APR_SUCCESS);
+    CHECK(st.version == v2 && !st.exists && !st.claim_owner);
+
+    /* HOLD: the new version is committed, the claim (and its lease) stays
+     * until release, which leaves the version alone */
+    CHECK_RV(PV->claim(s, "/c", v2, "H", LEASE, p), APR_SUCCESS);
+    CHECK_RV(PV->commit(s, "/c", "H", COND_COMMIT_EXISTS | COND_COMMIT_HOLD,
+                        t0, &v1, p), APR_SUCCESS);
+    CHECK(v1 > v2);
+    CHECK_RV(PV->lookup(s, "/c", &st, p), APR_SUCCESS);
+    CHECK(st.version == v1 && st.exists && st.claim_owner
+          && !strcmp(st.claim_owner, "H") && LEASE_FRESH(st.claim_left));
+    CHECK_RV(PV->claim(s, "/c", v1, "other", LEASE, p), APR_EBUSY);
+    CHECK_RV(PV->release(s, "/c", "H", p), APR_SUCCESS);
+    CHECK_RV(PV->lookup(s, "/c", &st, p), APR_SUCCESS);
+    CHECK(st.version == v1 && st.exists && !st.claim_owner);
+}
+
+static void test_release_break(apr_pool_t *p)
+{
+    cond_store *s = T->open(p, "release");
+    apr_time_t now = apr_time_now();
+    apr_int64_t v0 = 0, v1 = 0, v2 = 0;
+    cond_state st;
+
+    if (!s) {
+        return;
+    }
+    CHECK_RV(PV->register_key(s, "/r", "m", now, &v0, p), APR_SUCCESS);
+    CHECK_RV(PV->release(s, "/r", "nobody", p), COND_STORE_NOT_HELD);
+    CHECK_RV(PV->release(s, "/none", "nobody", p), COND_STORE_NOT_HELD);
+    CHECK_RV(PV->claim(s, "/r", v0, "R", LEASE, p), APR_SUCCESS);
+    CHECK_RV(PV->release(s, "/r", "other", p), COND_STORE_NOT_HELD);
+    CHECK_RV(PV->release(s, "/r", "R", p), APR_SUCCESS);
+    CHECK_RV(PV->lookup(s, "/r", &st, p), APR_SUCCESS);
+    CHECK(st.version == v0 && st.exists && !st.claim_owner
+          && st.meta && !strcmp(st.meta, "m"));
+    CHECK_RV(PV->release(s, "/r", "R", p), COND_STORE_NOT_HELD);
+
+    /* a first write that failed leaves no trace of the key */
+    CHECK_RV(PV->claim(s, "/fresh", 0, "F", LEASE, p), APR_SUCCESS);
+    CHECK_RV(PV->release(s, "/fresh", "F", p), APR_SUCCESS);
+    CHECK_RV(PV->lookup(s, "/fresh", &st, p), APR_NOTFOUND);
+
+    /* break_claim is a compare-and-set on the dead owner */
+    CHECK_RV(PV->claim(s, "/r", v0, "R2", LEASE, p), APR_SUCCESS);
+    CHECK_RV(PV->break_claim(s, "/r", "someone-else", now, &v1, p),
+             COND_STORE_NOT_HELD);
+    CHECK_RV(PV->break_claim(s, "/none", "R2", now, &v1, p), COND_STORE_NOT_HELD);
+    CHECK_RV(PV->lookup(s, "/r", &st, p), APR_SUCCESS);
+    CHECK(st.version == v0 && st.claim_owner
+          && !strcmp(st.claim_owner, "R2"));
+    CHECK_RV(PV->break_claim(s, "/r", "R2", now, &v1, p), APR_SUCCESS);
+    CHECK(v1 > v0);
+    CHECK_RV(PV->lookup(s, "/r", &st, p), APR_SUCCESS);
+    CHECK(st.version == v1 && st.exists && !st.claim_owner);
+    /* a second breaker lost the race */
+    CHECK_RV(PV->break_claim(s, "/r", "R2", now, &v2, p), COND_STORE_NOT_HELD);
+    /* breaking an unclaimed key does nothing */
+    CHECK_RV(PV->lookup(s, "/r", &st, p), APR_SUCCESS);
+    CHECK(st.version == v1);
+}
+
+static void test_versions(apr_pool_t *p)
+{
+    const char *name = "versions";
+    cond_store *s = T->open(p, name);
+    apr_time_t now = apr_time_now();
+    apr_int64_t last = 0, v = 0, seen[64];
+    int n = 0, i, j, dup = 0, increasing = 1;
+    cond_state st;
+
+    if (!s) {
+        return;
+    }
+#define RECORD(expr) do {                                                   \
+        v = 0;                                                              \
+        CHECK_RV((expr), APR_SUCCESS);                                      \
+        if (v <= last) {                                                    \
+            increasing = 0;                                                 \
+        }                                                                   \
+        last = v;                                                           \
+        seen[n++] = v;                                                      \
+    } while (0)
+
+    RECORD(PV->register_key(s, "/a", NULL, now, &v, p));
+    RECORD(PV->register_key(s, "/b", NULL, now, &v, p));
+    RECORD(PV->bump(s, "/a", now, &v, p));
+    CHECK_RV(PV->claim(s, "/b", last - 1, "x", LEASE, p),
+             APR_SUCCESS);
+    RECORD(PV->commit(s, "/b", "x", 1, now, &v, p));
+    RECORD(PV->bump(s, "/c", now, &v, p));
+    RECORD(PV->set_exists(s, "/a", seen[2], 0, NULL, now, &v, p));
+    CHECK_RV(PV->claim(s, "/a", last, "y", LEASE, p), APR_SUCCESS);
+    RECORD(PV->break_claim(s, "/a", "y", now, &v, p));
+
+    /* forget and re-create: the key never gets an old version back */
+    CHECK_RV(PV->forget(s, "/a", p), APR_SUCCESS);
+    CHECK_RV(PV->forget(s, "/a", p), APR_NOTFOUND);
+    CHECK_RV(PV->lookup(s, "/a", &st, p), APR_NOTFOUND);
+    RECORD(PV->register_key(s, "/a", NULL, now, &v, p));
+    CHECK_RV(PV->forget(s, "/a", p), APR_SUCCESS);
+    CHECK_RV(PV->claim(s, "/a", 0, "z", LEASE, p), APR_SUCCESS);
+    RECORD(PV->commit(s, "/a", "z", 1, now, &v, p));
+    /* forgetting the key that holds the highest version */
+    CHECK_RV(PV->forget(s, "/a", p), APR_SUCCESS);
+    RECORD(PV->bump(s, "/a", now, &v, p));
+#undef RECORD
+
+    CHECK(increasing);
+    for (i = 0; i < n; i++) {
+        for (j = i + 1; j < n; j++) {
+            dup += seen[i] == seen[j];
+        }
+    }
+    CHECK(dup == 0);
+    CHECK(!T->sequence || test_sequence(name) == last);
+
+    /* bump creates an unknown key present, and keeps meta and presence */
+    CHECK_RV(PV->lookup(s, "/c", &st, p), APR_SUCCESS);
+    CHECK(st.exists && st.version > 0 && !st.meta);
+    CHECK_RV(PV->register_key(s, "/m", "meta", now, &v, p), APR_SUCCESS);
+    CHECK_RV(PV->set_exists(s, "/m", v, 0, "meta", now, &v, p), APR_SUCCESS);
+    CHECK_RV(PV->bump(s, "/m", now, &v, p), APR_SUCCESS);
+    CHECK_RV(PV->lookup(s, "/m", &st, p), APR_SUCCESS);
+    CHECK(!st.exists && st.version == v && st.meta
+          && !strcmp(st.meta, "meta"));
+    /* bump goes through a claim without touching it */
+    CHECK_RV(PV->claim(s, "/m", v, "held", LEASE, p), APR_SUCCESS);
+    CHECK_RV(PV->bump(s, "/m", now, &v, p), APR_SUCCESS);
+    CHECK_RV(PV->lookup(s, "/m", &st, p), APR_SUCCESS);
+    CHECK(st.version == v && st.claim_owner
+          && !strcmp(st.claim_owner, "held"));
+}
+
+static void test_register_set(apr_pool_t *p)
+{
+    cond_store *s = T->open(p, "register");
+    apr_time_t now = apr_time_now();
+    apr_time_t t1 = apr_time_from_sec(1700000000);
+    apr_int64_t v0 = 0, v1 = 0, v2 = 0;
+    cond_state st;
+
+    if (!s) {
+        return;
+    }
+    CHECK_RV(PV->register_key(s, "/g", "Vary: Accept\n", t1, &v0, p),
+             APR_SUCCESS);
+    CHECK_RV(PV->lookup(s, "/g", &st, p), APR_SUCCESS);
+    CHECK(st.version == v0 && st.exists && st.mtime == t1 && !st.claim_owner
+          && st.meta && !strcmp(st.meta, "Vary: Accept\n"));
+    CHECK_RV(PV->register_key(s, "/g", "other", now, &v1, p), APR_EEXIST);
+    CHECK_RV(PV->lookup(s, "/g", &st, p), APR_SUCCESS);
+    CHECK(st.version == v0 && st.meta && !strcmp(st.meta, "Vary: Accept\n"));
+    /* a claimed placeholder exists too */
+    CHECK_RV(PV->claim(s, "/p", 0, "o", LEASE, p), APR_SUCCESS);
+    CHECK_RV(PV->register_key(s, "/p", NULL, now, &v1, p), APR_EEXIST);
+
+    /* set_meta: compare-and-set on the version, version unchanged */
+    CHECK_RV(PV->set_meta(s, "/g", v0 + 1000, "stale", p), APR_EAGAIN);
+    CHECK_RV(PV->set_meta(s, "/nokey", 0, "x", p), APR_EAGAIN);
+    CHECK_RV(PV->set_meta(s, "/g", v0, "Cache-Control: no-cache\n", p),
+             APR_SUCCESS);
+    CHECK_RV(PV->lookup(s, "/g", &st, p), APR_SUCCESS);
+    CHECK(st.version == v0 && st.meta
+          && !strcmp(st.meta, "Cache-Control: no-cache\n"));
+    CHECK_RV(PV->set_meta(s, "/g", v0, NULL, p), APR_SUCCESS);
+    CHECK_RV(PV->lookup(s, "/g", &st, p), APR_SUCCESS);
+    CHECK(st.meta == NULL);
+
+    /* set_exists: compare-and-set on the version and no claim */
+    CHECK_RV(PV->set_exists(s, "/g", v0 + 1000, 0, NULL, now, &v1, p),
+             APR_EAGAIN);
+    CHECK_RV(PV->set_exists(s, "/nokey", 0, 1, NULL, now, &v1, p), APR_EAGAIN);
+    CHECK_RV(PV->claim(s, "/g", v0, "c", LEASE, p), APR_SUCCESS);
+    CHECK_RV(PV->set_exists(s, "/g", v0, 0, NULL, now, &v1, p), APR_EAGAIN);
+    CHECK_RV(PV->lookup(s, "/g", &st, p), APR_SUCCESS);
+    CHECK(st.version == v0 && st.exists);
+    CHECK_RV(PV->release(s, "/g", "c", p), APR_SUCCESS);
+    CHECK_RV(PV->set_exists(s, "/g", v0, 0, NULL, now, &v1, p), APR_SUCCESS);
+    CHECK(v1 > v0);
+    CHECK_RV(PV->lookup(s, "/g", &st, p), APR_SUCCESS);
+    CHECK(st.version == v1 && !st.exists
+          && st.mtime == apr_time_from_sec(apr_time_sec(now)));
+    /* back again, with the 200's metadata */
+    CHECK_RV(PV->set_exists(s, "/g", v1, 1, "Expires: x\n", now, &v2, p),
+             APR_SUCCESS);
+    CHECK(v2 > v1);
+    CHECK_RV(PV->lookup(s, "/g", &st, p), APR_SUCCESS);
+    CHECK(st.version == v2 && st.exists && st.meta
+          && !strcmp(st.meta, "Expires: x\n"));
+    /* the old version no longer matches */
+    CHECK_RV(PV->set_exists(s, "/g", v1, 0, NULL, now, &v0, p), APR_EAGAIN);
+}
+
+typedef struct {
+    const char *keys[16];
+    int n;
+    int stop_after;
+} test_list_acc;
+
+static int test_list_cb(void *baton, const char *key, const cond_state *st)
+{
+    test_list_acc *acc = baton;
+
+    (void)st;
+    if (acc->n < 16) {
+        acc->keys[acc->n] = key;
+    }
+    acc->n++;
+    return acc->stop_after && acc->n >= acc->stop_after;
+}
+
+static int test_list_is(cond_store *s, apr_pool_t *p, const char *prefix,
+                        int stop_after, const char *const *want)
+{
+    test_list_acc acc;
+    int i;
+
+    memset(&acc, 0, sizeof(acc));
+    acc.stop_after = stop_after;
+    if (PV->list(s, prefix, test_list_cb, &acc, p) != APR_SUCCESS) {
+        return 0;
+    }
+    for (i = 0; want[i]; i++) {
+        if (i >= acc.n || strcmp(acc.keys[i], want[i])) {
+            return 0;
+        }
+    }
+    return i == acc.n;
+}
+
+static void test_list(apr_pool_t *p)
+{
+    static const char *const keys[] = {
+        "a%b/1", "a%b/2", "axb/1", "a_b", "aXb", "a%", "a", "b",
+        "p\xff", "p\xff\x01", "p\xfe", "q", NULL
+    };
+    static const char *const pct[] = { "a%b/1", "a%b/2", NULL };
+    static const char *const und[] = { "a_b", NULL };
+    static const char *const a[] = {
+        "a", "a%", "a%b/1", "a%b/2", "aXb", "a_b", "axb/1", NULL
+    };
+    static const char *const ff[] = { "p\xff", "p\xff\x01", NULL };
+    static const char *const p_all[] = {
+        "p\xfe", "p\xff", "p\xff\x01", NULL
+    };
+    static const char *const two[] = { "a", "a%", NULL };
+    static const char *const none[] = { NULL };
+    cond_store *s = T->open(p, "list");
+    apr_time_t now = apr_time_now();
+    apr_int64_t v;
+    int i, all_n = 0;
+    test_list_acc acc;
+
+    if (!s) {
+        return;
+    }
+    for (i = 0; keys[i]; i++) {
+        CHECK_RV(PV->register_key(s, keys[i], NULL, now, &v, p), APR_SUCCESS);
+    }
+    CHECK(test_list_is(s, p, "a%b/", 0, pct));
+    CHECK(test_list_is(s, p, "a_", 0, und));
+    CHECK(test_list_is(s, p, "a", 0, a));
+    CHECK(test_list_is(s, p, "p\xff", 0, ff));
+    CHECK(test_list_is(s, p, "p", 0, p_all));
+    CHECK(test_list_is(s, p, "a", 2, two));
+    CHECK(test_list_is(s, p, "zzz", 0, none));
+    CHECK(test_list_is(s, p, "%", 0, none));
+
+    memset(&acc, 0, sizeof(acc));
+    CHECK_RV(PV->list(s, "", test_list_cb, &acc, p), APR_SUCCESS);
+    while (keys[all_n]) {
+        all_n++;
+    }
+    CHECK(acc.n == all_n);
+    for (i = 1; i < acc.n && i < 16; i++) {
+        CHECK(strcmp(acc.keys[i - 1], acc.keys[i]) < 0);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Contention                                                           */
+
+#define RACE_KEYS    3
+#define RACE_PROCS   8
+#define RACE_CYCLES  200
+#define RACE_THREADS 8
+#define RACE_TCYCLES 100
+#define RACE_MAX     (RACE_PROCS * RACE_CYCLES)
+
+typedef struct {
+    int commits[RACE_KEYS];
+    int backend[RACE_KEYS];         /* written unlocked by the claimer */
+    int nrec;
+    apr_int64_t version[RACE_MAX];
+    int key[RACE_MAX];
+    int errors;
+    int retries;
+    int timeouts;
+} test_race;
+
+static const char *const race_keys[RACE_KEYS] = {
+    "/race/0", "/race/1", "/race/2"
+};
+
+/* One writer: `cycles` successful read/claim/write/commit rounds. */
+static void test_race_worker(cond_store *s, test_race *r, int id,
+                             int cycles, apr_pool_t *parent)
+{
+    apr_pool_t *p;
+    unsigned int seed = (unsigned int)id * 7919u + (unsigned int)getpid();
+    int done = 0, n = 0;
+
+    apr_pool_create(&p, parent);
+    while (done < cycles) {
+        int k = (int)(rand_r(&seed) % RACE_KEYS);
+        const char *key = race_keys[k];
+        const char *owner;
+        apr_int64_t v = 0;
+        cond_state st;
+        apr_status_t rv;
+        int b = 0, slot;
+
+        apr_pool_clear(p);
+        owner = apr_psprintf(p, "%d:%d:%d", (int)getpid(), id, n++);
+        /* A client: read the version and the representation, think, then
+         * write what it computed, on condition that nothing changed. */
+        rv = PV->lookup(s, key, &st, p);
+        if (rv == APR_SUCCESS && !st.claim_owner) {
+            b = __sync_fetch_and_add(&r->backend[k], 0);
+            if (rand_r(&seed) % 4 == 0) {
+                apr_sleep(rand_r(&seed) % 100);
+            }
+            rv = PV->claim(s, key, st.version, owner, LEASE, p);
+        }
+        else if (rv == APR_SUCCESS) {
+            rv = APR_EBUSY;
+        }
+        if (rv == APR_EBUSY || rv == APR_EAGAIN || rv == APR_TIMEUP) {
+            __sync_fetch_and_add(rv == APR_TIMEUP ? &r->timeouts
+                                                  : &r->retries, 1);
+            apr_sleep(rand_r(&seed) % 200);
+            continue;
+        }
+        if (rv != APR_SUCCESS) {
+            printf("  worker %d: %s\n", id, test_status_name(rv));
+            __sync_fetch_and_add(&r->errors, 1);
+            break;
+        }
+        /* the "backend" stores what the client computed from its read;
+         * only the claim's compare-and-set protects it */
+        if (rand_r(&seed) % 4 == 0) {
+            apr_sleep(rand_r(&seed) % 100);
+        }
+        r->backend[k] = b + 1;
+        rv = PV->commit(s, key, owner, 1, apr_time_now(), &v, p);
+        if (rv != APR_SUCCESS || v <= st.version) {
+            printf("  worker %d: commit %s\n", id, test_status_name(rv));
+            __sync_fetch_and_add(&r->errors, 1);
+            break;
+        }
+        __sync_fetch_and_add(&r->commits[k], 1);
+        slot = __sync_fetch_and_add(&r->nrec, 1);
+        if (slot < RACE_MAX) {
+            r->version[slot] = v;
+            r->key[slot] = k;
+        }
+        done++;
+    }
+    apr_pool_destroy(p);
+}
+
+static void test_race_verify(cond_store *s, test_race *r, apr_int64_t seq0,
+                             const char *name, int total, apr_pool_t *p)
+{
+    int k, i, j, dup = 0, sum = 0;
+
+    CHECK(r->errors == 0);
+    if (r->timeouts) {
+        printf("note: %d lock timeouts under contention (retried)\n",
+               r->timeouts);
+    }
+    for (k = 0; k < RACE_KEYS; k++) {
+        apr_int64_t max = 0;
+        int nv = 0;
+        cond_state st;
+
+        /* no lost update: every commit's backend write survived */
+        CHECK(r->backend[k] == r->commits[k]);
+        for (i = 0; i < r->nrec && i < RACE_MAX; i++) {
+            if (r->key[i] == k) {
+                nv++;
+                max = r->version[i] > max ? r->version[i] : max;
+            }
+        }
+        /* one new version per commit, and the last one is current */
+        CHECK(nv == r->commits[k]);
+        CHECK_RV(PV->lookup(s, race_keys[k], &st, p), APR_SUCCESS);
+        CHECK(st.version == max && st.claim_owner == NULL);
+        sum += r->commits[k];
+    }
+    CHECK(sum == total && r->nrec == total);
+    for (i = 0; i < r->nrec && i < RACE_MAX; i++) {
+        for (j = i + 1; j < r->nrec && j < RACE_MAX; j++) {
+            dup += r->version[i] == r->version[j];
+        }
+    }
+    CHECK(dup == 0);
+    /* failed claims and refused commits consumed no versions */
+    CHECK(!T->sequence || test_sequence(name) == seq0 + total);
+}
+
+static void test_race_processes(apr_pool_t *p)
+{
+    const char *name = "race";
+    cond_store *s = T->open(p, name);
+    test_race *r;
+    apr_int64_t v, seq0;
+    pid_t pids[RACE_PROCS];
+    int i, status, ok = 1;
+
+    if (!s) {
+        return;
+    }
+    for (i = 0; i < RACE_KEYS; i++) {
+        CHECK_RV(PV->register_key(s, race_keys[i], NULL, apr_time_now(), &v, p),
+                 APR_SUCCESS);
+    }
+    seq0 = test_sequence(name);
+    r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE,
+             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (!CHECK(r != MAP_FAILED)) {
+        return;
+    }
+    memset(r, 0, sizeof(*r));
+    fflush(stdout);
+    for (i = 0; i < RACE_PROCS; i++) {
+        pids[i] = fork();
+        if (pids[i] == 0) {
+            /* like an httpd child: own pool, own connections */
+            apr_pool_t *cp;
+            cond_store *cs;
+            apr_status_t rv;
+
+            apr_pool_create(&cp, NULL);
+            cs = T->attach(cp, name, &rv);
+            if (!cs || rv != APR_SUCCESS) {
+                __sync_fetch_and_add(&r->errors, 1);
+                _exit(1);
+            }
+            test_race_worker(cs, r, i, RACE_CYCLES, cp);
+            apr_pool_destroy(cp);
+            _exit(0);
+        }
+    }
+    for (i = 0; i < RACE_PROCS; i++) {
+        ok &= pids[i] > 0 && waitpid(pids[i], &status, 0) == pids[i]
+              && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    }
+    CHECK(ok);
+    printf("# %d processes x %d commits on %d keys: %d retries\n",
+           RACE_PROCS, RACE_CYCLES, RACE_KEYS, r->retries);
+    test_race_verify(s, r, seq0, name, RACE_PROCS * RACE_CYCLES, p);
+    munmap(r, sizeof(*r));
+}
+
+typedef struct {
+    cond_store *s;
+    test_race *r;
+    int id;
+} test_thread_arg;
+
+static void *APR_THREAD_FUNC test_race_thread(apr_thread_t *t, void *data)
+{
+    test_thread_arg *a = data;
+
+    test_race_worker(a->s, a->r, a->id, RACE_TCYCLES, NULL);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+/* Threads of one process share one instance, as in the event MPM. */
+static void test_race_threads(apr_pool_t *p)
+{
+    const char *name = "threads";
+    cond_store *s = T->open(p, name);
+    apr_thread_t *th[RACE_THREADS];
+    test_thread_arg args[RACE_THREADS];
+    test_race *r;
+    apr_int64_t v, seq0;
+    apr_status_t trv;
+    int i;
+
+    if (!s) {
+        return;
+    }
+    for (i = 0; i < RACE_KEYS; i++) {
+        CHECK_RV(PV->register_key(s, race_keys[i], NULL, apr_time_now(), &v, p),
+                 APR_SUCCESS);
+    }
+    seq0 = test_sequence(name);
+    r = apr_pcalloc(p, sizeof(*r));
+    for (i = 0; i < RACE_THREADS; i++) {
+        args[i].s = s;
+        args[i].r = r;
+        args[i].id = i;
+        CHECK_RV(apr_thread_create(&th[i], NULL, test_race_thread, &args[i],
+                                   p), APR_SUCCESS);
+    }
+    for (i = 0; i < RACE_THREADS; i++) {
+        apr_thread_join(&trv, th[i]);
+    }
+    printf("# %d threads x %d commits on %d keys: %d retries\n",
+           RACE_THREADS, RACE_TCYCLES, RACE_KEYS, r->retries);
+    test_race_verify(s, r, seq0, name, RACE_THREADS * RACE_TCYCLES, p);
+}
+
+/* ------------------------------------------------------------------ */
+
+const test_case contract_cases[] = {
+    { "identity", test_identity },
+    { "lookup and claim", test_lookup_claim },
+    { "lease expiry", test_lease_expiry },
+    { "commit", test_commit },
+    { "release and break_claim", test_release_break },
+    { "versions", test_versions },
+    { "register, set_exists, set_meta", test_register_set },
+    { "list", test_list },
+    { "byte keys", test_byte_keys },
+    { "contention: processes", test_race_processes },
+    { "contention: threads", test_race_threads },
+    { NULL, NULL }
+};
+
+static void test_run(const test_case *tc, const char *only, apr_pool_t *root)
+{
+    for (; tc->name; tc++) {
+        apr_pool_t *p;
+
+        if (only && !strstr(tc->name, only)) {
+            continue;
+        }
+        printf("# %s: %s\n", T->name, tc->name);
+        fflush(stdout);
+        apr_pool_create(&p, root);
+        tc->fn(p);
+        apr_pool_destroy(p);
+    }
+}
+
+int test_main(int argc, char **argv, const test_target *t,
+              const test_case *own)
+{
+    char tmpl[] = "/tmp/test_store.XXXXXX";
+    const char *only = argc > 1 ? argv[1] : NULL;
+    apr_pool_t *root;
+    int rc;
+
+    apr_initialize();
+    apr_pool_create(&root, NULL);
+    counts = mmap(NULL, sizeof(*counts), PROT_READ | PROT_WRITE,
+                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (counts == MAP_FAILED || !mkdtemp(tmpl)) {
+        perror("test_store setup");
+        return 2;
+    }
+    tmpdir = tmpl;
+    T = t;
+    test_run(contract_cases, only, root);
+    test_run(own, only, root);
+    if (!getenv("TEST_STORE_KEEP")) {
+        char *cmd = apr_psprintf(root, "rm -rf '%s'", tmpdir);
+        if (system(cmd) != 0) {
+            printf("note: could not remove %s\n", tmpdir);
+        }
+    }
+    else {
+        printf("# kept %s\n", tmpdir);
+    }
+    printf("%s: %d passed, %d failed\n", T->name, counts->passed,
+           counts->failed);
+    rc = counts->failed ? 1 : 0;
+    apr_pool_destroy(root);
+    apr_terminate();
+    return rc;
+}
