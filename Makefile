@@ -15,8 +15,10 @@ CC       ?= cc
 WARN      = -Wall -Wextra -Werror
 SRCS      = mod_conditional.c mod_conditional_config.c mod_conditional_write.c \
             mod_conditional_response.c mod_conditional_status.c precond.c \
-            store.c sqlite_store.c sqlite_mmap.c
-HDRS      = mod_conditional_private.h precond.h store.h sqlite_mmap.h
+            mod_conditional_dbd.c store.c sqlite_store.c sqlite_mmap.c \
+            pgsql_store.c
+HDRS      = mod_conditional_private.h precond.h store.h sqlite_mmap.h \
+            pgsql_store.h
 # SANITIZE=1 builds module and unit tests with ASan/UBSan.
 ifeq ($(SANITIZE),1)
 SAN       = -fsanitize=address,undefined -fno-omit-frame-pointer
@@ -33,7 +35,7 @@ all: .libs/mod_conditional.so tools/conditionalctl
 	$(APXS) -c $(foreach f,$(WARN) $(SAN),-Wc,$(f)) \
 	    $(if $(SAN),-Wl,$(SAN)) -o mod_conditional.so $(SRCS) -lsqlite3
 
-STORE_SRCS = store.c sqlite_store.c sqlite_mmap.c
+STORE_SRCS = store.c sqlite_store.c sqlite_mmap.c pgsql_store.c
 
 tools/conditionalctl: tools/conditionalctl.c $(STORE_SRCS) $(HDRS)
 	$(CC) $(WARN) $(SAN) -g -O2 $(APR_CFLAGS) -I. -o $@ \
@@ -55,12 +57,17 @@ unit/test_store: unit/test_store.c $(CONTRACT) $(STORE_SRCS) $(HDRS)
 	$(CC) $(WARN) $(SAN) -g -O1 $(APR_CFLAGS) -I. -o $@ unit/test_store.c \
 	    unit/store_contract.c $(STORE_SRCS) $(APR_LIBS) -lsqlite3
 
+unit/test_pgsql: unit/test_pgsql.c $(CONTRACT) $(STORE_SRCS) $(HDRS)
+	$(CC) $(WARN) $(SAN) -g -O1 $(APR_CFLAGS) -I. -o $@ unit/test_pgsql.c \
+	    unit/store_contract.c $(STORE_SRCS) $(APR_LIBS) -lsqlite3 -lpthread
+
 unit/test_mmap: unit/test_mmap.c sqlite_mmap.c sqlite_mmap.h
 	$(CC) $(WARN) $(SAN) -g -O1 -I. -o $@ unit/test_mmap.c sqlite_mmap.c -lsqlite3 -lpthread
 
-unit: unit/test_precond unit/test_store unit/test_mmap
+unit: unit/test_precond unit/test_store unit/test_pgsql unit/test_mmap
 	./unit/test_precond
 	./unit/test_store
+	./unit/test_pgsql
 	./unit/test_mmap
 
 deps:
@@ -84,5 +91,5 @@ stress: deps all
 
 clean:
 	rm -rf .libs *.la *.lo *.slo *.o mod_conditional.so tools/conditionalctl \
-	    unit/test_precond unit/test_store unit/test_mmap t/logs t/conf/apache_test_config.pm \
+	    unit/test_precond unit/test_store unit/test_pgsql unit/test_mmap t/logs t/conf/apache_test_config.pm \
 	    t/conf/extra.conf t/conf/httpd.conf t/conf/modperl_inc.pl t/TEST

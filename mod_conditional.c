@@ -6,8 +6,8 @@
  * split by concern (mod_conditional_private.h lists what each file does):
  * _config.c directives, _write.c a write from claim to settlement,
  * _response.c validators and problem bodies, _status.c notes and counters.
- * The RFC 9110 evaluator lives in precond.c and the version store behind
- * store.h (sqlite_store.c); neither knows about httpd.
+ * The RFC 9110 evaluator lives in precond.c and the version stores behind
+ * store.h (store.c, sqlite_store.c); neither knows about httpd.
  *
  * Life of a request (see docs/design.md):
  *   fixups (after access control)   look the key up, evaluate preconditions;
@@ -48,7 +48,7 @@ static int conditional_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 
     if (!main_sc->inst) {
         err = conditional_make_store(pconf, "sqlite:" COND_DEFAULT_STORE, 0,
-                                     &main_sc->inst);
+                                     s, &main_sc->inst);
         if (err) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "COND00001: %s", err);
             return HTTP_INTERNAL_SERVER_ERROR;
@@ -58,8 +58,12 @@ static int conditional_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         conditional_server_conf *sc =
             ap_get_module_config(vs->module_config, &conditional_module);
         if (!sc->inst) {
-            sc->inst = main_sc->inst;
+            sc->inst = conditional_store_for(pconf, main_sc->inst, vs);
         }
+    }
+    if ((err = conditional_dbd_bind(ptemp)) != NULL) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "COND00030: %s", err);
+        return HTTP_INTERNAL_SERVER_ERROR;
     }
     /* The first pass is httpd's dry run: nothing to create yet. */
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
@@ -69,17 +73,22 @@ static int conditional_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     for (i = 0; i < conditional_stores->nelts; i++) {
         conditional_store_inst *inst =
             APR_ARRAY_IDX(conditional_stores, i, conditional_store_inst *);
-        apr_status_t rv = inst->provider->init(inst->store,
-                                               (long)ap_unixd_config.user_id,
-                                               (long)ap_unixd_config.group_id,
-                                               ptemp);
+        apr_status_t rv = inst->provider->init(inst->store, ptemp);
+
+        if (rv == APR_SUCCESS && inst->provider->set_owner) {
+            rv = inst->provider->set_owner(inst->store,
+                                           (long)ap_unixd_config.user_id,
+                                           (long)ap_unixd_config.group_id,
+                                           ptemp);
+        }
         /* An unusable store is not fatal: reads pass through untagged and
          * writes get 503 until it is fixed. */
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, inst->explicit ? APLOG_ERR : APLOG_WARNING,
-                         rv, s, "COND00002: cannot initialise store %s; "
+                         rv, s, "COND00002: cannot initialise store %s%s; "
                          "reads will pass through untagged and writes get "
-                         "503 until it is usable", inst->spec);
+                         "503 until it is usable", inst->spec,
+                         conditional_store_error(ptemp));
         }
     }
     return OK;
@@ -93,16 +102,48 @@ static void conditional_child_init(apr_pool_t *pchild, server_rec *s)
     for (i = 0; i < conditional_stores->nelts; i++) {
         conditional_store_inst *inst =
             APR_ARRAY_IDX(conditional_stores, i, conditional_store_inst *);
-        apr_status_t rv = inst->provider->child_init(inst->store, pchild);
-        const char *id = rv == APR_SUCCESS
-                         ? inst->provider->identity(inst->store) : NULL;
-        if (!id) {
+        apr_status_t rv;
+
+        inst->pchild = pchild;
+        inst->tag_prefix = NULL;
+        rv = inst->provider->child_init(inst->store, pchild);
+        if (rv != APR_SUCCESS || !conditional_tag_prefix(inst, pchild)) {
             ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, "COND00003: store %s "
-                         "is not usable in this child", inst->spec);
-            continue;
+                         "is not usable in this child yet%s; reads pass "
+                         "through untagged and writes get 503 until it is",
+                         inst->spec, conditional_store_error(pchild));
         }
-        inst->tag_prefix = apr_pstrcat(pchild, "\"", id, "-", NULL);
     }
+}
+
+/* The start of every tag the store hands out, NULL while its identity is
+ * unknown. A store that was unreachable when the child started (a database
+ * being restarted) is asked again, so the child tags once it is back. */
+const char *conditional_tag_prefix(conditional_store_inst *inst,
+                                   apr_pool_t *p)
+{
+    const char *id;
+    char *prefix;
+
+    if (inst->tag_prefix) {
+        return inst->tag_prefix;
+    }
+    if (!inst->pchild || !(id = inst->provider->identity(inst->store, p))) {
+        return NULL;
+    }
+    prefix = apr_pstrcat(inst->pchild, "\"", id, "-", NULL);
+    /* Threads may race here: all compute the same string, one is kept. */
+    apr_atomic_casptr((volatile void **)&inst->tag_prefix, prefix, NULL);
+    return inst->tag_prefix;
+}
+
+/* The store's own words about the last failure of a call made with p,
+ * ready to append to a log message ("" when it said nothing). */
+const char *conditional_store_error(apr_pool_t *p)
+{
+    const char *msg = cond_store_error(p);
+
+    return msg ? apr_pstrcat(p, " (", msg, ")", NULL) : "";
 }
 
 /* ------------------------------------------------------------------ */
@@ -155,7 +196,7 @@ static int conditional_read(request_rec *r, conditional_req *rq)
                                     r->pool);
     if (rv == APR_SUCCESS) {
         /* A dead claim would keep the key untagged until the next write. */
-        const char *dead = conditional_claim_dead(&rq->before, apr_time_now());
+        const char *dead = conditional_claim_dead(&rq->before);
         if (dead && conditional_break(r, rq, rq->before.claim_owner, dead)
                     == APR_SUCCESS) {
             rv = rq->inst->provider->lookup(rq->inst->store, rq->key,
@@ -164,8 +205,8 @@ static int conditional_read(request_rec *r, conditional_req *rq)
     }
     if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, "COND00009: store "
-                      "lookup failed for key %s; passing through untagged",
-                      rq->key);
+                      "lookup failed for key %s%s; passing through untagged",
+                      rq->key, conditional_store_error(r->pool));
         conditional_note(r, "pass-store-error");
         return DECLINED;
     }
@@ -221,7 +262,7 @@ static int conditional_fixups(request_rec *r)
     }
     ap_set_module_config(r->request_config, &conditional_module, rq);
     if (m == M_GET) {
-        if (!rq->inst->tag_prefix) {
+        if (!conditional_tag_prefix(rq->inst, r->pool)) {
             conditional_note(r, "pass-store-error");
             return DECLINED;
         }
@@ -266,7 +307,8 @@ static void conditional_tag(request_rec *r, conditional_req *rq)
     apr_status_t rv;
 
     if (!rq->found) {
-        rv = pv->register_key(rq->inst->store, rq->key, meta, now, &v);
+        rv = pv->register_key(rq->inst->store, rq->key, meta, now, &v,
+                              r->pool);
         if (rv == APR_SUCCESS) {
             conditional_set_validators(r, rq, v, now);
             conditional_note(r, conditional_version_note(r->pool, "tag ", v));
@@ -285,14 +327,14 @@ static void conditional_tag(request_rec *r, conditional_req *rq)
     if (!after.exists || after.version == 0) {
         /* The store thought it absent; the backend shows it again. */
         if (pv->set_exists(rq->inst->store, rq->key, after.version, 1, meta,
-                           now, &v) != APR_SUCCESS) {
+                           now, &v, r->pool) != APR_SUCCESS) {
             conditional_note(r, "untagged");
             return;
         }
         after.mtime = now;
     }
     else if (!conditional_meta_equal(meta, after.meta)) {
-        pv->set_meta(rq->inst->store, rq->key, after.version, meta);
+        pv->set_meta(rq->inst->store, rq->key, after.version, meta, r->pool);
     }
     conditional_set_validators(r, rq, v, after.mtime);
     conditional_note(r, conditional_version_note(r->pool, "tag ", v));
@@ -316,7 +358,7 @@ static apr_status_t conditional_tag_filter(ap_filter_t *f,
         apr_int64_t v;
         if (rq->inst->provider->set_exists(rq->inst->store, rq->key,
                                            rq->before.version, 0, NULL,
-                                           apr_time_now(), &v)
+                                           apr_time_now(), &v, r->pool)
             == APR_SUCCESS) {
             conditional_note(r, "absent");
         }

@@ -50,56 +50,20 @@ void *conditional_merge_dir_conf(apr_pool_t *p, void *basev,
     return c;
 }
 
-static const cond_store_provider *conditional_find_provider(const char *name)
+/* A new instance of pv for arg, listed for init and child_init. */
+static const char *conditional_new_store(apr_pool_t *p, const char *spec,
+                                         const cond_store_provider *pv,
+                                         const char *arg, server_rec *s,
+                                         conditional_store_inst **out)
 {
-    if (!strcmp(name, cond_sqlite_store.name)) {
-        return &cond_sqlite_store;
-    }
-    return NULL;
-}
+    conditional_store_inst *inst = apr_pcalloc(p, sizeof(*inst));
+    const char *err;
 
-/* Parse "sqlite:PATH" and create (not open) the store instance. A relative
- * path is taken relative to ServerRoot, like every other httpd path. */
-const char *conditional_make_store(apr_pool_t *p, const char *spec,
-                                          int explicit,
-                                          conditional_store_inst **out)
-{
-    conditional_store_inst *inst;
-    const char *colon = ap_strchr_c(spec, ':');
-    const char *name, *arg, *err;
-    int i;
-
-    if (!colon || colon == spec || !colon[1]) {
-        return apr_psprintf(p, "ConditionalStore: '%s' is not of the form "
-                            "sqlite:/path/to/file.db", spec);
-    }
-    name = apr_pstrmemdup(p, spec, colon - spec);
-    arg = colon + 1;
-    if (!conditional_find_provider(name)) {
-        return apr_psprintf(p, "ConditionalStore: unknown store type '%s' "
-                            "(this build supports: sqlite)", name);
-    }
-    if (!strcmp(name, "sqlite")) {
-        arg = ap_server_root_relative(p, arg);
-        if (!arg) {
-            return apr_psprintf(p, "ConditionalStore: invalid path in '%s'",
-                                spec);
-        }
-        spec = apr_pstrcat(p, name, ":", arg, NULL);
-    }
-    for (i = 0; i < conditional_stores->nelts; i++) {
-        inst = APR_ARRAY_IDX(conditional_stores, i, conditional_store_inst *);
-        if (!strcmp(inst->spec, spec)) {
-            inst->explicit |= explicit;
-            *out = inst;
-            return NULL;
-        }
-    }
-    inst = apr_pcalloc(p, sizeof(*inst));
     inst->spec = spec;
-    inst->explicit = explicit;
-    inst->provider = conditional_find_provider(name);
-    err = inst->provider->create(&inst->store, arg, p);
+    inst->arg = arg;
+    inst->provider = pv;
+    inst->server = pv->per_server ? s : NULL;
+    err = pv->create(&inst->store, arg, p);
     if (err) {
         return apr_psprintf(p, "ConditionalStore %s: %s", spec, err);
     }
@@ -108,13 +72,66 @@ const char *conditional_make_store(apr_pool_t *p, const char *spec,
     return NULL;
 }
 
+/* Parse a ConditionalStore value (store.c, shared with conditionalctl) and
+ * create (not open) the store instance. A relative sqlite path is taken
+ * relative to ServerRoot, like every other httpd path. A store that is
+ * only a file is shared by every server naming it; one that depends on its
+ * server's own settings (dbd: that server's DBDParams) is made per server. */
+const char *conditional_make_store(apr_pool_t *p, const char *spec,
+                                   int explicit, server_rec *s,
+                                   conditional_store_inst **out)
+{
+    const cond_store_provider *pv;
+    conditional_store_inst *inst;
+    const char *arg, *err;
+    int i;
+
+    err = cond_store_parse(spec, ap_server_root_relative(p, ""), 0, &pv,
+                           &arg, p);
+    if (err) {
+        return apr_pstrcat(p, "ConditionalStore: ", err, NULL);
+    }
+    spec = arg ? apr_pstrcat(p, pv->name, ":", arg, NULL) : pv->name;
+    for (i = 0; i < conditional_stores->nelts && !pv->per_server; i++) {
+        inst = APR_ARRAY_IDX(conditional_stores, i, conditional_store_inst *);
+        if (!strcmp(inst->spec, spec)) {
+            inst->explicit |= explicit;
+            *out = inst;
+            return NULL;
+        }
+    }
+    err = conditional_new_store(p, spec, pv, arg, s, out);
+    if (!err) {
+        (*out)->explicit = explicit;
+    }
+    return err;
+}
+
+/* The store server s uses when it inherits inst from the main server: the
+ * same one, or for a per-server provider an instance of its own. */
+conditional_store_inst *conditional_store_for(apr_pool_t *p,
+                                              conditional_store_inst *inst,
+                                              server_rec *s)
+{
+    conditional_store_inst *own;
+
+    if (!inst->provider->per_server || inst->server == s
+        || conditional_new_store(p, inst->spec, inst->provider, inst->arg, s,
+                                 &own)) {
+        return inst;
+    }
+    own->explicit = inst->explicit;
+    return own;
+}
+
 static const char *conditional_set_store(cmd_parms *cmd, void *dummy,
                                          const char *arg)
 {
     conditional_server_conf *sc =
         ap_get_module_config(cmd->server->module_config, &conditional_module);
     (void)dummy;
-    return conditional_make_store(cmd->pool, arg, 1, &sc->inst);
+    return conditional_make_store(cmd->pool, arg, 1, cmd->server,
+                                  &sc->inst);
 }
 
 static const char *conditional_parse_seconds(cmd_parms *cmd, const char *arg,

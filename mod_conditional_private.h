@@ -28,6 +28,7 @@
 
 #include "precond.h"
 #include "store.h"
+#include "pgsql_store.h"
 
 
 APLOG_USE_MODULE(conditional);
@@ -46,12 +47,18 @@ APLOG_USE_MODULE(conditional);
 extern ap_filter_rec_t *conditional_tag_frec;
 extern ap_filter_rec_t *conditional_commit_frec;
 
-/* A configured store, shared by every server_rec that names the same spec. */
+/* A configured store: shared by every server_rec that names the same spec,
+ * or, for a provider that depends on its server's own settings (dbd), one
+ * per server_rec. */
 typedef struct {
     const char *spec;                    /* "sqlite:/path" as configured */
+    const char *arg;                     /* what follows "name:", or NULL */
     const cond_store_provider *provider;
     cond_store *store;
-    const char *tag_prefix;              /* "\"<identity>-", after child_init */
+    server_rec *server;                  /* per-server stores: their server */
+    apr_pool_t *pchild;                  /* for tag_prefix, once known */
+    void *tag_prefix;                    /* "\"<identity>-", NULL until the
+                                          * store's identity is known */
     int explicit;                        /* named by ConditionalStore */
 } conditional_store_inst;
 
@@ -97,10 +104,16 @@ void *conditional_merge_server_conf(apr_pool_t *p, void *basev, void *addv);
 void *conditional_create_dir_conf(apr_pool_t *p, char *dir);
 void *conditional_merge_dir_conf(apr_pool_t *p, void *basev, void *addv);
 const char *conditional_make_store(apr_pool_t *p, const char *spec,
-                                   int explicit,
+                                   int explicit, server_rec *s,
                                    conditional_store_inst **out);
+conditional_store_inst *conditional_store_for(apr_pool_t *p,
+                                              conditional_store_inst *inst,
+                                              server_rec *s);
 int conditional_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
                            apr_pool_t *ptemp);
+
+/* mod_conditional_dbd.c: mod_dbd's connections for dbd stores */
+const char *conditional_dbd_bind(apr_pool_t *p);
 
 /* mod_conditional_status.c: decisions, notes, shared counters */
 void conditional_counters_create(apr_pool_t *pconf, server_rec *s);
@@ -130,14 +143,17 @@ void conditional_respond_with(conditional_req *rq, int status,
                               const char *problem);
 int conditional_send_problem(request_rec *r, conditional_req *rq);
 
-/* mod_conditional.c: keys */
+/* mod_conditional.c: keys, the store's identity and error text */
 const char *conditional_default_key(request_rec *r, const char *path);
+const char *conditional_tag_prefix(conditional_store_inst *inst,
+                                   apr_pool_t *p);
+const char *conditional_store_error(apr_pool_t *p);
 
 /* mod_conditional_write.c: claims, commit, settlement, invalidation */
 void conditional_owner_init(apr_pool_t *pchild);
 apr_status_t conditional_break(request_rec *r, conditional_req *rq,
                                const char *dead, const char *why);
-const char *conditional_claim_dead(const cond_state *st, apr_time_t now);
+const char *conditional_claim_dead(const cond_state *st);
 int conditional_write(request_rec *r, conditional_req *rq,
                       conditional_dir_conf *dc);
 int conditional_log_transaction(request_rec *r);

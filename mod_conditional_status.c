@@ -114,12 +114,20 @@ int conditional_status(request_rec *r, int flags)
     for (j = 0; j < conditional_stores->nelts; j++) {
         conditional_store_inst *inst =
             APR_ARRAY_IDX(conditional_stores, j, conditional_store_inst *);
-        const char *id = inst->provider->identity(inst->store);
-        ap_rprintf(r, "<dt>Store %s: %s</dt>\n",
+        const char *prefix = conditional_tag_prefix(inst, r->pool);
+
+        /* The prefix is "\"<identity>-" */
+        ap_rprintf(r, "<dt>Store %s%s%s: %s</dt>\n",
                    ap_escape_html(r->pool, inst->spec),
-                   inst->tag_prefix ? apr_pstrcat(r->pool, "identity ", id,
-                                                  NULL)
-                                    : "<b>not usable</b>");
+                   inst->server ? " for " : "",
+                   inst->server ? ap_escape_html(r->pool,
+                                                 inst->server->server_hostname)
+                                : "",
+                   prefix ? apr_pstrcat(r->pool, "identity ",
+                                        apr_pstrmemdup(r->pool, prefix + 1,
+                                                       strlen(prefix) - 2),
+                                        NULL)
+                          : "<b>not usable</b>");
     }
     ap_rputs("</dl>\n<table>\n", r);
     for (i = 0; i < COND_NCOUNTERS; i++) {

@@ -37,15 +37,16 @@ static apr_status_t conditional_unresolved_cleanup(void *data);
 
 /* Clear a claim whose lease ran out. The store bumps the version: the dead
  * write may or may not have reached the backend, so every tag handed out
- * before it must stop matching (its parent's too). APR_EAGAIN (someone else
- * broke or resolved it first) counts as success. */
+ * before it must stop matching (its parent's too). COND_STORE_NOT_HELD
+ * (someone else broke or resolved it first) counts as success. */
 apr_status_t conditional_break(request_rec *r, conditional_req *rq,
                                       const char *dead, const char *why)
 {
     apr_int64_t v = 0;
     apr_status_t rv = rq->inst->provider->break_claim(rq->inst->store,
                                                       rq->key, dead,
-                                                      apr_time_now(), &v);
+                                                      apr_time_now(), &v,
+                                                      r->pool);
     if (rv == APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "COND00005: broke "
                       "the claim of %s on key %s (%s); version is now %"
@@ -54,25 +55,26 @@ apr_status_t conditional_break(request_rec *r, conditional_req *rq,
         conditional_count("broken");
         conditional_invalidate_related(r, rq, NULL);
     }
-    else if (rv != APR_EAGAIN) {
+    else if (rv != COND_STORE_NOT_HELD) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "COND00013: cannot "
-                      "break the dead claim of %s on key %s", dead, rq->key);
+                      "break the dead claim of %s on key %s%s", dead, rq->key,
+                      conditional_store_error(r->pool));
         return rv;
     }
     return APR_SUCCESS;
 }
 
 /*
- * A claim is dead only when its lease has run out. That its owner process
+ * A claim is dead only when its lease has run out, by the store's clock (a
+ * node whose clock runs ahead must not end a live claim early). That its
+ * owner process
  * is gone proves nothing: a CGI or a proxied backend outlives the httpd
  * child that started it and may still write, so the lease is the one bound
  * on how long a write can take (ConditionalLeaseTime).
  */
-const char *conditional_claim_dead(const cond_state *st,
-                                          apr_time_t now)
+const char *conditional_claim_dead(const cond_state *st)
 {
-    return st->claim_owner && st->claim_expires <= now ? "lease expired"
-                                                       : NULL;
+    return st->claim_owner && st->claim_left <= 0 ? "lease expired" : NULL;
 }
 
 /*
@@ -92,7 +94,6 @@ static int conditional_claim(request_rec *r, conditional_req *rq,
     int waited = 0;
 
     for (;;) {
-        apr_time_t now = apr_time_now();
         cond_resource res;
         cond_verdict v;
         cond_why why;
@@ -101,12 +102,13 @@ static int conditional_claim(request_rec *r, conditional_req *rq,
 
         if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "COND00006: store "
-                          "lookup failed for key %s", rq->key);
+                          "lookup failed for key %s%s", rq->key,
+                          conditional_store_error(r->pool));
             return HTTP_SERVICE_UNAVAILABLE;
         }
         rq->found = rv == APR_SUCCESS;
         if (rq->found && rq->before.claim_owner) {
-            const char *dead = conditional_claim_dead(&rq->before, now);
+            const char *dead = conditional_claim_dead(&rq->before);
             if (!dead) {
                 goto busy;
             }
@@ -125,7 +127,7 @@ static int conditional_claim(request_rec *r, conditional_req *rq,
         }
         rv = pv->claim(rq->inst->store, rq->key,
                        rq->found ? rq->before.version : 0, owner,
-                       now + apr_time_from_sec(lease), now);
+                       apr_time_from_sec(lease), r->pool);
         if (rv == APR_SUCCESS) {
             rq->owner = owner;
             if (waited) {
@@ -139,7 +141,8 @@ static int conditional_claim(request_rec *r, conditional_req *rq,
         }
         if (rv != APR_EBUSY) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "COND00008: cannot "
-                          "claim key %s", rq->key);
+                          "claim key %s%s", rq->key,
+                          conditional_store_error(r->pool));
             return HTTP_SERVICE_UNAVAILABLE;
         }
 busy:
@@ -173,7 +176,7 @@ int conditional_write(request_rec *r, conditional_req *rq,
                                  "precondition-required");
         return OK;
     }
-    if (!rq->inst->tag_prefix) {
+    if (!conditional_tag_prefix(rq->inst, r->pool)) {
         conditional_respond_with(rq, HTTP_SERVICE_UNAVAILABLE,
                                  "store-unavailable");
         return OK;
@@ -216,7 +219,8 @@ static void conditional_invalidate(request_rec *r, conditional_req *rq,
         || pv->lookup(rq->inst->store, key, &st, r->pool) != APR_SUCCESS) {
         return;
     }
-    if (pv->bump(rq->inst->store, key, apr_time_now(), &v) != APR_SUCCESS) {
+    if (pv->bump(rq->inst->store, key, apr_time_now(), &v, r->pool)
+        != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "COND00010: could "
                       "not invalidate key %s", key);
     }
@@ -290,7 +294,7 @@ static void conditional_commit(request_rec *r, conditional_req *rq,
 
     rv = rq->inst->provider->commit(rq->inst->store, rq->key, rq->owner,
                                     (rq->is_delete ? 0 : COND_COMMIT_EXISTS)
-                                    | hold, apr_time_now(), &v);
+                                    | hold, apr_time_now(), &v, r->pool);
     if (rv == APR_SUCCESS) {
         rq->committed = 1;
         if (!rq->is_delete) {
@@ -300,13 +304,13 @@ static void conditional_commit(request_rec *r, conditional_req *rq,
         return;
     }
     rq->owner = NULL;
-    if (rv == APR_NOTFOUND) {
+    if (rv == COND_STORE_NOT_HELD) {
         /* The lease ran out while the backend ran, and the key may have
          * been written since. The write is not committed as ours, but it
          * did reach the backend: move the version, so no tag issued before
          * it (the other writer's included) names what it overwrote. */
         rv = rq->inst->provider->bump(rq->inst->store, rq->key,
-                                      apr_time_now(), &v);
+                                      apr_time_now(), &v, r->pool);
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "COND00011: the claim on "
                       "key %s was lost (its lease of ConditionalLeaseTime "
                       "ran out) while the backend ran; the write was not "
@@ -319,7 +323,8 @@ static void conditional_commit(request_rec *r, conditional_req *rq,
         /* The claim stays until its lease runs out; breaking it then
          * bumps the version. */
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "COND00012: commit "
-                      "failed for key %s", rq->key);
+                      "failed for key %s%s", rq->key,
+                      conditional_store_error(r->pool));
         conditional_note(r, "commit-failed");
     }
 }
@@ -369,19 +374,19 @@ static void conditional_settle(request_rec *r, conditional_req *rq,
     switch (outcome) {
     case COND_OUTCOME_DONE:
         if (rq->committed) {
-            pv->release(rq->inst->store, rq->key, rq->owner);
+            pv->release(rq->inst->store, rq->key, rq->owner, r->pool);
         }
         else {
             conditional_commit(r, rq, 0);  /* the 2xx bypassed the filter */
         }
         break;
     case COND_OUTCOME_REFUSED:
-        pv->release(rq->inst->store, rq->key, rq->owner);
+        pv->release(rq->inst->store, rq->key, rq->owner, r->pool);
         conditional_note(r, apr_psprintf(r->pool, "release %d", status));
         break;
     case COND_OUTCOME_UNSURE:
         rv = pv->break_claim(rq->inst->store, rq->key, rq->owner,
-                             apr_time_now(), &v);
+                             apr_time_now(), &v, r->pool);
         if (rv != APR_SUCCESS) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "COND00014: cannot "
                           "invalidate key %s after its write ended with %d; "

@@ -12,13 +12,10 @@
 
 #include "store.h"
 
-/* Providers built into this module; the dbd provider is there only when
- * the build has apr_dbd (it always has on Debian). */
+/* The providers built in. */
 static const cond_store_provider *const store_providers[] = {
     &cond_sqlite_store,
-#ifdef COND_HAVE_DBD
     &cond_dbd_store,
-#endif
     NULL
 };
 

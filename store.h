@@ -207,5 +207,6 @@ void cond_store_set_error(apr_pool_t *p, const char *fmt, ...)
 
 /* The providers. */
 extern const cond_store_provider cond_sqlite_store;   /* sqlite_store.c */
+extern const cond_store_provider cond_dbd_store;      /* pgsql_store.c */
 
 #endif /* COND_STORE_H */

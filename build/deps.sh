@@ -9,11 +9,15 @@
 #   libapache2-mod-perl2   Apache::Test (t/TEST); mod_perl itself stays unused
 #   libwww-perl            LWP, the client behind Apache::TestRequest
 #   curl, wrk              demo and benchmark
+#   postgresql, libaprutil1-dbd-pgsql
+#                          ConditionalStore dbd: the tests start their own
+#                          PostgreSQL; apr_dbd's driver for mod_dbd
 # JSON::PP, used by the test CGI and the tests, ships with perl itself.
 set -eu
 
 PACKAGES="gcc libc6-dev make perl apache2 apache2-dev apache2-utils libsqlite3-dev \
-sqlite3 libapache2-mod-perl2 libwww-perl curl wrk"
+sqlite3 libapache2-mod-perl2 libwww-perl curl wrk \
+postgresql libaprutil1-dbd-pgsql"
 
 missing=""
 for pkg in $PACKAGES; do

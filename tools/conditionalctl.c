@@ -158,6 +158,14 @@ static const char *ctl_claim(const cond_state *st, apr_pool_t *p)
                         ctl_escape(st->claim_owner, p), apr_time_sec(-left));
 }
 
+/* For display: the store's identity, "?" when it cannot be read now. */
+static const char *ctl_identity(ctl_ctx *c)
+{
+    const char *id = c->pv->identity(c->s, c->p);
+
+    return id ? id : "?";
+}
+
 static const char *ctl_version(apr_int64_t v, apr_pool_t *p)
 {
     return apr_psprintf(p, "%" APR_UINT64_T_HEX_FMT, (apr_uint64_t)v);
@@ -319,7 +327,7 @@ static int ctl_show(ctl_ctx *c, const char *key)
         etag = "- (never written)";
     }
     else {
-        etag = apr_psprintf(c->p, "\"%s-%s\"%s", c->pv->identity(c->s, c->p),
+        etag = apr_psprintf(c->p, "\"%s-%s\"%s", ctl_identity(c),
                             ctl_version(st.version, c->p),
                             st.exists ? "" : " (not served: absent)");
     }
@@ -356,7 +364,7 @@ static int ctl_bump(ctl_ctx *c, const char *key)
     }
     printf("%s: version %s -> %s, ETag \"%s-%s\"\n", ctl_escape(key, c->p),
            ctl_version(st.version, c->p), ctl_version(v, c->p),
-           c->pv->identity(c->s, c->p), ctl_version(v, c->p));
+           ctl_identity(c), ctl_version(v, c->p));
     return CTL_OK;
 }
 
@@ -382,6 +390,7 @@ static int ctl_run(ctl_ctx *c, const char *spec, int argc,
                    const char *const *argv)
 {
     const char *cmd = argc > 0 ? argv[0] : NULL;
+    const char *id;
     int need, rc;
 
     if (!cmd) {
@@ -419,7 +428,13 @@ static int ctl_run(ctl_ctx *c, const char *spec, int argc,
     if (!strcmp(cmd, "forget")) {
         return ctl_forget(c, argv[1]);
     }
-    printf("%s\n", c->pv->identity(c->s, c->p));
+    id = c->pv->identity(c->s, c->p);
+    if (!id) {
+        return ctl_fail("cannot read the store identity%s%s",
+                        cond_store_error(c->p) ? ": " : "",
+                        cond_store_error(c->p) ? cond_store_error(c->p) : "");
+    }
+    printf("%s\n", id);
     return CTL_OK;
 }
 

@@ -290,9 +290,11 @@ static void test_commit(apr_pool_t *p)
     CHECK_RV(PV->claim(s, "/c", v1, "owner", LEASE, p), APR_SUCCESS);
     seq = test_sequence(name);
     v2 = -1;
-    CHECK_RV(PV->commit(s, "/c", "intruder", 1, t0, &v2, p), COND_STORE_NOT_HELD);
+    CHECK_RV(PV->commit(s, "/c", "intruder", 1, t0, &v2, p),
+             COND_STORE_NOT_HELD);
     CHECK(v2 == -1);
-    CHECK_RV(PV->commit(s, "/nokey", "owner", 1, t0, &v2, p), COND_STORE_NOT_HELD);
+    CHECK_RV(PV->commit(s, "/nokey", "owner", 1, t0, &v2, p),
+             COND_STORE_NOT_HELD);
     CHECK(test_sequence(name) == seq);
     CHECK_RV(PV->lookup(s, "/c", &st, p), APR_SUCCESS);
     CHECK(st.version == v1 && !st.exists && st.claim_owner
@@ -351,7 +353,8 @@ static void test_release_break(apr_pool_t *p)
     CHECK_RV(PV->claim(s, "/r", v0, "R2", LEASE, p), APR_SUCCESS);
     CHECK_RV(PV->break_claim(s, "/r", "someone-else", now, &v1, p),
              COND_STORE_NOT_HELD);
-    CHECK_RV(PV->break_claim(s, "/none", "R2", now, &v1, p), COND_STORE_NOT_HELD);
+    CHECK_RV(PV->break_claim(s, "/none", "R2", now, &v1, p),
+             COND_STORE_NOT_HELD);
     CHECK_RV(PV->lookup(s, "/r", &st, p), APR_SUCCESS);
     CHECK(st.version == v0 && st.claim_owner
           && !strcmp(st.claim_owner, "R2"));
@@ -729,8 +732,8 @@ static void test_race_processes(apr_pool_t *p)
         return;
     }
     for (i = 0; i < RACE_KEYS; i++) {
-        CHECK_RV(PV->register_key(s, race_keys[i], NULL, apr_time_now(), &v, p),
-                 APR_SUCCESS);
+        CHECK_RV(PV->register_key(s, race_keys[i], NULL, apr_time_now(), &v,
+                                  p), APR_SUCCESS);
     }
     seq0 = test_sequence(name);
     r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE,
@@ -801,8 +804,8 @@ static void test_race_threads(apr_pool_t *p)
         return;
     }
     for (i = 0; i < RACE_KEYS; i++) {
-        CHECK_RV(PV->register_key(s, race_keys[i], NULL, apr_time_now(), &v, p),
-                 APR_SUCCESS);
+        CHECK_RV(PV->register_key(s, race_keys[i], NULL, apr_time_now(), &v,
+                                  p), APR_SUCCESS);
     }
     seq0 = test_sequence(name);
     r = apr_pcalloc(p, sizeof(*r));

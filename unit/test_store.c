@@ -206,7 +206,8 @@ static void test_cache_bound(apr_pool_t *p)
         char key[64];
 
         snprintf(key, sizeof(key), "localhost:80/api/docs/%06d", i);
-        found += PV->claim(s, key, APR_INT64_C(1) << 40, "C", LEASE, p) == APR_EAGAIN;
+        found += PV->claim(s, key, APR_INT64_C(1) << 40, "C", LEASE, p)
+                 == APR_EAGAIN;
     }
     grown = sqlite3_memory_used() - before;
     CHECK(found == 80000 + 5000);

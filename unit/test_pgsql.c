@@ -1,0 +1,430 @@
+/*
+ * test_pgsql.c - the PostgreSQL store (pgsql_store.c, "dbd"): the store
+ * contract suite (store_contract.c) against a real PostgreSQL this program
+ * starts itself (initdb and pg_ctl from PG_BIN, as an unprivileged user
+ * when run as root, a Unix socket in a temporary directory, fsync off),
+ * then what only this store has to survive: the server restarted under
+ * it (fast and immediate), stopped, and frozen (SIGSTOP), several stores
+ * creating the schema at once, keys that are not UTF-8.
+ *
+ * Each store is a database of its own; the store connects with a
+ * connection string ("dbd:PARAMS"), as conditionalctl does. Exits non-zero
+ * when anything failed.
+ */
+
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <apr_general.h>
+#include <apr_lib.h>
+#include <apr_strings.h>
+
+#include "store_contract.h"
+
+#ifndef PG_BIN
+#define PG_BIN "/usr/lib/postgresql/15/bin"
+#endif
+#define PG_USER_FALLBACK "nobody"
+
+static char pgdir[256];          /* data directory and socket */
+static const char *runas = "";   /* "runuser -u nobody -- " as root */
+
+static int pg_sh(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+/* Run a shell command (as the database's user); 0 on success. */
+static int pg_sh(const char *fmt, ...)
+{
+    char cmd[2048];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    return system(cmd);
+}
+
+static int pg_ctl(const char *what)
+{
+    return pg_sh("%s" PG_BIN "/pg_ctl -D %s/data -l %s/log -w -t 60 "
+                 "-o \"-k %s -c listen_addresses='' -c fsync=off "
+                 "-c max_connections=200\" %s >/dev/null",
+                 runas, pgdir, pgdir, pgdir, what);
+}
+
+static const char *pg_params(apr_pool_t *p, const char *db)
+{
+    return apr_psprintf(p, "host=%s dbname=%s user=cond connect_timeout=3",
+                        pgdir, db);
+}
+
+static int pg_createdb(const char *db)
+{
+    return pg_sh("%s" PG_BIN "/createdb -h %s -U cond %s", runas, pgdir,
+                 db);
+}
+
+/* The postmaster's pid, from its pid file. */
+static pid_t pg_postmaster(void)
+{
+    char path[512];
+    FILE *f;
+    long pid = 0;
+
+    snprintf(path, sizeof(path), "%s/data/postmaster.pid", pgdir);
+    if ((f = fopen(path, "r")) != NULL) {
+        if (fscanf(f, "%ld", &pid) != 1) {
+            pid = 0;
+        }
+        fclose(f);
+    }
+    return (pid_t)pid;
+}
+
+static int pg_start_server(void)
+{
+    char tmpl[] = "/tmp/test_pgsql.XXXXXX";
+
+    if (!mkdtemp(tmpl)) {
+        return -1;
+    }
+    apr_cpystrn(pgdir, tmpl, sizeof(pgdir));
+    chmod(pgdir, 0755);
+    if (geteuid() == 0) {
+        runas = "runuser -u " PG_USER_FALLBACK " -- ";
+        if (pg_sh("chown " PG_USER_FALLBACK " %s", pgdir) != 0) {
+            return -1;
+        }
+    }
+    if (pg_sh("%s" PG_BIN "/initdb -D %s/data -U cond -A trust --no-sync "
+              ">%s/initdb.log 2>&1", runas, pgdir, pgdir) != 0) {
+        printf("initdb failed, see %s/initdb.log\n", pgdir);
+        return -1;
+    }
+    return pg_ctl("start");
+}
+
+/* A crash or a kill of this program must not leave the server running:
+ * SIGQUIT is the postmaster's immediate shutdown. */
+static void pg_on_signal(int sig)
+{
+    pid_t pm = pg_postmaster();
+
+    if (pm > 0) {
+        kill(pm, SIGQUIT);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void pg_stop_server(void)
+{
+    pg_ctl("stop -m immediate");
+    if (!getenv("TEST_STORE_KEEP")) {
+        pg_sh("rm -rf %s", pgdir);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* The target                                                           */
+
+static cond_store *pg_attach(apr_pool_t *p, const char *name,
+                             apr_status_t *rv)
+{
+    cond_store *s = NULL;
+    const char *err = PV->create(&s, pg_params(p, name), p);
+
+    if (err) {
+        printf("  %s\n", err);
+        *rv = APR_EGENERAL;
+        return NULL;
+    }
+    *rv = PV->child_init(s, p);
+    return s;
+}
+
+static cond_store *pg_open(apr_pool_t *p, const char *name)
+{
+    char db[64];
+    apr_status_t rv;
+    cond_store *s;
+    int i;
+
+    /* database names: letters, digits and underscores */
+    apr_cpystrn(db, name, sizeof(db));
+    for (i = 0; db[i]; i++) {
+        if (!apr_isalnum(db[i])) {
+            db[i] = '_';
+        }
+    }
+    if (!CHECK(pg_createdb(db) == 0)) {
+        return NULL;
+    }
+    s = pg_attach(p, db, &rv);
+    if (!s || !CHECK(PV->init(s, p) == APR_SUCCESS)
+        || !CHECK_RV(rv, APR_SUCCESS)) {
+        return NULL;
+    }
+    return s;
+}
+
+/* Contract names such as "ident-other" are not database names. */
+static cond_store *pg_attach_named(apr_pool_t *p, const char *name,
+                                   apr_status_t *rv)
+{
+    char db[64];
+    int i;
+
+    apr_cpystrn(db, name, sizeof(db));
+    for (i = 0; db[i]; i++) {
+        if (!apr_isalnum(db[i])) {
+            db[i] = '_';
+        }
+    }
+    return pg_attach(p, db, rv);
+}
+
+static const test_target pg_target = {
+    "dbd",
+    &cond_dbd_store,
+    pg_open,
+    pg_attach_named,
+    NULL
+};
+
+/* ------------------------------------------------------------------ */
+/* Store-specific tests                                                 */
+
+static void test_params(apr_pool_t *p)
+{
+    const cond_store_provider *pv;
+    cond_store *s = NULL;
+    const char *arg;
+
+    /* the spec parser shared with the module accepts a bare "dbd" */
+    CHECK(cond_store_parse("dbd", "/", 0, &pv, &arg, p) == NULL
+          && pv == &cond_dbd_store && arg == NULL);
+    CHECK(cond_store_parse("dbd:host=x", "/", 0, &pv, &arg, p) == NULL
+          && pv == &cond_dbd_store && !strcmp(arg, "host=x"));
+    CHECK(PV->create(&s, "", p) != NULL);
+    /* without PARAMS and without mod_dbd's callbacks: not usable */
+    s = NULL;
+    CHECK(PV->create(&s, NULL, p) == NULL && s != NULL);
+    if (s) {
+        cond_state st;
+
+        CHECK(PV->child_init(s, p) != APR_SUCCESS);
+        CHECK(PV->lookup(s, "k", &st, p) != APR_SUCCESS);
+        CHECK(PV->identity(s, p) == NULL);
+    }
+}
+
+/* A restart takes every session away: the store reconnects, prepares its
+ * statements again, and every call after it works - no "prepared
+ * statement does not exist", no lost claim, versions above all before. */
+static void test_restart(apr_pool_t *p, const char *mode)
+{
+    cond_store *s = pg_open(p, apr_psprintf(p, "restart_%s", mode));
+    apr_int64_t v0 = 0, v1 = 0, v2 = 0;
+    cond_state st;
+    int i;
+
+    if (!s) {
+        return;
+    }
+    CHECK_RV(PV->register_key(s, "/r", NULL, apr_time_now(), &v0, p),
+             APR_SUCCESS);
+    /* sessions on several workers' connections */
+    for (i = 0; i < 20; i++) {
+        PV->lookup(s, "/r", &st, p);
+    }
+    CHECK_RV(PV->claim(s, "/r", v0, "before", LEASE, p), APR_SUCCESS);
+    if (!strcmp(mode, "fast")) {
+        CHECK(pg_ctl("restart -m fast") == 0);
+    }
+    else {
+        CHECK(pg_ctl("stop -m immediate") == 0 && pg_ctl("start") == 0);
+    }
+    /* a lookup is repeated on a new session */
+    CHECK_RV(PV->lookup(s, "/r", &st, p), APR_SUCCESS);
+    CHECK(st.version == v0 && st.claim_owner
+          && !strcmp(st.claim_owner, "before") && LEASE_FRESH(st.claim_left));
+    /* the claim taken before the restart is still held and committable:
+     * an idle connection is checked before a commit goes out on it */
+    apr_sleep(apr_time_from_msec(1200));
+    CHECK_RV(PV->commit(s, "/r", "before", COND_COMMIT_EXISTS,
+                        apr_time_now(), &v1, p), APR_SUCCESS);
+    CHECK(v1 > v0);
+    for (i = 0; i < 20; i++) {
+        CHECK_RV(PV->bump(s, "/r", apr_time_now(), &v2, p), APR_SUCCESS);
+        CHECK(v2 > v1);
+        v1 = v2;
+    }
+    CHECK(pg_sh("grep -q 'does not exist' %s/log", pgdir) != 0);
+}
+
+static void test_restart_fast(apr_pool_t *p)
+{
+    test_restart(p, "fast");
+}
+
+static void test_restart_immediate(apr_pool_t *p)
+{
+    test_restart(p, "immediate");
+}
+
+/* Stopped: calls fail at once (no connection), the identity of a store
+ * that never reached the database stays unknown; started again, it is
+ * learned and everything works without a new store instance. */
+static void test_stopped(apr_pool_t *p)
+{
+    cond_store *s = pg_open(p, "stopped"), *late;
+    apr_status_t rv = APR_SUCCESS;
+    apr_int64_t v = 0;
+    apr_time_t t0;
+    cond_state st;
+
+    if (!s) {
+        return;
+    }
+    CHECK(PV->identity(s, p) != NULL);
+    late = pg_attach(p, "stopped", &rv);
+    CHECK_RV(rv, APR_SUCCESS);
+    CHECK(pg_ctl("stop -m fast") == 0);
+    t0 = apr_time_now();
+    CHECK(PV->lookup(s, "/x", &st, p) != APR_SUCCESS);
+    CHECK(PV->claim(s, "/x", 0, "o", LEASE, p) != APR_SUCCESS);
+    CHECK(cond_store_error(p) != NULL);
+    CHECK(late && PV->identity(late, p) == NULL);
+    CHECK(apr_time_now() - t0 < apr_time_from_sec(4));
+    CHECK(pg_ctl("start") == 0);
+    apr_sleep(apr_time_from_msec(1100));     /* PG_IDENTITY_RETRY */
+    CHECK(late && PV->identity(late, p) != NULL
+          && !strcmp(PV->identity(late, p), PV->identity(s, p)));
+    CHECK_RV(PV->register_key(s, "/x", NULL, apr_time_now(), &v, p),
+             APR_SUCCESS);
+    CHECK(late && PV->lookup(late, "/x", &st, p) == APR_SUCCESS
+          && st.version == v);
+}
+
+/* Frozen (SIGSTOP): nothing answers and nothing refuses. Every call
+ * returns APR_TIMEUP within the store's deadline; once every worker is
+ * stuck, calls fail at once; after SIGCONT the store works again. */
+static void test_frozen(apr_pool_t *p)
+{
+    cond_store *s = pg_open(p, "frozen");
+    pid_t pm = pg_postmaster();
+    apr_int64_t v = 0;
+    apr_time_t t0, took, worst = 0;
+    cond_state st;
+    int i;
+
+    if (!s || !CHECK(pm > 0)) {
+        return;
+    }
+    CHECK_RV(PV->register_key(s, "/f", NULL, apr_time_now(), &v, p),
+             APR_SUCCESS);
+    /* the whole server: postmaster and its backends */
+    CHECK(pg_sh("kill -STOP %ld; pkill -STOP -P %ld", (long)pm, (long)pm)
+          == 0);
+    for (i = 0; i < 12; i++) {
+        t0 = apr_time_now();
+        CHECK_RV(PV->lookup(s, "/f", &st, p), APR_TIMEUP);
+        took = apr_time_now() - t0;
+        worst = took > worst ? took : worst;
+    }
+    printf("# frozen database: slowest call %d ms\n",
+           (int)apr_time_as_msec(worst));
+    CHECK(worst < apr_time_from_sec(5));
+    CHECK(pg_sh("pkill -CONT -P %ld; kill -CONT %ld", (long)pm, (long)pm)
+          == 0);
+    apr_sleep(apr_time_from_msec(500));
+    CHECK_RV(PV->lookup(s, "/f", &st, p), APR_SUCCESS);
+    CHECK(st.version == v);
+    CHECK_RV(PV->bump(s, "/f", apr_time_now(), &v, p), APR_SUCCESS);
+}
+
+/* Several stores (nodes) create the schema of an empty database at the
+ * same moment: all succeed, with one identity. */
+static void test_schema_race(apr_pool_t *p)
+{
+    enum { N = 6 };
+    pid_t pids[N];
+    int fd[2], i, ok = 1, status;
+    char ids[N][17];
+
+    (void)p;
+    if (!CHECK(pg_createdb("schema_race") == 0) || !CHECK(pipe(fd) == 0)) {
+        return;
+    }
+    fflush(stdout);
+    for (i = 0; i < N; i++) {
+        if ((pids[i] = fork()) == 0) {
+            apr_pool_t *cp;
+            apr_status_t rv;
+            cond_store *s;
+            const char *id;
+            char buf[17];
+
+            apr_pool_create(&cp, NULL);
+            s = pg_attach(cp, "schema_race", &rv);
+            id = s && rv == APR_SUCCESS ? PV->identity(s, cp) : NULL;
+            memset(buf, 0, sizeof(buf));
+            if (id) {
+                apr_cpystrn(buf, id, sizeof(buf));
+            }
+            _exit(write(fd[1], buf, sizeof(buf)) == sizeof(buf) ? 0 : 1);
+        }
+    }
+    for (i = 0; i < N; i++) {
+        ok &= read(fd[0], ids[i], sizeof(ids[i])) == sizeof(ids[i])
+              && test_is_hex_id(ids[i]) && !strcmp(ids[i], ids[0]);
+    }
+    for (i = 0; i < N; i++) {
+        ok &= pids[i] > 0 && waitpid(pids[i], &status, 0) == pids[i]
+              && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    }
+    close(fd[0]);
+    close(fd[1]);
+    CHECK(ok);
+}
+
+static const test_case pg_cases[] = {
+    { "dbd parameters", test_params },
+    { "schema created by several at once", test_schema_race },
+    { "restart -m fast", test_restart_fast },
+    { "restart -m immediate", test_restart_immediate },
+    { "stopped database", test_stopped },
+    { "frozen database (SIGSTOP)", test_frozen },
+    { NULL, NULL }
+};
+
+int main(int argc, char **argv)
+{
+    int rc;
+
+    if (access(PG_BIN "/initdb", X_OK) != 0) {
+        printf("test_pgsql: %s/initdb not found (apt-get install "
+               "postgresql; sh build/deps.sh)\n", PG_BIN);
+        return 2;
+    }
+    if (pg_start_server() != 0) {
+        printf("test_pgsql: cannot start PostgreSQL in %s\n", pgdir);
+        pg_stop_server();
+        return 2;
+    }
+    signal(SIGSEGV, pg_on_signal);
+    signal(SIGABRT, pg_on_signal);
+    signal(SIGTERM, pg_on_signal);
+    signal(SIGINT, pg_on_signal);
+    rc = test_main(argc, argv, &pg_target, pg_cases);
+    pg_stop_server();
+    return rc;
+}
