@@ -1322,28 +1322,11 @@ static apr_status_t pg_forget(cond_store *s, const char *key, apr_pool_t *p)
                             NULL);
 }
 
-/* The smallest byte string above every string that starts with prefix,
- * or NULL when there is none (empty, or all 0xff bytes). */
-static char *pg_prefix_end(const char *prefix, apr_pool_t *p)
-{
-    char *end = apr_pstrdup(p, prefix);
-    apr_size_t n = strlen(end);
-
-    while (n > 0 && (unsigned char)end[n - 1] == 0xff) {
-        end[--n] = '\0';
-    }
-    if (n == 0) {
-        return NULL;
-    }
-    end[n - 1] = (char)((unsigned char)end[n - 1] + 1);
-    return end;
-}
-
 static apr_status_t pg_list(cond_store *s, const char *prefix,
                             cond_store_list_fn *fn, void *baton,
                             apr_pool_t *p)
 {
-    const char *end = pg_prefix_end(prefix ? prefix : "", p);
+    const char *end = cond_store_prefix_end(prefix ? prefix : "", p);
     pg_task *t = pg_task_new(pg_op_list, prefix ? prefix : "", NULL, end, p);
     apr_status_t rv;
     int i, ours;

@@ -1292,29 +1292,11 @@ static apr_status_t store_forget(cond_store *s, const char *key,
     return rv == APR_SUCCESS && changes == 0 ? APR_NOTFOUND : rv;
 }
 
-/* The smallest string above every string that starts with prefix, or NULL
- * when there is none (empty, or all 0xff bytes). Keys are compared as
- * bytes (BINARY collation), so this is exact even for non-UTF-8 keys. */
-static char *store_prefix_end(const char *prefix, apr_pool_t *p)
-{
-    char *end = apr_pstrdup(p, prefix);
-    apr_size_t n = strlen(end);
-
-    while (n > 0 && (unsigned char)end[n - 1] == 0xff) {
-        end[--n] = '\0';
-    }
-    if (n == 0) {
-        return NULL;
-    }
-    end[n - 1] = (char)((unsigned char)end[n - 1] + 1);
-    return end;
-}
-
 static apr_status_t store_list(cond_store *s, const char *prefix,
                                cond_store_list_fn *fn, void *baton,
                                apr_pool_t *p)
 {
-    const char *end = store_prefix_end(prefix ? prefix : "", p);
+    const char *end = cond_store_prefix_end(prefix ? prefix : "", p);
     apr_time_t now = apr_time_now();
     sqlite3_stmt *st;
     store_conn *c;

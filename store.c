@@ -97,6 +97,21 @@ const char *cond_store_parse(const char *spec, const char *base,
     return NULL;
 }
 
+char *cond_store_prefix_end(const char *prefix, apr_pool_t *p)
+{
+    char *end = apr_pstrdup(p, prefix);
+    apr_size_t n = strlen(end);
+
+    while (n > 0 && (unsigned char)end[n - 1] == 0xff) {
+        end[--n] = '\0';
+    }
+    if (n == 0) {
+        return NULL;
+    }
+    end[n - 1] = (char)((unsigned char)end[n - 1] + 1);
+    return end;
+}
+
 const char *cond_store_error(apr_pool_t *p)
 {
     void *msg = NULL;

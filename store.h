@@ -198,6 +198,11 @@ const char *cond_store_parse(const char *spec, const char *base,
                              int bare_path, const cond_store_provider **pv,
                              const char **arg, apr_pool_t *p);
 
+/* For list(): the smallest byte string above every string that starts
+ * with prefix, or NULL when there is none (empty, or all 0xff bytes), so
+ * a prefix is a range of keys compared as bytes. */
+char *cond_store_prefix_end(const char *prefix, apr_pool_t *p);
+
 /* The store's own words for the last failure of a call made with pool p
  * ("database or disk is full", PostgreSQL's message), or NULL. Providers
  * set it with cond_store_set_error on the pool they were given. */

@@ -57,13 +57,14 @@ my %o = (
     prefix       => undef,
     'max-retries' => 200,
     timeout      => 60,
+    nodes        => undef,
     verbose      => 0,
 );
 GetOptions(\%o, 'url=s', 'raw=s', 'clients=i', 'keys=i', 'hot=i',
            'hot-ratio=f', 'cycles=i', 'seconds=f', 'mode=s', 'sleep=f',
            'sleep-ratio=f', 'reads=f', 'revalidate=f', 'optimistic=f',
            'verify!', 'expect-loss!', 'store=s', 'settle=f', 'prefix=s',
-           'max-retries=i', 'timeout=f', 'verbose|v+', 'help|h')
+           'max-retries=i', 'timeout=f', 'nodes=s', 'verbose|v+', 'help|h')
     or usage();
 usage() if $o{help};
 usage("--mode is conditional or blind")
@@ -114,6 +115,9 @@ usage: stress.pl [options]
   --no-verify        skip the final read-back
   --prefix STR       document name prefix (unique per run by default)
   --timeout S        per-request timeout (60)
+  --nodes H:P,H:P    several httpd nodes on one shared store: each client
+                     request goes to one of them at random (the path is
+                     --url's)
 EOF
     exit 2;
 }
@@ -129,6 +133,8 @@ sub split_url {
 
 my ($HOST, $PORT, $API) = split_url($o{url});
 my ($RHOST, $RPORT, $RAW) = split_url($o{raw});
+# [host, port] of each node, for clients behind a "load balancer"
+my @NODES = map { [ split /:/ ] } split /,/, $o{nodes} // '';
 
 sub conn_new {
     my ($host, $port) = @_;
@@ -177,6 +183,13 @@ sub http {
     my ($c, $method, $path, $hdrs, $body) = @_;
     my $deadline = time() + $o{timeout};
     my $fresh = 0;
+    if ($c->{roam} && @NODES) {
+        my $n = $NODES[int rand @NODES];
+        if ($n->[0] ne $c->{host} || $n->[1] != $c->{port}) {
+            conn_close($c);
+            ($c->{host}, $c->{port}) = @$n;
+        }
+    }
     if (!$c->{sock}) {
         $c->{sock} = IO::Socket::INET->new(PeerAddr => $c->{host},
                                            PeerPort => $c->{port},
@@ -471,6 +484,7 @@ sub client {
     srand($$ ^ int(time() * 1000));
     my $st = stats_new();
     my $c = conn_new($HOST, $PORT);
+    $c->{roam} = 1;
     my %cache;    # key -> [etag, doc]
     my $field = "c$id";
     my $stop_at = $o{seconds} ? time() + $o{seconds} : 0;

@@ -1,0 +1,423 @@
+# Several nodes, one truth: three httpd nodes (127.0.0.2-4, one port, one
+# ServerName, as behind a load balancer) share one PostgreSQL through
+# "ConditionalStore dbd" and mod_dbd. This test starts all of them itself
+# (PostgreSQL with initdb/pg_ctl on a Unix socket in a temporary directory,
+# fsync off) and stops every one at the end; the Apache::Test server is not
+# used. The backend is the same legacy CGI with one data directory.
+#
+#   - ETags are identical on every node; a tag from one node gives 304 on
+#     another and a stale one 412 on a third
+#   - read-modify-write clients spread over random nodes lose no update
+#     (tools/stress.pl --nodes), while PostgreSQL is restarted under them
+#     with -m fast and then -m immediate: service comes back without a
+#     restart of httpd, and no statement is ever missing on a new session
+#   - kill -9 of the child running a write: its claim ends by its lease
+#     (the database's clock) and the version moves
+#   - PostgreSQL frozen (SIGSTOP): writes get 503 and reads pass through
+#     untagged, each within a bounded time; after SIGCONT tags come back
+#   - a node started while PostgreSQL is down tags once it is up again
+use strict;
+use warnings FATAL => 'all';
+
+use Apache::Test qw(plan ok need need_cgi);
+use Apache::TestUtil qw(t_cmp t_debug);
+use File::Temp qw(tempdir);
+use IO::Socket::INET;
+use LWP::UserAgent;
+use POSIX ();
+use Time::HiRes qw(time sleep);
+
+my $PG = $ENV{PG_BIN} || '/usr/lib/postgresql/15/bin';
+my @IPS = qw(127.0.0.2 127.0.0.3 127.0.0.4);
+my $LEASE = 6;
+
+plan tests => 25, need need_cgi,
+    { "PostgreSQL server binaries in $PG" => -x "$PG/initdb" },
+    { 'mod_dbd' => -e modules_dir() . '/mod_dbd.so' };
+
+my $vars = Apache::Test::vars();
+my $top = $vars->{top_dir};
+my $httpd = $vars->{httpd};
+my $dir = tempdir('cond-cluster-XXXXXX', TMPDIR => 1,
+                  CLEANUP => !$ENV{COND_KEEP});
+t_debug("cluster in $dir");
+my $port = free_port();
+my @started;          # pid files of the httpd nodes we started
+my $pg_up = 0;
+
+sub modules_dir {
+    my $apxs = Apache::Test::vars('apxs') || 'apxs';
+    my $d = `$apxs -q LIBEXECDIR 2>/dev/null`;
+    chomp $d;
+    return $d || '/usr/lib/apache2/modules';
+}
+
+sub free_port {
+    for my $try (1 .. 50) {
+        my $p = 20000 + int rand 20000;
+        my $ok = 1;
+        for my $ip (@IPS) {
+            my $s = IO::Socket::INET->new(LocalAddr => $ip, LocalPort => $p,
+                                          Proto => 'tcp', ReuseAddr => 1,
+                                          Listen => 1);
+            $ok = 0, last unless $s;
+            close $s;
+        }
+        return $p if $ok;
+    }
+    die "no free port on @IPS";
+}
+
+sub sh {
+    my ($cmd) = @_;
+    t_debug($cmd);
+    my $out = `$cmd 2>&1`;
+    t_debug($out) if $out;
+    return $? == 0;
+}
+
+sub pg_ctl {
+    my ($what) = @_;
+    return sh("$PG/pg_ctl -D $dir/pg -l $dir/pg.log -w -t 60 -o \"-k $dir "
+              . "-c listen_addresses='' -c fsync=off -c max_connections=150\" "
+              . $what);
+}
+
+sub postmaster_pid {
+    open my $fh, '<', "$dir/pg/postmaster.pid" or return 0;
+    my $pid = <$fh>;
+    chomp $pid;
+    return $pid;
+}
+
+# ---------------------------------------------------------------- nodes
+
+sub node_conf {
+    my ($n) = @_;
+    my $root = "$dir/node$n";
+    my $mods = modules_dir();
+    # COND_CLUSTER_CONTROL=1: each node on an SQLite store of its own, the
+    # situation this test exists to rule out (cross-node checks must fail)
+    my $store = $ENV{COND_CLUSTER_CONTROL} ? "sqlite:$root/own.db" : 'dbd';
+    mkdir $root;
+    open my $fh, '>', "$root/httpd.conf" or die "$root/httpd.conf: $!";
+    print $fh <<"EOF";
+ServerRoot "$root"
+PidFile "$root/httpd.pid"
+Listen $IPS[$n]:$port
+# One name and port on every node: the default key is the site plus the
+# path, so the same configuration gives the same keys everywhere.
+ServerName cluster.test:$port
+LoadModule mpm_event_module $mods/mod_mpm_event.so
+LoadModule authz_core_module $mods/mod_authz_core.so
+LoadModule alias_module $mods/mod_alias.so
+LoadModule env_module $mods/mod_env.so
+LoadModule cgid_module $mods/mod_cgid.so
+LoadModule dbd_module $mods/mod_dbd.so
+LoadModule conditional_module "$top/.libs/mod_conditional.so"
+StartServers 2
+ServerLimit 4
+ThreadsPerChild 10
+MinSpareThreads 10
+MaxSpareThreads 40
+MaxRequestWorkers 40
+ErrorLog "$root/error_log"
+LogLevel info conditional:debug
+LogFormat "%m %U%q %>s %{conditional}n pid=%P" conditional
+CustomLog "$root/access_log" conditional
+ScriptSock "$root/cgisock"
+SetEnv DOCS_DATA "$dir/data"
+DBDriver pgsql
+DBDParams "host=$dir dbname=cond user=cond connect_timeout=2"
+DBDMin 0
+DBDKeep 4
+DBDMax 12
+ConditionalStore $store
+ConditionalLeaseTime $LEASE
+<Directory "$top/t/cgi-bin">
+    Options +ExecCGI
+    Require all granted
+</Directory>
+ScriptAlias /raw/ "$top/t/cgi-bin/docs.cgi/"
+ScriptAlias /api/ "$top/t/cgi-bin/docs.cgi/"
+<Location /api/>
+    Conditional On
+    ConditionalLockWait 1
+</Location>
+EOF
+    close $fh;
+    return "$root/httpd.conf";
+}
+
+sub node_start {
+    my ($n) = @_;
+    my $conf = node_conf($n);
+    my $ok = sh("$httpd -f $conf -k start");
+    push @started, "$dir/node$n/httpd.pid";
+    # up when it answers
+    for (1 .. 100) {
+        my $s = IO::Socket::INET->new(PeerAddr => $IPS[$n], PeerPort => $port);
+        return $ok if $s;
+        sleep 0.1;
+    }
+    return 0;
+}
+
+sub stop_all {
+    for my $pidfile (@started) {
+        open my $fh, '<', $pidfile or next;
+        my $pid = <$fh>;
+        chomp $pid;
+        kill 'TERM', $pid if $pid;
+        for (1 .. 100) {
+            last unless kill 0, $pid;
+            sleep 0.1;
+        }
+    }
+    @started = ();
+    if ($pg_up) {
+        my $pm = postmaster_pid();
+        sh("kill -CONT $pm; pkill -CONT -P $pm") if $pm;
+        pg_ctl('stop -m immediate');
+        $pg_up = 0;
+    }
+}
+END { stop_all() }
+$SIG{INT} = $SIG{TERM} = sub { stop_all(); exit 1 };
+
+my $ua = LWP::UserAgent->new(timeout => 30, keep_alive => 0);
+
+# The module's tag on a response ("<store identity>-<version>"), or undef:
+# a pass-through keeps the backend's own.
+sub module_tag {
+    my ($res) = @_;
+    my $t = $res->header('ETag') // '';
+    return $t =~ /^"[0-9a-f]{16}-[0-9a-f]+"$/ ? $t : undef;
+}
+
+# A boolean check with its name in the output, as t_cmp gives.
+sub named {
+    my ($ok, $name) = @_;
+    print '# ', ($ok ? 'ok: ' : 'NOT ok: '), $name, "\n";
+    return $ok ? 1 : 0;
+}
+
+sub req {
+    my ($n, $method, $path, $hdrs, $body) = @_;
+    my $r = HTTP::Request->new($method, "http://$IPS[$n]:$port$path",
+                               [ %{ $hdrs || {} } ], $body);
+    my $t0 = time;
+    my $res = $ua->request($r);
+    $res->{took} = time - $t0;
+    return $res;
+}
+
+# ---------------------------------------------------------------- start
+
+mkdir "$dir/data";
+ok named(sh("$PG/initdb -D $dir/pg -U cond -A trust --no-sync") && pg_ctl('start')
+   && sh("$PG/createdb -h $dir -U cond cond"),
+         'PostgreSQL started');
+$pg_up = 1;
+ok named(node_start(0) && node_start(1) && node_start(2),
+         'three httpd nodes up');
+
+# ---------------------------------------------------------------- tags
+
+req(0, 'PUT', '/raw/docs/shared', {}, '{"v":1}');
+my $r0 = req(0, 'GET', '/api/docs/shared');
+my $r1 = req(1, 'GET', '/api/docs/shared');
+my $r2 = req(2, 'GET', '/api/docs/shared');
+my $tag = $r0->header('ETag') // '';
+t_debug("tags: $tag / " . ($r1->header('ETag') // '-') . ' / '
+        . ($r2->header('ETag') // '-'));
+ok named($tag =~ /^"[0-9a-f]{16}-[0-9a-f]+"$/,
+         'node 1 tags a 200');
+ok named($tag ne '' && ($r1->header('ETag') // '') eq $tag
+   && ($r2->header('ETag') // '') eq $tag,
+         'the same ETag on every node');
+ok t_cmp(req(1, 'GET', '/api/docs/shared', { 'If-None-Match' => $tag })->code,
+         304, "node 1's tag: 304 on node 2");
+
+my $w = req(1, 'PUT', '/api/docs/shared', { 'If-Match' => $tag },
+            '{"v":2}');
+ok t_cmp($w->code, 200, 'write through node 2 with the current tag');
+my $tag2 = $w->header('ETag') // '';
+ok named($tag2 ne '' && $tag2 ne $tag,
+         'it carries a new tag');
+ok t_cmp(req(2, 'PUT', '/api/docs/shared', { 'If-Match' => $tag },
+             '{"v":3}')->code, 412, 'the old tag on node 3: 412');
+my $g = req(0, 'GET', '/api/docs/shared', { 'If-None-Match' => $tag });
+ok named($g->code == 200 && ($g->header('ETag') // '') eq $tag2,
+         'the old tag on node 1: 200 with the new tag');
+ok t_cmp(req(2, 'GET', '/api/docs/shared', { 'If-None-Match' => $tag2 })
+         ->code, 304, 'the new tag on node 3: 304');
+
+# ---------------------------------------------------------------- kill -9
+
+# A slow write (the backend sleeps) on node 1; its child is killed. The
+# claim stays until its lease runs out by the database's clock, then the
+# next writer breaks it and the version moves past every tag before it.
+req(0, 'PUT', '/raw/docs/killed', {}, '{"v":1}');
+my $kt = req(0, 'GET', '/api/docs/killed')->header('ETag') // '';
+my $pid = fork;
+if (!$pid) {
+    req(0, 'PUT', '/api/docs/killed?sleep=30', { 'If-Match' => $kt },
+        '{"v":2}');
+    POSIX::_exit(0);         # not exit: END would stop every server
+}
+sleep 1.5;
+my $victim = claim_holder_pid();
+t_debug("child holding the claim: " . ($victim // 'none'));
+ok named($victim && kill('KILL', $victim),
+         'kill -9 the child running the write');
+waitpid $pid, 0;
+my $busy = req(1, 'PUT', '/api/docs/killed', { 'If-Match' => $kt },
+               '{"v":3}');
+ok t_cmp($busy->code, 409, 'while the lease runs: 409 on another node');
+sleep $LEASE + 0.5;
+my $after = req(2, 'GET', '/api/docs/killed', { 'If-None-Match' => $kt });
+ok named($after->code == 200 && ($after->header('ETag') // $kt) ne $kt,
+         'after the lease: the claim was broken and the version moved');
+
+# The child of node 1 serving the slow write: the one holding an
+# established connection on our port (the CGI itself runs under mod_cgid's
+# daemon, not under the child).
+sub claim_holder_pid {
+    open my $fh, '<', "$dir/node0/httpd.pid" or return undef;
+    my $parent = <$fh>;
+    chomp $parent;
+    for my $k (split ' ', `pgrep -P $parent`) {
+        return $k if connection_of($k);
+    }
+    return undef;
+}
+
+# Does child $k hold an established TCP connection to our port?
+sub connection_of {
+    my ($k) = @_;
+    my %inodes;
+    for my $fd (glob("/proc/$k/fd/*")) {
+        my $l = readlink($fd) // next;
+        $inodes{$1} = 1 if $l =~ /^socket:\[(\d+)\]/;
+    }
+    my $hexport = sprintf '%04X', $port;
+    open my $fh, '<', '/proc/net/tcp' or return 0;
+    while (<$fh>) {
+        my @f = split ' ';
+        next unless @f > 9;
+        # local address is ours, state 01 (ESTABLISHED)
+        return 1 if $f[1] =~ /:$hexport$/ && $f[3] eq '01' && $inodes{$f[9]};
+    }
+    return 0;
+}
+
+# ---------------------------------------------------------------- races
+
+# Read-modify-write clients over random nodes, PostgreSQL restarted under
+# them (-m fast, then -m immediate): no acknowledged update is lost.
+sub stress_run {
+    my ($seconds, $fault) = @_;
+    my $nodes = join ',', map { "$_:$port" } @IPS;
+    my @cmd = ($^X, "$top/tools/stress.pl", '--timeout', 30,
+               '--url', "http://$IPS[0]:$port/api/", '--nodes', $nodes,
+               '--clients', 12, '--keys', 4, '--hot', 2,
+               '--seconds', $seconds, '--reads', 0.2, '--max-retries', 2000);
+    t_debug("@cmd");
+    my $kid = open my $fh, '-|', @cmd or die "stress.pl: $!";
+    if ($fault) {
+        sleep $seconds / 3;
+        $fault->();
+    }
+    my $out = join '', <$fh>;
+    close $fh;
+    print "# stress.pl: $_\n" for split /\n/, $out;
+    my %v = $out =~ /(\w+)=(\S+)/g;
+    # ETags that named two revisions, apart from the backend's own
+    # "backend" tag, which a read passed through while the store was down
+    # still carries (the module's tags are what must never be stale)
+    $v{stale_module_tags} = grep { !/^ETag "backend" came with/ }
+                            grep { /came with/ } split /\n/, $out;
+    return \%v;
+}
+
+my $s = stress_run(10, undef);
+ok t_cmp($s->{verdict}, 'PASS', 'clients over three nodes: no lost update');
+
+$s = stress_run(14, sub { pg_ctl('restart -m fast') });
+ok t_cmp($s->{lost}, 0, 'pg_ctl restart -m fast mid-run: no lost update');
+ok named($s->{errors} eq '0' && $s->{stale_module_tags} == 0
+         && $s->{writes} > 0,
+         '... no error, no stale tag of the module, writes went on');
+
+$s = stress_run(14, sub { pg_ctl('stop -m immediate'); sleep 1;
+                         pg_ctl('start') });
+ok t_cmp($s->{lost}, 0, 'stop -m immediate mid-run: no lost update');
+ok named($s->{errors} eq '0' && $s->{stale_module_tags} == 0
+         && $s->{writes} > 0,
+         '... no error, no stale tag of the module, writes went on');
+ok named(!sh("grep -q 'prepared statement .* does not exist' $dir/pg.log"),
+         'no statement was ever missing on a new session');
+
+# ---------------------------------------------------------------- frozen
+
+my $ft = req(1, 'GET', '/api/docs/shared')->header('ETag') // '';
+my $pm = postmaster_pid();
+sh("kill -STOP $pm; pkill -STOP -P $pm");
+my $fw = req(0, 'PUT', '/api/docs/shared', { 'If-Match' => $ft }, '{"v":9}');
+t_debug(sprintf 'frozen write: %d in %.1f s', $fw->code, $fw->{took});
+ok named($fw->code == 503 && $fw->{took} < 8,
+         'PostgreSQL frozen: a write gets 503 in bounded time');
+my $fr = req(2, 'GET', '/api/docs/shared');
+t_debug(sprintf 'frozen read: %d in %.1f s', $fr->code, $fr->{took});
+ok named($fr->code == 200 && !module_tag($fr) && $fr->{took} < 8,
+         '... a read passes through untagged in bounded time');
+sh("pkill -CONT -P $pm; kill -CONT $pm");
+sleep 1;
+ok named(module_tag(tagged_get(2)),
+         'after SIGCONT: tagged again');
+
+# ---------------------------------------------------------------- late
+
+# A node whose children start while PostgreSQL is down learns the store's
+# identity once it is back, without a restart.
+stop_node(2);
+pg_ctl('stop -m fast');
+ok named(node_start(2),
+         'node 3 starts while PostgreSQL is down');
+my $down = req(2, 'GET', '/api/docs/shared');
+ok named($down->code == 200 && !module_tag($down),
+         'its reads pass through untagged');
+pg_ctl('start');
+sleep 1.5;
+my $late = tagged_get(2);
+ok named(module_tag($late)
+   && module_tag($late) eq (module_tag(req(0, 'GET', '/api/docs/shared'))
+                            // ''),
+         '... and it tags again, with the tag the other nodes give');
+
+# GET /api/docs/shared on node $n until it comes back tagged (10 s at most).
+sub tagged_get {
+    my ($n) = @_;
+    my $res;
+    for (1 .. 20) {
+        $res = req($n, 'GET', '/api/docs/shared');
+        last if module_tag($res);
+        sleep 0.5;
+    }
+    return $res;
+}
+
+sub stop_node {
+    my ($n) = @_;
+    my $pidfile = "$dir/node$n/httpd.pid";
+    open my $fh, '<', $pidfile or return;
+    my $pid = <$fh>;
+    chomp $pid;
+    kill 'TERM', $pid;
+    for (1 .. 100) {
+        last unless kill 0, $pid;
+        sleep 0.1;
+    }
+    @started = grep { $_ ne $pidfile } @started;
+}
