@@ -16,6 +16,7 @@
 #   - PostgreSQL frozen (SIGSTOP): writes get 503 and reads pass through
 #     untagged, each within a bounded time; after SIGCONT tags come back
 #   - a node started while PostgreSQL is down tags once it is up again
+#   - conditionalctl reads and bumps the shared store
 use strict;
 use warnings FATAL => 'all';
 
@@ -31,7 +32,7 @@ my $PG = $ENV{PG_BIN} || '/usr/lib/postgresql/15/bin';
 my @IPS = qw(127.0.0.2 127.0.0.3 127.0.0.4);
 my $LEASE = 6;
 
-plan tests => 25, need need_cgi,
+plan tests => 27, need need_cgi,
     { "PostgreSQL server binaries in $PG" => -x "$PG/initdb" },
     { 'mod_dbd' => -e modules_dir() . '/mod_dbd.so' };
 
@@ -252,6 +253,15 @@ ok named($g->code == 200 && ($g->header('ETag') // '') eq $tag2,
          'the old tag on node 1: 200 with the new tag');
 ok t_cmp(req(2, 'GET', '/api/docs/shared', { 'If-None-Match' => $tag2 })
          ->code, 304, 'the new tag on node 3: 304');
+
+# conditionalctl on the shared store: a bump from the shell is seen by
+# every node (the backend's data changed out of band).
+my $ctl = "$top/tools/conditionalctl -s 'dbd:host=$dir dbname=cond user=cond'";
+my $key = "cluster.test:$port/api/docs/shared";
+ok named(sh("$ctl show $key | grep -q $tag2") && sh("$ctl bump $key"),
+         'conditionalctl show and bump on the shared store');
+ok t_cmp(req(0, 'GET', '/api/docs/shared', { 'If-None-Match' => $tag2 })
+         ->code, 200, 'after the bump the old tag no longer matches');
 
 # ---------------------------------------------------------------- kill -9
 
