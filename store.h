@@ -106,6 +106,12 @@ typedef struct cond_store_provider {
     apr_status_t (*release)(cond_store *s, const char *key,
                             const char *owner);
 
+    /* Extend owner's claim on key to lease_until (never shortening it):
+     * the request holding it is still alive. APR_NOTFOUND when owner no
+     * longer holds the claim (it was broken or settled). */
+    apr_status_t (*renew)(cond_store *s, const char *key, const char *owner,
+                          apr_time_t lease_until);
+
     /* Take over a claim whose owner is dead or whose lease expired: only if
      * the claim is still held by dead_owner, clear it and give the key a new
      * version (the dead write's outcome is unknown, so every tag handed out
@@ -146,6 +152,15 @@ typedef struct cond_store_provider {
      * key order. Strings are allocated from p. */
     apr_status_t (*list)(cond_store *s, const char *prefix,
                          cond_store_list_fn *fn, void *baton, apr_pool_t *p);
+
+    /* Once in the parent when httpd stops for good (not on a restart),
+     * after its children have exited: make every commit durable and
+     * record that the store was stopped cleanly on this boot, so the next
+     * init after a reboot keeps the identity (and every client's cached
+     * tag). Without this, init after an unclean stop and a reboot gives
+     * the store a new identity. APR_EBUSY: another process still has the
+     * store open; nothing recorded. May be NULL. */
+    apr_status_t (*shutdown)(cond_store *s, apr_pool_t *p);
 } cond_store_provider;
 
 /* The embedded SQLite store (sqlite_store.c). */

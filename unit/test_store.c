@@ -340,11 +340,20 @@ static void test_commit(apr_pool_t *p)
     /* meta is the last 200's business, not the write's */
     CHECK(st.meta && !strcmp(st.meta, "Cache-Control: max-age=5\n"));
 
-    /* a clock that stepped back never moves mtime backwards */
+    /* a clock that stepped back never moves mtime backwards, and the
+     * write still moves it forward: If-Modified-Since must not hide it */
     CHECK_RV(SQ->claim(s, "/c", v1, "W", t0 + LEASE, t0), APR_SUCCESS);
     CHECK_RV(SQ->commit(s, "/c", "W", 1, t0, &v2), APR_SUCCESS);
     CHECK_RV(SQ->lookup(s, "/c", &st, p), APR_SUCCESS);
-    CHECK(st.mtime == t0 + apr_time_from_sec(10));
+    CHECK(st.mtime == t0 + apr_time_from_sec(11));
+    /* so do a break and a bump in that same second */
+    CHECK_RV(SQ->claim(s, "/c", v2, "X", t0 + LEASE, t0), APR_SUCCESS);
+    CHECK_RV(SQ->break_claim(s, "/c", "X", t0 + apr_time_from_sec(11),
+                             &v2), APR_SUCCESS);
+    CHECK_RV(SQ->bump(s, "/c", t0 + apr_time_from_sec(11), &v2),
+             APR_SUCCESS);
+    CHECK_RV(SQ->lookup(s, "/c", &st, p), APR_SUCCESS);
+    CHECK(st.mtime == t0 + apr_time_from_sec(13));
 
     /* a DELETE: absent, version still moves on */
     CHECK_RV(SQ->claim(s, "/c", v2, "D", t0 + LEASE, t0), APR_SUCCESS);
@@ -354,6 +363,7 @@ static void test_commit(apr_pool_t *p)
     CHECK_RV(SQ->lookup(s, "/c", &st, p), APR_SUCCESS);
     CHECK(!st.exists && st.version == v1
           && st.mtime == t0 + apr_time_from_sec(20));
+    v2 = v1;
 
     /* commit by an owner that does not hold the claim: nothing changes,
      * not even the sequence */
@@ -434,6 +444,195 @@ static void test_release_break(apr_pool_t *p)
     /* breaking an unclaimed key does nothing */
     CHECK_RV(SQ->lookup(s, "/r", &st, p), APR_SUCCESS);
     CHECK(st.version == v1);
+}
+
+static void test_renew(apr_pool_t *p)
+{
+    cond_store *s = test_open(p, test_path(p, "renew.db"));
+    apr_time_t now = apr_time_now();
+    apr_int64_t v0 = 0, v1 = 0;
+    cond_state st;
+
+    if (!s) {
+        return;
+    }
+    CHECK_RV(SQ->register_key(s, "/n", NULL, now, &v0), APR_SUCCESS);
+    CHECK_RV(SQ->claim(s, "/n", v0, "N", now + 1, now), APR_SUCCESS);
+    CHECK_RV(SQ->renew(s, "/n", "N", now + LEASE), APR_SUCCESS);
+    CHECK_RV(SQ->lookup(s, "/n", &st, p), APR_SUCCESS);
+    CHECK(st.version == v0 && st.claim_expires == now + LEASE
+          && st.claim_owner && !strcmp(st.claim_owner, "N"));
+    /* never shortened (a late renewal from a slow thread) */
+    CHECK_RV(SQ->renew(s, "/n", "N", now + 5), APR_SUCCESS);
+    CHECK_RV(SQ->lookup(s, "/n", &st, p), APR_SUCCESS);
+    CHECK(st.claim_expires == now + LEASE);
+    /* only the owner renews; nobody renews a key that has no claim */
+    CHECK_RV(SQ->renew(s, "/n", "other", now + LEASE), APR_NOTFOUND);
+    CHECK_RV(SQ->renew(s, "/none", "N", now + LEASE), APR_NOTFOUND);
+    /* a claim that was broken stays broken */
+    CHECK_RV(SQ->break_claim(s, "/n", "N", now, &v1), APR_SUCCESS);
+    CHECK_RV(SQ->renew(s, "/n", "N", now + LEASE), APR_NOTFOUND);
+    CHECK_RV(SQ->lookup(s, "/n", &st, p), APR_SUCCESS);
+    CHECK(st.version == v1 && !st.claim_owner);
+}
+
+/* What a process that was cut off reports back (shared memory). */
+typedef struct {
+    char identity[32];
+    apr_int64_t highest;     /* the highest version it was handed */
+} test_cut;
+
+static void test_copy_file(const char *from, const char *to)
+{
+    char *cmd = apr_psprintf(root, "cp -p '%s' '%s' 2>/dev/null", from, to);
+
+    if (system(cmd) != 0) {
+        printf("note: cp %s failed\n", from);
+    }
+}
+
+/* A sync point as SQLite makes one: a checkpoint fsyncs the WAL and the
+ * database. Then keep what is on disk at that moment. */
+static void test_sync_point(const char *path, const char *snap)
+{
+    sqlite3 *db;
+
+    if (sqlite3_open(path, &db) == SQLITE_OK) {
+        sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_FULL, NULL,
+                                  NULL);
+    }
+    sqlite3_close(db);
+    test_copy_file(path, snap);
+    test_copy_file(apr_pstrcat(root, path, "-wal", NULL),
+                   apr_pstrcat(root, snap, "-wal", NULL));
+}
+
+/* The power comes back: the disk holds the sync point, and -shm (memory,
+ * not disk) is gone. */
+static void test_power_back(const char *path, const char *snap)
+{
+    rename(snap, path);
+    rename(apr_pstrcat(root, snap, "-wal", NULL),
+           apr_pstrcat(root, path, "-wal", NULL));
+    unlink(apr_pstrcat(root, path, "-shm", NULL));
+}
+
+/* In a child process on boot "boot", which dies without closing anything:
+ * write keys before and after a sync point (saved to snap). */
+static void test_until_cut(const char *path, const char *snap,
+                           const char *boot, int init, test_cut *out)
+{
+    apr_time_t now = apr_time_now();
+    apr_int64_t v = 0;
+    apr_status_t rv = APR_SUCCESS;
+    pid_t pid = fork();
+    cond_store *s;
+    int i, status;
+
+    if (pid != 0) {
+        waitpid(pid, &status, 0);
+        return;
+    }
+    setenv("CONDITIONAL_BOOT_ID", boot, 1);
+    /* without init: a child of another httpd that started earlier */
+    s = init ? test_open(root, path) : test_attach(root, path, &rv);
+    if (!s || rv != APR_SUCCESS) {
+        _exit(1);
+    }
+    apr_cpystrn(out->identity, SQ->identity(s), sizeof(out->identity));
+    CHECK_RV(SQ->bump(s, "/synced", now, &v), APR_SUCCESS);
+    if (snap) {
+        test_sync_point(path, snap);
+    }
+    for (i = 0; i < 20; i++) {
+        CHECK_RV(SQ->bump(s, "/lost", now, &v), APR_SUCCESS);
+    }
+    out->highest = v;
+    _exit(0);               /* no close, no checkpoint: the power is cut */
+}
+
+/* httpd's parent at a clean stop: no connection of its own is open. */
+static apr_status_t test_clean_stop(const char *path)
+{
+    cond_store *s = NULL;
+    apr_pool_t *p;
+    apr_status_t rv = APR_EGENERAL;
+
+    apr_pool_create(&p, root);
+    if (!SQ->create(&s, path, p)) {
+        rv = SQ->shutdown(s, p);
+    }
+    apr_pool_destroy(p);
+    return rv;
+}
+
+static void test_power_cut(apr_pool_t *p)
+{
+    const char *path = test_path(root, "cut.db");
+    const char *snap = test_path(root, "cut.snap");
+    test_cut *cut = mmap(NULL, sizeof(*cut), PROT_READ | PROT_WRITE,
+                         MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    apr_time_t now = apr_time_now();
+    apr_int64_t v = 0;
+    cond_store *s;
+    cond_state st;
+
+    if (cut == MAP_FAILED) {
+        CHECK(!"mmap");
+        return;
+    }
+    /* A crash of httpd alone, same boot: nothing lost, nothing moves. */
+    test_until_cut(path, NULL, "boot-A", 1, cut);
+    setenv("CONDITIONAL_BOOT_ID", "boot-A", 1);
+    s = test_open(p, path);
+    CHECK(s && !strcmp(SQ->identity(s), cut->identity));
+    CHECK_RV(SQ->lookup(s, "/lost", &st, p), APR_SUCCESS);
+    CHECK(st.version == cut->highest);
+    apr_pool_clear(p);
+
+    /* A power cut: what was written after the sync point is gone. */
+    test_until_cut(path, snap, "boot-A", 1, cut);
+    test_power_back(path, snap);
+    setenv("CONDITIONAL_BOOT_ID", "boot-B", 1);
+    s = test_open(p, path);
+    if (!s) {
+        return;
+    }
+    CHECK_RV(SQ->lookup(s, "/lost", &st, p), APR_SUCCESS);
+    CHECK(st.version < cut->highest);       /* the store went back */
+    /* no tag handed out before matches: the identity moved */
+    CHECK(strcmp(SQ->identity(s), cut->identity) != 0);
+    /* no version number is handed out again */
+    CHECK_RV(SQ->bump(s, "/lost", now, &v), APR_SUCCESS);
+    CHECK(v > cut->highest);
+    apr_cpystrn(cut->identity, SQ->identity(s), sizeof(cut->identity));
+    apr_pool_clear(p);
+
+    /* A clean stop, then a reboot: the identity stays. */
+    CHECK_RV(test_clean_stop(path), APR_SUCCESS);
+    setenv("CONDITIONAL_BOOT_ID", "boot-C", 1);
+    s = test_open(p, path);
+    CHECK(s && !strcmp(SQ->identity(s), cut->identity));
+    apr_pool_clear(p);
+
+    /* Not when a process that skipped init (another httpd's child)
+     * opened the store after the clean stop and wrote. */
+    CHECK_RV(test_clean_stop(path), APR_SUCCESS);
+    test_until_cut(path, NULL, "boot-C", 0, cut);
+    setenv("CONDITIONAL_BOOT_ID", "boot-D", 1);
+    s = test_open(p, path);
+    CHECK(s && strcmp(SQ->identity(s), cut->identity) != 0);
+    CHECK_RV(SQ->bump(s, "/lost", now, &v), APR_SUCCESS);
+    CHECK(v > cut->highest);
+
+    /* No clean stop while another process has the store open. */
+    CHECK_RV(SQ->lookup(s, "/lost", &st, p), APR_SUCCESS);
+    if (fork() == 0) {
+        _exit(test_clean_stop(path) == APR_EBUSY ? 0 : 1);
+    }
+    CHECK(wait(&(int){0}) > 0);
+    unsetenv("CONDITIONAL_BOOT_ID");
+    munmap(cut, sizeof(*cut));
 }
 
 static void test_versions(apr_pool_t *p)
@@ -1251,6 +1450,8 @@ static const test_case test_cases[] = {
     { "lease expiry", test_lease_expiry },
     { "commit", test_commit },
     { "release and break_claim", test_release_break },
+    { "renew", test_renew },
+    { "power cut", test_power_cut },
     { "versions", test_versions },
     { "register, set_exists, set_meta", test_register_set },
     { "list", test_list },
