@@ -14,7 +14,8 @@ APXS     ?= $(shell command -v apxs || command -v apxs2)
 CC       ?= cc
 WARN      = -Wall -Wextra -Werror
 SRCS      = mod_conditional.c mod_conditional_config.c mod_conditional_write.c \
-            mod_conditional_response.c mod_conditional_status.c precond.c sqlite_store.c sqlite_mmap.c
+            mod_conditional_response.c mod_conditional_status.c \
+            mod_conditional_renew.c precond.c sqlite_store.c sqlite_mmap.c
 HDRS      = mod_conditional_private.h precond.h store.h sqlite_mmap.h
 # SANITIZE=1 builds module and unit tests with ASan/UBSan.
 ifeq ($(SANITIZE),1)
