@@ -138,10 +138,11 @@ apr_status_t conditional_renew_start(apr_pool_t *pchild, server_rec *s)
         conditional_renewer.thread = NULL;
         return rv;
     }
-    /* Registered after the stores' own child_init cleanups, so it runs
-     * before them: the thread is gone before any connection closes. */
-    apr_pool_cleanup_register(pchild, NULL, conditional_renew_stop,
-                              apr_pool_cleanup_null);
+    /* A pre-cleanup: it runs before pchild destroys its subpools (the
+     * thread's own pool among them, which apr_thread_exit destroys) and
+     * before any cleanup, so the thread is gone before a store
+     * connection closes. */
+    apr_pool_pre_cleanup_register(pchild, NULL, conditional_renew_stop);
     return APR_SUCCESS;
 }
 

@@ -1123,8 +1123,11 @@ static apr_status_t store_init(cond_store *s, long uid, long gid,
     if (rc == SQLITE_OK) {
         rc = store_configure(db);
         rv = rc == SQLITE_OK ? store_prepare_db(s, db) : store_map(db, rc);
-        if (rv == APR_SUCCESS) {
-            rv = store_check_boot(s, db);
+        /* A store that cannot be written cannot hand out versions
+         * either: nothing to check (and reading it must keep working). */
+        if (rv == APR_SUCCESS
+            && (rv = store_check_boot(s, db)) == APR_EACCES) {
+            rv = APR_SUCCESS;
         }
     }
     else {
