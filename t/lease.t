@@ -29,7 +29,7 @@ use Socket ();
 use Time::HiRes qw(time sleep);
 use CondTest;
 
-plan tests => 27;
+plan tests => 29;
 
 my $V = 'conditional_lease';
 my $LEASE = 2;
@@ -79,7 +79,7 @@ sub read_responses {
         }
         elsif (($h{'transfer-encoding'} // '') =~ /chunked/i) {
             while (defined(my $size = <$sock>)) {
-                $size = hex $size;
+                $size = hex(($size =~ /^([0-9a-fA-F]+)/)[0] // 0);
                 my $chunk = '';
                 read $sock, $chunk, $size + 2 if $size;
                 $body .= substr $chunk, 0, $size;
@@ -245,6 +245,31 @@ sub read_responses {
         'crash: a GET right after it is tagged, with a new tag'
         or diag 'ETag ' . $res->header('ETag');
     is json_of($res)->{data}{v}, 'crashed', '... for what it wrote';
+}
+
+# 5b. The same without an ErrorDocument: httpd's own short 500 page. A
+# GET waiting on a second connection is sent the moment the 500's status
+# line arrives.
+{
+    my $name = uniq_name('crash2');
+    my $path = "/api/docs/$name";
+    create_doc($path, { v => 0 }, vhost => $V);
+    my $e1 = get($path)->header('ETag');
+    my $body = '{"v":"crashed"}';
+    my ($sock, $next) = (connect_vhost(), connect_vhost());
+    print $sock "PUT $path?crash=1 HTTP/1.1\r\nHost: localhost\r\n"
+        . "If-Match: $e1\r\nContent-Type: application/json\r\n"
+        . "Content-Length: " . length($body) . "\r\n\r\n$body";
+    my $status;
+    sysread $sock, $status, 12;
+    syswrite $next, "GET $path HTTP/1.1\r\nHost: localhost\r\n"
+        . "Connection: close\r\n\r\n";
+    my ($get) = read_responses($next, 1);
+    close $_ for $sock, $next;
+    like $status, qr{^HTTP/1\.1 500}, 'crash, no ErrorDocument: 500';
+    ok is_module_tag($get->[1]) && $get->[1] ne $e1,
+        '... a GET sent the moment it arrives is tagged'
+        or diag "GET $get->[0] ETag $get->[1]";
 }
 
 # 6. An error page sent by httpd itself (mod_cgid: no such script, 404)
