@@ -14,9 +14,9 @@ APXS     ?= $(shell command -v apxs || command -v apxs2)
 CC       ?= cc
 WARN      = -Wall -Wextra -Werror
 SRCS      = mod_conditional.c mod_conditional_config.c mod_conditional_write.c \
-            mod_conditional_response.c mod_conditional_status.c precond.c \
-            mod_conditional_dbd.c store.c sqlite_store.c sqlite_mmap.c \
-            pgsql_store.c
+            mod_conditional_response.c mod_conditional_status.c \
+            mod_conditional_renew.c mod_conditional_dbd.c precond.c \
+            store.c sqlite_store.c sqlite_mmap.c pgsql_store.c
 HDRS      = mod_conditional_private.h precond.h store.h sqlite_mmap.h \
             pgsql_store.h
 # SANITIZE=1 builds module and unit tests with ASan/UBSan.
@@ -27,7 +27,7 @@ APR_CFLAGS = $(shell apr-1-config --cflags --cppflags --includes 2>/dev/null)
 APR_LIBS   = $(shell apr-1-config --link-ld --libs 2>/dev/null) \
              $(shell apu-1-config --link-ld --libs 2>/dev/null)
 
-.PHONY: all install unit test run stop bench stress clean deps
+.PHONY: all install unit test run stop bench bench-durable stress clean deps
 
 all: .libs/mod_conditional.so tools/conditionalctl
 
@@ -64,6 +64,24 @@ unit/test_pgsql: unit/test_pgsql.c $(CONTRACT) $(STORE_SRCS) $(HDRS)
 unit/test_mmap: unit/test_mmap.c sqlite_mmap.c sqlite_mmap.h
 	$(CC) $(WARN) $(SAN) -g -O1 -I. -o $@ unit/test_mmap.c sqlite_mmap.c -lsqlite3 -lpthread
 
+# What a write costs with versions reserved durably (as shipped) and with
+# an fsync per commit (docs/design.md, "Power cuts").
+unit/bench_durable_normal: unit/bench_durable.c $(STORE_SRCS) $(HDRS)
+	$(CC) $(WARN) -O2 $(APR_CFLAGS) -I. -DSQ_SYNC_NAME='"as shipped (NORMAL, reserved)"' \
+	    -o $@ unit/bench_durable.c $(STORE_SRCS) $(APR_LIBS) -lsqlite3
+
+unit/bench_durable_full: unit/bench_durable.c $(STORE_SRCS) $(HDRS)
+	$(CC) $(WARN) -O2 $(APR_CFLAGS) -I. -DSQ_SYNCHRONOUS='"FULL"' \
+	    -DSQ_SYNC_NAME='"synchronous=FULL"' \
+	    -o $@ unit/bench_durable.c $(STORE_SRCS) $(APR_LIBS) -lsqlite3
+
+bench-durable: unit/bench_durable_normal unit/bench_durable_full
+	d=$$(mktemp -d /var/tmp/bench_durable.XXXXXX) && \
+	    ./unit/bench_durable_normal $$d 3000 && \
+	    ./unit/bench_durable_full $$d 3000 && \
+	    ./unit/bench_durable_normal $$d 3000 && \
+	    ./unit/bench_durable_full $$d 3000; rm -rf "$$d"
+
 unit: unit/test_precond unit/test_store unit/test_pgsql unit/test_mmap
 	./unit/test_precond
 	./unit/test_store
@@ -91,5 +109,6 @@ stress: deps all
 
 clean:
 	rm -rf .libs *.la *.lo *.slo *.o mod_conditional.so tools/conditionalctl \
-	    unit/test_precond unit/test_store unit/test_pgsql unit/test_mmap t/logs t/conf/apache_test_config.pm \
+	    unit/test_precond unit/test_store unit/test_pgsql unit/test_mmap unit/bench_durable_normal \
+	    unit/bench_durable_full t/logs t/conf/apache_test_config.pm \
 	    t/conf/extra.conf t/conf/httpd.conf t/conf/modperl_inc.pl t/TEST

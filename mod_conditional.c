@@ -36,6 +36,41 @@ ap_filter_rec_t *conditional_commit_frec;
 /* ------------------------------------------------------------------ */
 /* Startup                                                              */
 
+/* The process that ran post_config: the only one that may mark a store as
+ * stopped cleanly. */
+static pid_t conditional_parent_pid;
+
+/*
+ * httpd stops for good (a restart clears pconf too, but not in this
+ * state), and its MPM has reaped the children: let each store record a
+ * clean stop, so a reboot after it keeps the store's identity and every
+ * client's cached tags (docs/design.md, "Power cuts"). Children that exit
+ * never get here: the state and the pid are the parent's.
+ */
+static apr_status_t conditional_stores_shutdown(void *data)
+{
+    server_rec *s = data;
+    int i;
+
+    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_EXITING
+        || getpid() != conditional_parent_pid) {
+        return APR_SUCCESS;
+    }
+    for (i = 0; i < conditional_stores->nelts; i++) {
+        conditional_store_inst *inst =
+            APR_ARRAY_IDX(conditional_stores, i, conditional_store_inst *);
+        apr_status_t rv = inst->provider->shutdown
+                          ? inst->provider->shutdown(inst->store,
+                                                     s->process->pool)
+                          : APR_ENOTIMPL;
+        ap_log_error(APLOG_MARK, APLOG_INFO, rv, s, "COND00023: store %s %s",
+                     inst->spec, rv == APR_SUCCESS ? "stopped cleanly"
+                     : "not marked as stopped cleanly (still in use "
+                       "elsewhere, or unusable)");
+    }
+    return APR_SUCCESS;
+}
+
 static int conditional_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                                    apr_pool_t *ptemp, server_rec *s)
 {
@@ -70,6 +105,9 @@ static int conditional_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         return OK;
     }
     conditional_counters_create(pconf, s);
+    conditional_parent_pid = getpid();
+    apr_pool_cleanup_register(pconf, s, conditional_stores_shutdown,
+                              apr_pool_cleanup_null);
     for (i = 0; i < conditional_stores->nelts; i++) {
         conditional_store_inst *inst =
             APR_ARRAY_IDX(conditional_stores, i, conditional_store_inst *);
@@ -96,6 +134,7 @@ static int conditional_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 
 static void conditional_child_init(apr_pool_t *pchild, server_rec *s)
 {
+    apr_status_t rv;
     int i;
 
     conditional_owner_init(pchild);
@@ -113,6 +152,12 @@ static void conditional_child_init(apr_pool_t *pchild, server_rec *s)
                          "through untagged and writes get 503 until it is",
                          inst->spec, conditional_store_error(pchild));
         }
+    }
+    rv = conditional_renew_start(pchild, s);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, "COND00022: cannot start "
+                     "the thread that renews claims; a write that outlives "
+                     "ConditionalLeaseTime can lose its claim");
     }
 }
 
@@ -242,9 +287,14 @@ static int conditional_fixups(request_rec *r)
     conditional_req *rq;
     int m = r->method_number;
 
+    if (r->prev && ap_is_HTTP_ERROR(r->prev->status)) {
+        /* The ErrorDocument of a write's error: settle the write before
+         * the error page is generated. */
+        conditional_settle_before_error(r->prev);
+        return DECLINED;
+    }
     if (dc->enabled != 1 || r->main || !sc->inst
-        || (r->handler && !strcmp(r->handler, "redirect-handler"))
-        || (r->prev && ap_is_HTTP_ERROR(r->prev->status))) {
+        || (r->handler && !strcmp(r->handler, "redirect-handler"))) {
         return DECLINED;
     }
     if (m != M_GET && m != M_PUT && m != M_DELETE && m != M_POST
@@ -380,6 +430,9 @@ static void conditional_register_hooks(apr_pool_t *p)
     ap_hook_log_transaction(conditional_log_transaction, NULL, NULL,
                             APR_HOOK_REALLY_FIRST);
     ap_hook_fixups(conditional_fixups, after_rewrite, NULL, APR_HOOK_LAST);
+    /* Error pages bypass the commit filter: settle before they are sent. */
+    ap_hook_insert_error_filter(conditional_settle_before_error, NULL, NULL,
+                                APR_HOOK_MIDDLE);
     ap_hook_handler(conditional_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
     /* Before mod_deflate/mod_brotli (CONTENT_SET), so they see our ETag. */
     conditional_tag_frec =

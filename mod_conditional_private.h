@@ -30,6 +30,9 @@
 #include "store.h"
 #include "pgsql_store.h"
 
+/* One claim a request in this child holds (mod_conditional_renew.c). */
+typedef struct conditional_held conditional_held;
+
 
 APLOG_USE_MODULE(conditional);
 
@@ -85,6 +88,7 @@ typedef struct {
     int found;               /* 'before' is valid */
     cond_state before;       /* key state before the backend ran */
     const char *owner;       /* claim we hold, NULL when none */
+    conditional_held *held;  /* its entry for the renewal thread */
     int is_delete;
     int committed;           /* 2xx: new version committed, claim kept
                               * until the backend's response is complete */
@@ -157,7 +161,27 @@ const char *conditional_claim_dead(const cond_state *st);
 int conditional_write(request_rec *r, conditional_req *rq,
                       conditional_dir_conf *dc);
 int conditional_log_transaction(request_rec *r);
+void conditional_settle_before_error(request_rec *r);
 apr_status_t conditional_commit_filter(ap_filter_t *f,
                                        apr_bucket_brigade *bb);
+
+/* mod_conditional_renew.c: the registry of this child's held claims and
+ * the thread that renews their leases */
+
+/* child_init, after every store's child_init: start this child's renewal
+ * thread; a cleanup on pchild stops and joins it. */
+apr_status_t conditional_renew_start(apr_pool_t *pchild, server_rec *s);
+
+/* A request in this child holds owner's claim on key: renew its lease
+ * (lease seconds from each renewal) until conditional_renew_remove() or
+ * the cleanup of p (the request's pool). NULL when no thread runs. */
+conditional_held *conditional_renew_add(apr_pool_t *p,
+                                        const cond_store_provider *pv,
+                                        cond_store *store, const char *key,
+                                        const char *owner, int lease);
+
+/* The claim is settled (or left to its lease): stop renewing it. Safe
+ * with NULL and more than once. */
+void conditional_renew_remove(conditional_held *h);
 
 #endif /* MOD_CONDITIONAL_PRIVATE_H */

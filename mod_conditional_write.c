@@ -10,6 +10,10 @@
 
 #include <unistd.h>
 
+/* Bytes of a write's response body read ahead of the client before they
+ * are passed on, while the module waits for the backend's end */
+#define COND_READ_AHEAD 65536
+
 /* This child's identity for claim owners, "host:pid:nonce:": unique, and
  * telling an administrator (conditionalctl show) who holds a claim. */
 static const char *conditional_owner_prefix;
@@ -34,6 +38,15 @@ void conditional_owner_init(apr_pool_t *pchild)
 static void conditional_invalidate_related(request_rec *r, conditional_req *rq,
                                            const char *listed);
 static apr_status_t conditional_unresolved_cleanup(void *data);
+
+/* The claim is no longer ours to keep alive: settled, lost, or left to
+ * run out its lease. */
+static void conditional_let_go(conditional_req *rq)
+{
+    conditional_renew_remove(rq->held);
+    rq->held = NULL;
+    rq->owner = NULL;
+}
 
 /* Clear a claim whose lease ran out. The store bumps the version: the dead
  * write may or may not have reached the backend, so every tag handed out
@@ -130,6 +143,8 @@ static int conditional_claim(request_rec *r, conditional_req *rq,
                        apr_time_from_sec(lease), r->pool);
         if (rv == APR_SUCCESS) {
             rq->owner = owner;
+            rq->held = conditional_renew_add(r->pool, pv, rq->inst->store,
+                                             rq->key, owner, lease);
             if (waited) {
                 ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "COND00007: "
                               "claimed key %s after waiting", rq->key);
@@ -303,7 +318,7 @@ static void conditional_commit(request_rec *r, conditional_req *rq,
         conditional_note(r, conditional_version_note(r->pool, "commit ", v));
         return;
     }
-    rq->owner = NULL;
+    conditional_let_go(rq);
     if (rv == COND_STORE_NOT_HELD) {
         /* The lease ran out while the backend ran, and the key may have
          * been written since. The write is not committed as ours, but it
@@ -327,6 +342,39 @@ static void conditional_commit(request_rec *r, conditional_req *rq,
                       conditional_store_error(r->pool));
         conditional_note(r, "commit-failed");
     }
+}
+
+/*
+ * The response of a committed write is complete: release the claim it
+ * kept. If the claim is gone, it was broken while the backend was still
+ * writing (the child stalled past the lease, the store was unusable for
+ * the renewals): someone may have been tagged, or written, in between, so
+ * the late write moves the version, exactly as for a lost claim at commit.
+ */
+static void conditional_release_held(request_rec *r, conditional_req *rq)
+{
+    apr_int64_t v = 0;
+    apr_status_t rv = rq->inst->provider->release(rq->inst->store, rq->key,
+                                                  rq->owner, r->pool);
+
+    if (rv == APR_SUCCESS) {
+        return;
+    }
+    if (rv != COND_STORE_NOT_HELD) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "COND00017: cannot "
+                      "release the claim on key %s%s; it stays until its "
+                      "lease runs out, then the key gets a new version",
+                      rq->key, conditional_store_error(r->pool));
+        return;
+    }
+    rv = rq->inst->provider->bump(rq->inst->store, rq->key, apr_time_now(),
+                                  &v, r->pool);
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "COND00016: the claim on "
+                  "key %s was broken while its committed write was still "
+                  "running; the key was %s", rq->key,
+                  rv == APR_SUCCESS ? "given a new version after the write"
+                                    : "NOT given a new version");
+    conditional_note(r, "claim-lost");
 }
 
 /* What a write's end says about its effect on the resource. */
@@ -371,10 +419,11 @@ static void conditional_settle(request_rec *r, conditional_req *rq,
     apr_int64_t v = 0;
     apr_status_t rv;
 
+    conditional_renew_remove(rq->held);
     switch (outcome) {
     case COND_OUTCOME_DONE:
         if (rq->committed) {
-            pv->release(rq->inst->store, rq->key, rq->owner, r->pool);
+            conditional_release_held(r, rq);
         }
         else {
             conditional_commit(r, rq, 0);  /* the 2xx bypassed the filter */
@@ -406,7 +455,7 @@ static void conditional_settle(request_rec *r, conditional_req *rq,
         }
         break;
     }
-    rq->owner = NULL;
+    conditional_let_go(rq);
     /* A pending claim's parent is bumped when the claim is broken; and a
      * child being torn down does no store I/O. */
     if (outcome == COND_OUTCOME_DONE || outcome == COND_OUTCOME_UNSURE) {
@@ -422,10 +471,25 @@ static void conditional_settle(request_rec *r, conditional_req *rq,
  * log shows the decision, and from the request pool cleanup as the last
  * resort (a child torn down mid-request: no store I/O then).
  */
+static void conditional_settle_as(conditional_req *rq, request_rec *last,
+                                  int status, int finished)
+{
+    request_rec *r = rq->r;
+    const char *note;
+
+    if (!rq->headers_seen) {
+        rq->listed = conditional_hdr_get(last, COND_INVALIDATE_HDR);
+    }
+    conditional_settle(r, rq, status, finished);
+    note = apr_table_get(r->notes, "conditional");
+    if (last != r && note) {
+        apr_table_setn(last->notes, "conditional", note);
+    }
+}
+
 static void conditional_settle_late(conditional_req *rq)
 {
     request_rec *r = rq->r, *last = r;
-    const char *note;
 
     if (!rq->owner) {
         return;
@@ -433,17 +497,33 @@ static void conditional_settle_late(conditional_req *rq)
     while (last->next) {
         last = last->next;
     }
-    if (!rq->headers_seen) {
-        rq->listed = conditional_hdr_get(last, COND_INVALIDATE_HDR);
-    }
     /* An error page keeps the error in the first request's status; after
      * any other redirect the last request has the backend's. */
-    conditional_settle(r, rq, ap_is_HTTP_ERROR(r->status) ? r->status
-                                                          : last->status,
-                       r->eos_sent);
-    note = apr_table_get(r->notes, "conditional");
-    if (last != r && note) {
-        apr_table_setn(last->notes, "conditional", note);
+    conditional_settle_as(rq, last, ap_is_HTTP_ERROR(r->status) ? r->status
+                                                               : last->status,
+                          r->eos_sent);
+}
+
+/*
+ * An error page - a handler that returned 500, a CGI that died before its
+ * headers, mod_proxy's 502 - is sent without content filters, so the
+ * commit filter never sees it. Its status is final here and no byte of it
+ * has left: settle now, so the client's next request finds the key
+ * settled (a 502/504 still keeps the claim: the backend may be writing).
+ * The insert_error_filter hook, and fixups of an ErrorDocument (r is then
+ * the request that failed).
+ */
+void conditional_settle_before_error(request_rec *r)
+{
+    request_rec *rr;
+
+    for (rr = r; rr; rr = rr->prev) {
+        conditional_req *rq =
+            ap_get_module_config(rr->request_config, &conditional_module);
+        if (rq && rq->owner) {
+            conditional_settle_as(rq, r, r->status, 1);
+            return;
+        }
     }
 }
 
@@ -477,6 +557,46 @@ static int conditional_has_eos(apr_bucket_brigade *bb)
     return 0;
 }
 
+/*
+ * A CGI's or proxy's body arrives as buckets that are read further down
+ * the chain; the backend is done only once they are read to the end (a
+ * CGI's pipe at end of file). Read them here, handing the data on in
+ * pieces of COND_READ_AHEAD bytes so memory stays bounded, and return
+ * with bb holding the last piece and EOS, not yet passed on.
+ */
+static apr_status_t conditional_read_to_eos(ap_filter_t *f,
+                                            apr_bucket_brigade *bb)
+{
+    apr_bucket *e = APR_BRIGADE_FIRST(bb);
+    apr_size_t held = 0;
+    apr_status_t rv;
+
+    while (!APR_BUCKET_IS_EOS(e)) {
+        const char *data;
+        apr_size_t len;
+
+        if (!APR_BUCKET_IS_METADATA(e)) {
+            rv = apr_bucket_read(e, &data, &len, APR_BLOCK_READ);
+            if (rv != APR_SUCCESS) {
+                return rv;
+            }
+            held += len;
+        }
+        e = APR_BUCKET_NEXT(e);
+        if (held >= COND_READ_AHEAD && !APR_BUCKET_IS_EOS(e)) {
+            apr_bucket_brigade *rest = apr_brigade_split(bb, e);
+            rv = ap_pass_brigade(f->next, bb);
+            APR_BRIGADE_CONCAT(bb, rest);
+            apr_brigade_destroy(rest);
+            if (rv != APR_SUCCESS) {
+                return rv;
+            }
+            held = 0;
+        }
+    }
+    return APR_SUCCESS;
+}
+
 /* First brigade: the backend's status and headers are known; commit a 2xx.
  * The brigade with EOS: the backend is done; settle the claim. */
 apr_status_t conditional_commit_filter(ap_filter_t *f,
@@ -503,12 +623,15 @@ apr_status_t conditional_commit_filter(ap_filter_t *f,
     if (!conditional_has_eos(bb)) {
         return ap_pass_brigade(f->next, bb);
     }
-    /* A CGI's or proxy's body arrives as a bucket read further down the
-     * chain: the backend is done only once the brigade has gone through. */
     ap_remove_output_filter(f);
-    rv = ap_pass_brigade(f->next, bb);
+    rv = conditional_read_to_eos(f, bb);
+    if (rv != APR_SUCCESS) {
+        return rv;          /* settled later: the response did not end */
+    }
+    /* The backend is done and the last bytes have not left: settle now,
+     * so the client's next request finds the key settled. */
     if (rq->owner) {
         conditional_settle(r, rq, r->status, 1);
     }
-    return rv;
+    return ap_pass_brigade(f->next, bb);
 }

@@ -69,6 +69,7 @@ enum {
     PG_RESOLVE,
     PG_RELEASE_NEW,
     PG_RELEASE,
+    PG_RENEW,
     PG_BREAK,
     PG_BUMP,
     PG_REGISTER,
@@ -108,7 +109,7 @@ static const char *const pg_sql[PG_NSTMT] = {
     "AND claim_owner IS NULL",
     /* PG_RESOLVE: commit owner's claim, kept when HOLD (given twice) */
     "UPDATE cond_resources SET version = " PG_NEXT ", present = %d <> 0, "
-    "mtime = greatest(mtime, %lld), "
+    "mtime = greatest(mtime + 1, %lld), "
     "claim_owner = CASE WHEN %d <> 0 THEN claim_owner END, "
     "claim_expires = CASE WHEN %d <> 0 THEN claim_expires END "
     "WHERE key = %pDb AND claim_owner = %pDt RETURNING version",
@@ -118,23 +119,28 @@ static const char *const pg_sql[PG_NSTMT] = {
     /* PG_RELEASE */
     "UPDATE cond_resources SET claim_owner = NULL, claim_expires = NULL "
     "WHERE key = %pDb AND claim_owner = %pDt",
+    /* PG_RENEW: only the owner's claim, live or expired but not broken;
+     * never shortened */
+    "UPDATE cond_resources SET claim_expires = greatest(claim_expires, "
+    PG_LEASE ") WHERE key = %pDb AND claim_owner = %pDt",
     /* PG_BREAK */
     "UPDATE cond_resources SET version = " PG_NEXT ", "
-    "mtime = greatest(mtime, %lld), claim_owner = NULL, "
+    "mtime = greatest(mtime + 1, %lld), claim_owner = NULL, "
     "claim_expires = NULL WHERE key = %pDb AND claim_owner = %pDt "
     "RETURNING version",
     /* PG_BUMP: one nextval, used by the insert or the update */
     "INSERT INTO cond_resources AS r (key, version, present, mtime) "
     "VALUES (%pDb, " PG_NEXT ", true, %lld) ON CONFLICT (key) DO UPDATE "
     "SET version = excluded.version, "
-    "mtime = greatest(r.mtime, excluded.mtime) RETURNING version",
+    "mtime = greatest(r.mtime + 1, excluded.mtime) RETURNING version",
     /* PG_REGISTER (meta NULL when the flag is 0) */
     "INSERT INTO cond_resources (key, version, present, mtime, meta) "
     "VALUES (%pDb, " PG_NEXT ", true, %lld, CASE WHEN %d <> 0 THEN %pDb "
     "END) ON CONFLICT (key) DO NOTHING RETURNING version",
     /* PG_SET_EXISTS */
     "UPDATE cond_resources SET version = " PG_NEXT ", present = %d <> 0, "
-    "mtime = greatest(mtime, %lld), meta = CASE WHEN %d <> 0 THEN %pDb END "
+    "mtime = greatest(mtime + 1, %lld), "
+    "meta = CASE WHEN %d <> 0 THEN %pDb END "
     "WHERE key = %pDb AND version = %lld AND claim_owner IS NULL "
     "RETURNING version",
     /* PG_SET_META */
@@ -599,6 +605,16 @@ static apr_status_t pg_op_release(pg_ctx *cx, pg_task *t)
     if (rv == APR_SUCCESS && n == 0) {
         rv = pg_exec(cx, PG_RELEASE, vals, 1, NULL, &n);
     }
+    return rv == APR_SUCCESS && n == 0 ? COND_STORE_NOT_HELD : rv;
+}
+
+static apr_status_t pg_op_renew(pg_ctx *cx, pg_task *t)
+{
+    apr_int64_t lease = t->lease;
+    const void *vals[] = { &lease, PG_KEY(t), t->owner };
+    int n = 0;
+    apr_status_t rv = pg_exec(cx, PG_RENEW, vals, 1, NULL, &n);
+
     return rv == APR_SUCCESS && n == 0 ? COND_STORE_NOT_HELD : rv;
 }
 
@@ -1254,6 +1270,18 @@ static apr_status_t pg_release(cond_store *s, const char *key,
                                            p), NULL);
 }
 
+static apr_status_t pg_renew(cond_store *s, const char *key,
+                             const char *owner, apr_interval_time_t lease,
+                             apr_pool_t *p)
+{
+    pg_task *t = pg_task_new(pg_op_renew, key, owner, NULL, p);
+
+    if (t) {
+        t->lease = lease;
+    }
+    return pg_run_versioned(s, t, NULL);
+}
+
 static apr_status_t pg_break_claim(cond_store *s, const char *key,
                                    const char *dead_owner, apr_time_t now,
                                    apr_int64_t *version, apr_pool_t *p)
@@ -1365,11 +1393,13 @@ const cond_store_provider cond_dbd_store = {
     pg_claim,
     pg_commit,
     pg_release,
+    pg_renew,
     pg_break_claim,
     pg_bump,
     pg_register,
     pg_set_exists,
     pg_set_meta,
     pg_forget,
-    pg_list
+    pg_list,
+    NULL                /* shutdown: PostgreSQL's commits are durable */
 };

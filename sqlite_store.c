@@ -28,6 +28,8 @@
  */
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <stdlib.h>
@@ -71,9 +73,23 @@
  * million); pages past it are read as usual. */
 #define SQ_MMAP_BYTES     "1073741824"
 #define SQ_SCHEMA_VERSION 1
+/* How commits are synced: NORMAL, an fsync per checkpoint (see "Power
+ * cuts" below for why that is enough). Built with -DSQ_SYNCHRONOUS=FULL
+ * only to price an fsync per commit (make bench-durable). */
+#ifndef SQ_SYNCHRONOUS
+#define SQ_SYNCHRONOUS    "NORMAL"
+#endif
+/* Versions reserved durably at a time (store_reserve): one fsync per this
+ * many versions, and the most a power cut makes the sequence jump. */
+#define SQ_RESERVE_STEP   "65536"
 /* Read-only connections one write may drop before it gives up */
 #define SQ_RO_DROPS       16
 #define SQ_ID_BYTES       8
+/* Where Linux says which boot this is (a random UUID per boot) */
+#define SQ_BOOT_ID        "/proc/sys/kernel/random/boot_id"
+/* Byte of the -shm file every connection holds a shared lock on: after
+ * 120 bytes of WAL-index header, the 8 SQLite lock bytes (os_unix.c) */
+#define SQ_SHM_DMS        128
 /* 0750: the store's own directory */
 #define SQ_DIR_PERMS      (APR_FPROT_UREAD | APR_FPROT_UWRITE \
                            | APR_FPROT_UEXECUTE | APR_FPROT_GREAD \
@@ -118,6 +134,9 @@ enum {
     SQ_LIST_FROM,
     SQ_LIST_RANGE,
     SQ_IDENTITY,
+    SQ_RENEW,
+    SQ_RESERVED,
+    SQ_RESERVE,
     SQ_NSTMT
 };
 
@@ -144,7 +163,7 @@ static const char *const store_sql[SQ_NSTMT] = {
     "WHERE key = ?1 AND version = ?4 AND claim_owner IS NULL",
     /* SQ_RESOLVE: commit of owner's claim, kept when ?5 (HOLD) */
     "UPDATE resources SET version = " SQ_NEXT ", present = ?3, "
-    "mtime = max(mtime, ?4), "
+    "mtime = max(mtime + 1, ?4), "
     "claim_owner = CASE WHEN ?5 THEN claim_owner END, "
     "claim_expires = CASE WHEN ?5 THEN claim_expires ELSE 0 END "
     "WHERE key = ?1 AND claim_owner = ?2 RETURNING version",
@@ -156,21 +175,21 @@ static const char *const store_sql[SQ_NSTMT] = {
     "UPDATE resources SET claim_owner = NULL, claim_expires = 0 "
     "WHERE key = ?1 AND claim_owner = ?2",
     /* SQ_BREAK */
-    "UPDATE resources SET version = " SQ_NEXT ", mtime = max(mtime, ?3), "
-    "claim_owner = NULL, claim_expires = 0 "
+    "UPDATE resources SET version = " SQ_NEXT ", "
+    "mtime = max(mtime + 1, ?3), claim_owner = NULL, claim_expires = 0 "
     "WHERE key = ?1 AND claim_owner = ?2 RETURNING version",
     /* SQ_BUMP */
     "INSERT INTO resources (key, version, present, mtime, claim_owner, "
     "claim_expires, meta) VALUES (?1, " SQ_NEXT ", 1, ?2, NULL, 0, NULL) "
     "ON CONFLICT (key) DO UPDATE SET version = excluded.version, "
-    "mtime = max(mtime, excluded.mtime) RETURNING version",
+    "mtime = max(mtime + 1, excluded.mtime) RETURNING version",
     /* SQ_REGISTER */
     "INSERT OR IGNORE INTO resources (key, version, present, mtime, "
     "claim_owner, claim_expires, meta) VALUES (?1, " SQ_NEXT ", 1, ?2, "
     "NULL, 0, ?3) RETURNING version",
     /* SQ_SET_EXISTS */
     "UPDATE resources SET version = " SQ_NEXT ", present = ?2, "
-    "mtime = max(mtime, ?3), meta = ?4 "
+    "mtime = max(mtime + 1, ?3), meta = ?4 "
     "WHERE key = ?1 AND version = ?5 AND claim_owner IS NULL "
     "RETURNING version",
     /* SQ_SET_META */
@@ -184,7 +203,14 @@ static const char *const store_sql[SQ_NSTMT] = {
     "SELECT key, " SQ_COLUMNS " FROM resources WHERE key >= ?1 "
     "AND key < ?2 ORDER BY key",
     /* SQ_IDENTITY */
-    "SELECT value FROM meta WHERE name = 'identity'"
+    "SELECT value FROM meta WHERE name = 'identity'",
+    /* SQ_RENEW: only the owner's claim, live or expired but not broken */
+    "UPDATE resources SET claim_expires = max(claim_expires, ?3) "
+    "WHERE key = ?1 AND claim_owner = ?2",
+    /* SQ_RESERVED, SQ_RESERVE: the highest version that may have been
+     * handed out (see store_reserve) */
+    "SELECT CAST(value AS INTEGER) FROM meta WHERE name = 'reserved'",
+    "INSERT OR REPLACE INTO meta (name, value) VALUES ('reserved', ?1)"
 };
 
 static const char store_schema[] =
@@ -230,6 +256,7 @@ typedef struct {
     const volatile apr_uint32_t *walidx;
     apr_uint32_t hdr[SQ_WALHDR_WORDS];  /* WAL-index header of epoch */
     apr_uint64_t epoch;
+    apr_int64_t reserved;   /* a durable bound on versions; 0: read it */
     store_memo memo[SQ_MEMO_SLOTS];
 } store_conn;
 
@@ -309,7 +336,7 @@ static int store_configure(sqlite3 *db)
     sqlite3_extended_result_codes(db, 1);
     sqlite3_busy_timeout(db, SQ_BUSY_MS);
     sqlite3_file_control(db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
-    return sqlite3_exec(db, "PRAGMA synchronous=NORMAL;"
+    return sqlite3_exec(db, "PRAGMA synchronous=" SQ_SYNCHRONOUS ";"
                         "PRAGMA journal_size_limit=" SQ_WAL_LIMIT ";"
                         "PRAGMA cache_size=-" SQ_CACHE_KIB,
                         NULL, NULL, NULL);
@@ -317,6 +344,7 @@ static int store_configure(sqlite3 *db)
 
 static apr_status_t store_pragma_text(sqlite3 *db, const char *sql, char *buf,
                                       apr_size_t len);
+static int store_unmark_clean(sqlite3 *db);
 
 /* SQLite's words for the last failed open on this thread: apr_reslist's
  * constructor has no way to hand them to the caller. */
@@ -363,6 +391,11 @@ static apr_status_t store_conn_open(const char *path, const char *vfs,
         return rv;
     }
     c->readonly = sqlite3_db_readonly(c->db, "main") == 1;
+    if (!c->readonly && (rc = store_unmark_clean(c->db)) != SQLITE_OK) {
+        rv = store_map(c->db, rc);
+        store_conn_close(c);
+        return rv;
+    }
     c->wal = store_pragma_text(c->db, "PRAGMA journal_mode", mode,
                                sizeof(mode)) == APR_SUCCESS
              && !strcasecmp(mode, "wal");
@@ -517,6 +550,102 @@ static void store_read_state(sqlite3_stmt *stmt, int col, cond_state *st,
 }
 
 /*
+ * Make "reserved" (the highest version that may be handed out) durable at
+ * SQ_RESERVE_STEP past the sequence, with the one fsync this costs. A version
+ * is handed out only below a durable reservation, so after a power cut has
+ * thrown away the last commits, starting the sequence from "reserved"
+ * (store_check_boot) never hands out a version number a second time.
+ */
+static apr_status_t store_reserve(store_conn *c)
+{
+    int rc;
+
+    rc = sqlite3_exec(c->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_exec(c->db, "BEGIN IMMEDIATE;"
+                          "INSERT OR REPLACE INTO meta (name, value) "
+                          "SELECT 'reserved', max(last + " SQ_RESERVE_STEP ", "
+                          "coalesce((SELECT CAST(value AS INTEGER) FROM meta "
+                          "WHERE name = 'reserved'), 0)) FROM sequence "
+                          "WHERE id = 1; COMMIT", NULL, NULL, NULL);
+        if (rc != SQLITE_OK && !sqlite3_get_autocommit(c->db)) {
+            sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+        }
+    }
+    /* Back to one fsync per checkpoint, whatever happened above. */
+    if (sqlite3_exec(c->db, "PRAGMA synchronous=" SQ_SYNCHRONOUS, NULL, NULL,
+                     NULL) != SQLITE_OK && rc == SQLITE_OK) {
+        rc = sqlite3_errcode(c->db);
+    }
+    c->reserved = 0;            /* read it again inside the next write */
+    return rc == SQLITE_OK ? APR_SUCCESS : store_fail(c, rc);
+}
+
+/* Inside a write transaction: is v below the durable reservation? The
+ * bound is read from the store only when this connection's copy of it is
+ * passed, once per SQ_RESERVE_STEP versions. */
+static apr_status_t store_reserved(store_conn *c, apr_int64_t v, int *ok)
+{
+    sqlite3_stmt *st = c->st[SQ_RESERVED];
+    int rc;
+
+    if (v <= c->reserved) {
+        *ok = 1;
+        return APR_SUCCESS;
+    }
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        c->reserved = sqlite3_column_int64(st, 0);
+        rc = SQLITE_DONE;
+    }
+    store_reset(st);
+    if (rc != SQLITE_DONE) {
+        return store_fail(c, rc);
+    }
+    *ok = v <= c->reserved;
+    return APR_SUCCESS;
+}
+
+/* One attempt of store_versioned; *ok = 0: rolled back for a reservation
+ * (the statement keeps its bindings for the retry). */
+static apr_status_t store_versioned_tx(store_conn *c, sqlite3_stmt *st,
+                                       apr_int64_t *version, int *ok)
+{
+    apr_int64_t v = 0;
+    apr_status_t rv;
+    int rc;
+
+    *ok = 1;
+    if ((rv = store_run(c, SQ_BEGIN, NULL)) != APR_SUCCESS) {
+        return rv;
+    }
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        v = sqlite3_column_int64(st, 0);
+        rc = sqlite3_step(st);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        return store_fail(c, rc);          /* store_put rolls back */
+    }
+    if (v == 0) {
+        store_run(c, SQ_ROLLBACK, NULL);
+        return APR_NOTFOUND;
+    }
+    if ((rv = store_reserved(c, v, ok)) != APR_SUCCESS || !*ok) {
+        store_run(c, SQ_ROLLBACK, NULL);
+        return rv;
+    }
+    sqlite3_bind_int64(c->st[SQ_SEQ_SET], 1, v);
+    if ((rv = store_run(c, SQ_SEQ_SET, NULL)) != APR_SUCCESS
+        || (rv = store_run(c, SQ_COMMIT, NULL)) != APR_SUCCESS) {
+        return rv;
+    }
+    *version = v;
+    return APR_SUCCESS;
+}
+
+/*
  * Run stmt (bound by the caller), which gives one row the next version and
  * says so through "RETURNING version", and move the sequence up to it - all
  * in one IMMEDIATE transaction, so the version and the row change land
@@ -529,35 +658,27 @@ static apr_status_t store_versioned(store_conn *c, int which,
     sqlite3_stmt *st = c->st[which];
     apr_int64_t v = 0;
     apr_status_t rv;
-    int rc;
+    int ok = 0, tries;
 
-    rv = store_run(c, SQ_BEGIN, NULL);
-    if (rv != APR_SUCCESS) {
-        store_reset(st);
-        return rv;
-    }
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        v = sqlite3_column_int64(st, 0);
-        rc = sqlite3_step(st);
+    for (tries = 0; tries < 2; tries++) {
+        rv = store_versioned_tx(c, st, &v, &ok);
+        if (rv != APR_SUCCESS || ok) {
+            break;
+        }
+        /* Another connection may have reserved meanwhile: one retry
+         * after our own reservation is all it can take. */
+        if ((rv = store_reserve(c)) != APR_SUCCESS) {
+            break;
+        }
     }
     store_reset(st);
-    if (rc != SQLITE_DONE) {
-        return store_fail(c, rc);          /* store_put rolls back */
+    if (rv == APR_SUCCESS && !ok) {
+        rv = APR_EGENERAL;
     }
-    if (v == 0) {
-        store_run(c, SQ_ROLLBACK, NULL);
-        return APR_NOTFOUND;
-    }
-    sqlite3_bind_int64(c->st[SQ_SEQ_SET], 1, v);
-    if ((rv = store_run(c, SQ_SEQ_SET, NULL)) != APR_SUCCESS
-        || (rv = store_run(c, SQ_COMMIT, NULL)) != APR_SUCCESS) {
-        return rv;
-    }
-    if (version) {
+    if (rv == APR_SUCCESS && version) {
         *version = v;
     }
-    return APR_SUCCESS;
+    return rv;
 }
 
 /* ------------------------------------------------------------------ */
@@ -778,6 +899,239 @@ static apr_status_t store_chown(cond_store *s, const char *dir,
     return APR_SUCCESS;
 }
 
+/* ------------------------------------------------------------------ */
+/* Power cuts                                                           */
+
+/*
+ * WAL with synchronous=NORMAL fsyncs at checkpoints only: a crashed httpd
+ * loses nothing (its writes are in the OS page cache), but a power cut can
+ * take back the last commits - versions whose tags clients already hold.
+ * So the store records the boot it was last opened on ("boot") and, when
+ * httpd stops for good with nobody else using the file, a durable marker
+ * ("clean") that every commit before it is on disk. Opening it on a later
+ * boot without that marker means commits may be gone: the identity moves
+ * (no tag handed out before can match) and the sequence restarts above
+ * "reserved" (no version number comes back). See docs/design.md.
+ */
+
+/* This boot of the machine, "" where the kernel does not say. The tests
+ * simulate a reboot by naming another one in CONDITIONAL_BOOT_ID. */
+static void store_boot_id(char *buf, apr_size_t len)
+{
+    const char *fake = getenv("CONDITIONAL_BOOT_ID");
+    FILE *f;
+
+    if (fake) {
+        apr_cpystrn(buf, fake, len);
+        return;
+    }
+    f = fopen(SQ_BOOT_ID, "r");
+    buf[0] = '\0';
+    if (f) {
+        if (!fgets(buf, (int)len, f)) {
+            buf[0] = '\0';
+        }
+        fclose(f);
+    }
+    buf[strcspn(buf, "\r\n")] = '\0';
+}
+
+/* Run sql with every commit in it made durable (one fsync). */
+static int store_exec_durable(sqlite3 *db, const char *sql)
+{
+    int rc = sqlite3_exec(db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+        if (rc != SQLITE_OK && !sqlite3_get_autocommit(db)) {
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        }
+    }
+    if (sqlite3_exec(db, "PRAGMA synchronous=" SQ_SYNCHRONOUS, NULL, NULL,
+                     NULL) != SQLITE_OK && rc == SQLITE_OK) {
+        rc = sqlite3_errcode(db);
+    }
+    return rc;
+}
+
+/* The meta value of name into buf ("" and 0 when absent). */
+static int store_meta_get(sqlite3 *db, const char *name, char *buf,
+                          apr_size_t len)
+{
+    sqlite3_stmt *st;
+    int found = 0;
+
+    buf[0] = '\0';
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE name = ?1", -1,
+                           &st, NULL) != SQLITE_OK) {
+        return 0;
+    }
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
+        apr_cpystrn(buf, (const char *)sqlite3_column_text(st, 0), len);
+        found = 1;
+    }
+    sqlite3_finalize(st);
+    return found;
+}
+
+/* A connection that may write removes the clean-stop marker, durably,
+ * before it writes anything: from here on commits may be lost again. */
+static int store_unmark_clean(sqlite3 *db)
+{
+    char buf[64];
+
+    if (!store_meta_get(db, "clean", buf, sizeof(buf))) {
+        return SQLITE_OK;
+    }
+    return store_exec_durable(db, "DELETE FROM meta WHERE name = 'clean'");
+}
+
+/* Was the store opened on another boot without being stopped cleanly
+ * there? Only a store that has handed out versions has anything to lose. */
+static int store_needs_new_epoch(sqlite3 *db, const char *boot)
+{
+    char last[64], clean[64];
+    sqlite3_stmt *st;
+    apr_int64_t seq = 0;
+
+    if (store_meta_get(db, "boot", last, sizeof(last))
+        && !strcmp(last, boot)) {
+        return 0;           /* same boot: the OS page cache lost nothing */
+    }
+    if (store_meta_get(db, "clean", clean, sizeof(clean)) && last[0]
+        && !strcmp(clean, last)) {
+        return 0;           /* stopped cleanly on the boot it last ran on */
+    }
+    if (sqlite3_prepare_v2(db, "SELECT last FROM sequence WHERE id = 1", -1,
+                           &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            seq = sqlite3_column_int64(st, 0);
+        }
+        sqlite3_finalize(st);
+    }
+    return seq > 0;
+}
+
+/* At init, in the parent: record this boot, and start a new epoch when
+ * the last one may have ended in a power cut. Writes only on the first
+ * start after a boot. */
+static apr_status_t store_check_boot(cond_store *s, sqlite3 *db)
+{
+    unsigned char raw[SQ_ID_BYTES];
+    char boot[64], last[64], id[SQ_ID_BYTES * 2 + 1], *sql;
+    apr_status_t rv;
+    int rc, i;
+
+    store_boot_id(boot, sizeof(boot));
+    if (!boot[0] || (store_meta_get(db, "boot", last, sizeof(last))
+                     && !strcmp(last, boot)
+                     && !store_meta_get(db, "clean", last, sizeof(last)))) {
+        return APR_SUCCESS;
+    }
+    if ((rv = apr_generate_random_bytes(raw, sizeof(raw))) != APR_SUCCESS) {
+        return rv;
+    }
+    for (i = 0; i < SQ_ID_BYTES; i++) {
+        apr_snprintf(id + 2 * i, 3, "%02x", raw[i]);
+    }
+    rc = sqlite3_exec(db, "PRAGMA synchronous=FULL; BEGIN IMMEDIATE", NULL,
+                      NULL, NULL);
+    if (rc == SQLITE_OK && store_needs_new_epoch(db, boot)) {
+        sql = sqlite3_mprintf("UPDATE meta SET value = %Q "
+                              "WHERE name = 'identity';"
+                              "UPDATE sequence SET last = max(last, "
+                              "coalesce((SELECT CAST(value AS INTEGER) "
+                              "FROM meta WHERE name = 'reserved'), 0));", id);
+        rc = sql ? sqlite3_exec(db, sql, NULL, NULL, NULL) : SQLITE_NOMEM;
+        sqlite3_free(sql);
+    }
+    if (rc == SQLITE_OK) {
+        sql = sqlite3_mprintf("INSERT OR REPLACE INTO meta (name, value) "
+                              "VALUES ('boot', %Q);"
+                              "DELETE FROM meta WHERE name = 'clean';"
+                              "COMMIT", boot);
+        rc = sql ? sqlite3_exec(db, sql, NULL, NULL, NULL) : SQLITE_NOMEM;
+        sqlite3_free(sql);
+    }
+    if (rc != SQLITE_OK && !sqlite3_get_autocommit(db)) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    if (sqlite3_exec(db, "PRAGMA synchronous=" SQ_SYNCHRONOUS, NULL, NULL,
+                     NULL) != SQLITE_OK && rc == SQLITE_OK) {
+        rc = sqlite3_errcode(db);
+    }
+    return rc == SQLITE_OK ? store_read_identity(s, db) : store_map(db, rc);
+}
+
+/* Does another process have the store open? Every SQLite connection to a
+ * WAL database holds a shared lock on the DMS byte of the -shm file for as
+ * long as it is open (sqlite.org/walformat.html); this process must hold
+ * none when it asks (closing our descriptor drops our own locks). */
+static int store_open_elsewhere(cond_store *s, apr_pool_t *p)
+{
+    struct flock fl;
+    int fd = open(apr_pstrcat(p, s->path, "-shm", NULL), O_RDONLY);
+    int other = 0;
+
+    if (fd < 0) {
+        return 0;
+    }
+    memset(&fl, 0, sizeof(fl));
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = SQ_SHM_DMS;
+    fl.l_len = 1;
+    if (fcntl(fd, F_GETLK, &fl) != 0 || fl.l_type != F_UNLCK) {
+        other = 1;
+    }
+    close(fd);
+    return other;
+}
+
+/* httpd stops for good: mark the store stopped cleanly on this boot. The
+ * marker's own fsync makes every commit before it durable (the WAL is
+ * written in order). Left unmarked while another process still uses the
+ * file; that process's next connection would remove it anyway. */
+static apr_status_t store_shutdown(cond_store *s, apr_pool_t *p)
+{
+    char boot[64], *sql;
+    sqlite3 *db = NULL;
+    int rc;
+
+    store_boot_id(boot, sizeof(boot));
+    if (!boot[0] || store_open_elsewhere(s, p)) {
+        return APR_EBUSY;
+    }
+    rc = sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READWRITE
+                         | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK) {
+        rc = store_configure(db);
+    }
+    if (rc == SQLITE_OK) {
+        sql = sqlite3_mprintf("INSERT OR REPLACE INTO meta (name, value) "
+                              "VALUES ('clean', %Q)", boot);
+        rc = sql ? store_exec_durable(db, sql) : SQLITE_NOMEM;
+        sqlite3_free(sql);
+    }
+    sqlite3_close_v2(db);
+    if (rc != SQLITE_OK) {
+        return APR_EGENERAL;
+    }
+    /* Someone opened it while we wrote: take the marker back. */
+    if (store_open_elsewhere(s, p)) {
+        rc = sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READWRITE
+                             | SQLITE_OPEN_NOMUTEX, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_busy_timeout(db, SQ_BUSY_MS);
+            store_unmark_clean(db);
+        }
+        sqlite3_close_v2(db);
+        return APR_EBUSY;
+    }
+    return APR_SUCCESS;
+}
+
 static apr_status_t store_init(cond_store *s, apr_pool_t *p)
 {
     char *dir = apr_pstrdup(p, s->path);
@@ -796,6 +1150,12 @@ static apr_status_t store_init(cond_store *s, apr_pool_t *p)
     if (rc == SQLITE_OK) {
         rc = store_configure(db);
         rv = rc == SQLITE_OK ? store_prepare_db(s, db) : store_map(db, rc);
+        /* A store that cannot be written cannot hand out versions
+         * either: nothing to check (and reading it must keep working). */
+        if (rv == APR_SUCCESS
+            && (rv = store_check_boot(s, db)) == APR_EACCES) {
+            rv = APR_SUCCESS;
+        }
     }
     else {
         rv = store_map(db, rc);
@@ -1175,6 +1535,25 @@ static apr_status_t store_release(cond_store *s, const char *key,
     return rv == APR_SUCCESS && changes == 0 ? COND_STORE_NOT_HELD : rv;
 }
 
+static apr_status_t store_renew(cond_store *s, const char *key,
+                                const char *owner, apr_interval_time_t lease,
+                                apr_pool_t *p)
+{
+    store_conn *c;
+    apr_status_t rv;
+    int changes = 0;
+
+    if ((rv = store_get(s, &c, 1, p)) != APR_SUCCESS) {
+        return rv;
+    }
+    store_bind_text(c->st[SQ_RENEW], 1, key);
+    store_bind_text(c->st[SQ_RENEW], 2, owner);
+    sqlite3_bind_int64(c->st[SQ_RENEW], 3, apr_time_now() + lease);
+    rv = store_run(c, SQ_RENEW, &changes);
+    store_put(s, c, p);
+    return rv == APR_SUCCESS && changes == 0 ? COND_STORE_NOT_HELD : rv;
+}
+
 static apr_status_t store_break_claim(cond_store *s, const char *key,
                                       const char *dead_owner, apr_time_t now,
                                       apr_int64_t *version, apr_pool_t *p)
@@ -1341,11 +1720,13 @@ const cond_store_provider cond_sqlite_store = {
     store_claim,
     store_commit,
     store_release,
+    store_renew,
     store_break_claim,
     store_bump,
     store_register,
     store_set_exists,
     store_set_meta,
     store_forget,
-    store_list
+    store_list,
+    store_shutdown
 };

@@ -26,7 +26,7 @@
  *   APR_SUCCESS          done
  *   APR_NOTFOUND         no such key (lookup, forget)
  *   COND_STORE_NOT_HELD  the named owner does not hold the claim (commit,
- *                        release, break_claim); nothing was written
+ *                        release, renew, break_claim); nothing written
  *   APR_EBUSY            a claim by another owner is held on the key
  *   APR_EAGAIN           the key is no longer at the expected version (or
  *                        is claimed); nothing was written - look it up again
@@ -121,7 +121,7 @@ typedef struct cond_store_provider {
 
     /* Resolve owner's claim after a successful write: in one atomic step
      * give the key a new version, set exists (COND_COMMIT_EXISTS in flags),
-     * set mtime to max(now, mtime) and clear the claim - or, with
+     * set mtime to max(now, mtime + 1 s) and clear the claim - or, with
      * COND_COMMIT_HOLD, keep it (same lease) until release(): the version
      * is known before the backend has finished. *version receives the new
      * version. COND_STORE_NOT_HELD: owner no longer holds the claim (it
@@ -134,6 +134,13 @@ typedef struct cond_store_provider {
      * COND_STORE_NOT_HELD when owner does not hold it. */
     apr_status_t (*release)(cond_store *s, const char *key,
                             const char *owner, apr_pool_t *p);
+
+    /* Extend owner's claim on key to `lease` from now by the store's
+     * clock (never shortening it): the request holding it is still alive.
+     * COND_STORE_NOT_HELD when owner no longer holds the claim (it was
+     * broken or settled). */
+    apr_status_t (*renew)(cond_store *s, const char *key, const char *owner,
+                          apr_interval_time_t lease, apr_pool_t *p);
 
     /* Take over a claim whose owner is dead or whose lease expired: only if
      * the claim is still held by dead_owner, clear it and give the key a new
@@ -177,6 +184,15 @@ typedef struct cond_store_provider {
      * byte order of the keys. Strings are allocated from p. */
     apr_status_t (*list)(cond_store *s, const char *prefix,
                          cond_store_list_fn *fn, void *baton, apr_pool_t *p);
+
+    /* Once in the parent when httpd stops for good (not on a restart),
+     * after its children have exited: make every commit durable and
+     * record that the store was stopped cleanly on this boot, so the next
+     * init after a reboot keeps the identity (and every client's cached
+     * tag). Without this, init after an unclean stop and a reboot gives
+     * the store a new identity. APR_EBUSY: another process still has the
+     * store open; nothing recorded. May be NULL. */
+    apr_status_t (*shutdown)(cond_store *s, apr_pool_t *p);
 } cond_store_provider;
 
 /* ------------------------------------------------------------------ */

@@ -8,6 +8,9 @@
 #   volume     64 clients on the cheap backend (build/bench/docs.lua)
 #   cgi        32 clients on the legacy CGI (t/cgi-bin/docs.cgi)
 #   proxy      32 clients through mod_proxy to the CGI
+#   slow       16 clients on the CGI, two of them uploading each body over
+#              two leases, two writing with their headers first and the
+#              write a lease and a second later: claims renewed, no loss
 #   kill-cgi   kill -9 of the httpd child serving a slow CGI PUT, 4 times
 #   kill-lua   the same with the in-process backend
 #   graceful   apache2 -k graceful, twice
@@ -275,6 +278,10 @@ for MPM in $MPMS; do
             --seconds "$RUN_SECONDS"
         run proxy --url "$BASE/proxy/" --raw "$BASE/raw/" --clients 32 \
             --keys 32 --hot 4 --seconds "$RUN_SECONDS"
+        run slow --url "$BASE/api/" --clients 16 --keys 16 --hot 0 \
+            --seconds "$RUN_SECONDS" --settle $((LEASE + 1)) \
+            --slow-uploaders 2 --upload-seconds $((2 * LEASE)) \
+            --early-writers 2 --early-sleep $((LEASE + 1))
         run_with_faults kill-cgi kill 4 --url "$BASE/api/" --clients 32 \
             --keys 8 --hot 0 --sleep 3 --sleep-ratio 0.3
         run_with_faults kill-lua kill 4 --url "$BASE/lua/" --clients 64 \

@@ -9,8 +9,9 @@
 #  2. mod_proxy gives up (502/504) while its backend still writes
 #  3. mod_cgid gives up on a silent script (504)
 #  4. a client that disconnects in the middle of its request body
-#  5. a backend that outlives the lease: its claim is broken, another
-#     client writes, and the late write is detected at commit (COND00011)
+#  5. a child stalled past the lease while its backend runs: its claim is
+#     broken, another client writes, and the late write is detected at
+#     commit (COND00011)
 
 use strict;
 use warnings FATAL => 'all';
@@ -26,7 +27,7 @@ use IO::Socket::INET ();
 use Time::HiRes qw(time sleep);
 use CondTest;
 
-plan tests => 55;
+plan tests => 56;
 
 my $V = 'conditional_faults';
 my $LEASE = 5;
@@ -178,9 +179,11 @@ sub sleep_until { my $t = shift() - time; sleep $t if $t > 0 }
     cmp_ok time - $t0, '<', 1, '... without waiting';
 }
 
-# 5. The lease runs out while the backend still runs: the claim is broken,
-# another client writes, then the slow write ends. It must not commit over
-# the other one, and since its backend did write, no earlier tag may match.
+# 5. The child holding the claim stalls (SIGSTOP) while its backend still
+# runs: its renewals stop with it, the lease runs out, the claim is broken,
+# another client writes, then the child resumes and the slow write ends. It
+# must not commit over the other one, and since its backend did write, no
+# earlier tag may match. (A live child renews the claim: t/lease.t.)
 {
     my $name = uniq_name('overrun');
     my $path = "/api/docs/$name";
@@ -190,6 +193,9 @@ sub sleep_until { my $t = shift() - time; sleep $t if $t > 0 }
     my $slow = background(PUT => "$path?sleep=" . ($LEASE + 2), vhost => $V,
                           headers => [ 'If-Match' => $e1 ],
                           json => { v => 'slow' });
+    my $owner = wait_claim($path);
+    my ($pid) = $owner =~ /^[^:]*:(\d+):/;
+    ok $pid && kill('STOP', $pid), "overrun: SIGSTOP to child $pid";
     sleep_until($t0 + $LEASE + 0.5);
     my $res = get($path);
     my $e2 = $res->header('ETag');
@@ -199,6 +205,8 @@ sub sleep_until { my $t = shift() - time; sleep $t if $t > 0 }
     $res = put($path, $e2, { v => 'winner' });
     is $res->code, 200, 'overrun: another client writes meanwhile';
     my $e3 = $res->header('ETag');
+    sleep_until($t0 + $LEASE + 2.5);         # the CGI has written
+    kill 'CONT', $pid;
     my $r = $slow->();
     is $r->[0], 200, 'overrun: the slow write ends, its backend wrote';
     ok !length $r->[1], '... and it gets no ETag' or diag $r->[1];

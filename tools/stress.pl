@@ -19,6 +19,12 @@
 #                and 503, a body that is not JSON, a request that never
 #                got an answer
 #
+# Writers that outlive the lease (ConditionalLeaseTime): the first
+# --slow-uploaders clients send every PUT body in pieces spread over
+# --upload-seconds; the next --early-writers clients PUT with ?early=1, so
+# the CGI answers 200 with its headers first and writes --early-sleep
+# seconds later. Their claims must be renewed for as long as they run.
+#
 # --mode blind is the control: unconditional PUTs, which must lose updates
 # when clients race on hot keys; with --expect-loss the verdict is inverted
 # (FAIL unless lost > 0), proving the harness can fail.
@@ -56,6 +62,10 @@ my %o = (
     settle       => 0,
     prefix       => undef,
     'max-retries' => 200,
+    'slow-uploaders' => 0,
+    'upload-seconds' => 10,
+    'early-writers' => 0,
+    'early-sleep' => 6,
     timeout      => 60,
     nodes        => undef,
     verbose      => 0,
@@ -64,7 +74,9 @@ GetOptions(\%o, 'url=s', 'raw=s', 'clients=i', 'keys=i', 'hot=i',
            'hot-ratio=f', 'cycles=i', 'seconds=f', 'mode=s', 'sleep=f',
            'sleep-ratio=f', 'reads=f', 'revalidate=f', 'optimistic=f',
            'verify!', 'expect-loss!', 'store=s', 'settle=f', 'prefix=s',
-           'max-retries=i', 'timeout=f', 'nodes=s', 'verbose|v+', 'help|h')
+           'max-retries=i', 'slow-uploaders=i', 'upload-seconds=f',
+           'early-writers=i', 'early-sleep=f', 'timeout=f', 'nodes=s',
+           'verbose|v+', 'help|h')
     or usage();
 usage() if $o{help};
 usage("--mode is conditional or blind")
@@ -114,6 +126,10 @@ usage: stress.pl [options]
   --expect-loss      invert the verdict: FAIL unless updates were lost
   --no-verify        skip the final read-back
   --prefix STR       document name prefix (unique per run by default)
+  --slow-uploaders N the first N clients send each PUT body in pieces over
+                     --upload-seconds S (10)
+  --early-writers N  the next N clients PUT with ?early=1&sleep=S: headers
+                     (200) first, the write --early-sleep S (6) later
   --timeout S        per-request timeout (60)
   --nodes H:P,H:P    several httpd nodes on one shared store: each client
                      request goes to one of them at random (the path is
@@ -176,11 +192,24 @@ sub conn_line {
     }
 }
 
+# Write all of $data to the connection; false when it failed.
+sub conn_write {
+    my ($c, $data) = @_;
+    my $off = 0;
+    while ($off < length $data) {
+        my $w = syswrite($c->{sock}, $data, length($data) - $off, $off);
+        return 0 unless $w;
+        $off += $w;
+    }
+    return 1;
+}
+
 # One request on a keep-alive connection. Returns a hash with status,
 # headers (lower-case names) and body, or undef when the connection failed
-# (the caller decides whether the request may have been processed).
+# (the caller decides whether the request may have been processed). With
+# $dribble, the body is sent in pieces spread over that many seconds.
 sub http {
-    my ($c, $method, $path, $hdrs, $body) = @_;
+    my ($c, $method, $path, $hdrs, $body, $dribble) = @_;
     my $deadline = time() + $o{timeout};
     my $fresh = 0;
     if ($c->{roam} && @NODES) {
@@ -201,22 +230,28 @@ sub http {
     }
     my $req = "$method $path HTTP/1.1\r\nHost: $c->{host}:$c->{port}\r\n";
     $req .= "$_: $hdrs->{$_}\r\n" for sort keys %{ $hdrs || {} };
+    my @pieces;
     if (defined $body) {
         $req .= "Content-Type: application/json\r\n"
-              . 'Content-Length: ' . length($body) . "\r\n\r\n$body";
+              . 'Content-Length: ' . length($body) . "\r\n\r\n";
+        my $n = $dribble ? 10 : 1;
+        my $len = int((length($body) + $n - 1) / $n) || 1;
+        @pieces = unpack "(a$len)*", $body;
     }
     else {
         $req .= "\r\n";
     }
     local $SIG{PIPE} = 'IGNORE';
-    my $off = 0;
-    while ($off < length $req) {
-        my $w = syswrite($c->{sock}, $req, length($req) - $off, $off);
-        if (!$w) {
+    if (!conn_write($c, $req)) {
+        conn_close($c);
+        return undef;
+    }
+    for my $piece (@pieces) {
+        sleep $dribble / @pieces if $dribble;
+        if (!conn_write($c, $piece)) {
             conn_close($c);
             return undef;
         }
-        $off += $w;
     }
     my %r = (fresh => $fresh);
     if (!conn_fill($c, undef, $deadline)) {
@@ -435,15 +470,20 @@ sub read_doc {
 # PUT the document with this client's counter incremented. Returns 'done'
 # (committed, or outcome unknown) or 'retry' (412/409/503), or 'abandon'.
 sub write_doc {
-    my ($c, $path, $key, $try, $etag, $doc, $field, $cache, $st) = @_;
+    my ($c, $path, $key, $try, $etag, $doc, $field, $cache, $st, $id) = @_;
     my %data = %{ ref $doc->{data} eq 'HASH' ? $doc->{data} : {} };
     $data{$field} = ($data{$field} // 0) + 1;
     my %ph;
     $ph{'If-Match'} = $etag if $o{mode} eq 'conditional';
     my $q = '';
     $q = "?sleep=$o{sleep}" if $o{sleep} > 0 && rand() < $o{'sleep-ratio'};
+    my $slow = $id <= $o{'slow-uploaders'};
+    if (!$slow && $id <= $o{'slow-uploaders'} + $o{'early-writers'}) {
+        $q = "?early=1&sleep=$o{'early-sleep'}";
+    }
 
-    my $p = http($c, 'PUT', "$path$q", \%ph, $JSON->encode(\%data));
+    my $p = http($c, 'PUT', "$path$q", \%ph, $JSON->encode(\%data),
+                 $slow ? $o{'upload-seconds'} : 0);
     delete $cache->{$key};
     if (!$p) {
         # The request may or may not have reached the backend.
@@ -515,7 +555,7 @@ sub client {
             next if $what eq 'retry';
             next CYCLE if $readonly;
             $what = write_doc($c, $path, $key, $try, $etag, $doc, $field,
-                              \%cache, $st);
+                              \%cache, $st, $id);
             next CYCLE if $what ne 'retry';
         }
         $st->{gaveup}++;

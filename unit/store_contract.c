@@ -32,6 +32,7 @@ typedef struct {
 
 const test_target *T;
 char *tmpdir;
+apr_pool_t *test_root;
 static test_counts *counts;
 
 const char *test_status_name(apr_status_t rv)
@@ -270,11 +271,20 @@ static void test_commit(apr_pool_t *p)
     /* meta is the last 200's business, not the write's */
     CHECK(st.meta && !strcmp(st.meta, "Cache-Control: max-age=5\n"));
 
-    /* a clock that stepped back never moves mtime backwards */
+    /* a clock that stepped back never moves mtime backwards, and the
+     * write still moves it forward: If-Modified-Since must not hide it */
     CHECK_RV(PV->claim(s, "/c", v1, "W", LEASE, p), APR_SUCCESS);
     CHECK_RV(PV->commit(s, "/c", "W", 1, t0, &v2, p), APR_SUCCESS);
     CHECK_RV(PV->lookup(s, "/c", &st, p), APR_SUCCESS);
-    CHECK(st.mtime == t0 + apr_time_from_sec(10));
+    CHECK(st.mtime == t0 + apr_time_from_sec(11));
+    /* so do a break and a bump in that same second */
+    CHECK_RV(PV->claim(s, "/c", v2, "X", LEASE, p), APR_SUCCESS);
+    CHECK_RV(PV->break_claim(s, "/c", "X", t0 + apr_time_from_sec(11),
+                             &v2, p), APR_SUCCESS);
+    CHECK_RV(PV->bump(s, "/c", t0 + apr_time_from_sec(11), &v2, p),
+             APR_SUCCESS);
+    CHECK_RV(PV->lookup(s, "/c", &st, p), APR_SUCCESS);
+    CHECK(st.mtime == t0 + apr_time_from_sec(13));
 
     /* a DELETE: absent, version still moves on */
     CHECK_RV(PV->claim(s, "/c", v2, "D", LEASE, p), APR_SUCCESS);
@@ -284,6 +294,7 @@ static void test_commit(apr_pool_t *p)
     CHECK_RV(PV->lookup(s, "/c", &st, p), APR_SUCCESS);
     CHECK(!st.exists && st.version == v1
           && st.mtime == t0 + apr_time_from_sec(20));
+    v2 = v1;
 
     /* commit by an owner that does not hold the claim: nothing changes,
      * not even the sequence */
@@ -367,6 +378,39 @@ static void test_release_break(apr_pool_t *p)
     /* breaking an unclaimed key does nothing */
     CHECK_RV(PV->lookup(s, "/r", &st, p), APR_SUCCESS);
     CHECK(st.version == v1);
+}
+
+/* Renewal extends a lease on the store's clock, never shortens it, and
+ * only for the owner of a claim that was not broken. */
+static void test_renew(apr_pool_t *p)
+{
+    cond_store *s = T->open(p, "renew");
+    apr_time_t now = apr_time_now();
+    apr_int64_t v0 = 0, v1 = 0;
+    cond_state st;
+
+    if (!s) {
+        return;
+    }
+    CHECK_RV(PV->register_key(s, "/n", NULL, now, &v0, p), APR_SUCCESS);
+    CHECK_RV(PV->claim(s, "/n", v0, "N", apr_time_from_sec(1), p),
+             APR_SUCCESS);
+    CHECK_RV(PV->renew(s, "/n", "N", LEASE, p), APR_SUCCESS);
+    CHECK_RV(PV->lookup(s, "/n", &st, p), APR_SUCCESS);
+    CHECK(st.version == v0 && LEASE_FRESH(st.claim_left)
+          && st.claim_owner && !strcmp(st.claim_owner, "N"));
+    /* never shortened (a late renewal from a slow thread) */
+    CHECK_RV(PV->renew(s, "/n", "N", apr_time_from_sec(5), p), APR_SUCCESS);
+    CHECK_RV(PV->lookup(s, "/n", &st, p), APR_SUCCESS);
+    CHECK(LEASE_FRESH(st.claim_left));
+    /* only the owner renews; nobody renews a key that has no claim */
+    CHECK_RV(PV->renew(s, "/n", "other", LEASE, p), COND_STORE_NOT_HELD);
+    CHECK_RV(PV->renew(s, "/none", "N", LEASE, p), COND_STORE_NOT_HELD);
+    /* a claim that was broken stays broken */
+    CHECK_RV(PV->break_claim(s, "/n", "N", now, &v1, p), APR_SUCCESS);
+    CHECK_RV(PV->renew(s, "/n", "N", LEASE, p), COND_STORE_NOT_HELD);
+    CHECK_RV(PV->lookup(s, "/n", &st, p), APR_SUCCESS);
+    CHECK(st.version == v1 && !st.claim_owner);
 }
 
 static void test_versions(apr_pool_t *p)
@@ -832,6 +876,7 @@ const test_case contract_cases[] = {
     { "lease expiry", test_lease_expiry },
     { "commit", test_commit },
     { "release and break_claim", test_release_break },
+    { "renew", test_renew },
     { "versions", test_versions },
     { "register, set_exists, set_meta", test_register_set },
     { "list", test_list },
@@ -867,6 +912,7 @@ int test_main(int argc, char **argv, const test_target *t,
 
     apr_initialize();
     apr_pool_create(&root, NULL);
+    test_root = root;
     counts = mmap(NULL, sizeof(*counts), PROT_READ | PROT_WRITE,
                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (counts == MAP_FAILED || !mkdtemp(tmpl)) {

@@ -40,8 +40,10 @@ extern const test_target *T;
  * left: generous for a slow, shared test machine. */
 #define LEASE_FRESH(l) ((l) > LEASE - apr_time_from_sec(30) && (l) <= LEASE)
 
-/* A scratch directory for the run, removed at the end. */
+/* A scratch directory for the run, removed at the end; a pool that lasts
+ * the whole run. */
 extern char *tmpdir;
+extern apr_pool_t *test_root;
 
 const char *test_status_name(apr_status_t rv);
 int test_check(int ok, int line, const char *what);

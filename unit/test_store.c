@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -494,6 +495,165 @@ static void test_readonly(apr_pool_t *p)
     chmod(path, 0644);
 }
 
+/* What a process that was cut off reports back (shared memory). */
+typedef struct {
+    char identity[32];
+    apr_int64_t highest;     /* the highest version it was handed */
+} test_cut;
+
+static void test_copy_file(const char *from, const char *to)
+{
+    char *cmd = apr_psprintf(test_root, "cp -p '%s' '%s' 2>/dev/null", from, to);
+
+    if (system(cmd) != 0) {
+        printf("note: cp %s failed\n", from);
+    }
+}
+
+/* A sync point as SQLite makes one: a checkpoint fsyncs the WAL and the
+ * database. Then keep what is on disk at that moment. */
+static void test_sync_point(const char *path, const char *snap)
+{
+    sqlite3 *db;
+
+    if (sqlite3_open(path, &db) == SQLITE_OK) {
+        sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_FULL, NULL,
+                                  NULL);
+    }
+    sqlite3_close(db);
+    test_copy_file(path, snap);
+    test_copy_file(apr_pstrcat(test_root, path, "-wal", NULL),
+                   apr_pstrcat(test_root, snap, "-wal", NULL));
+}
+
+/* The power comes back: the disk holds the sync point, and -shm (memory,
+ * not disk) is gone. */
+static void test_power_back(const char *path, const char *snap)
+{
+    rename(snap, path);
+    rename(apr_pstrcat(test_root, snap, "-wal", NULL),
+           apr_pstrcat(test_root, path, "-wal", NULL));
+    unlink(apr_pstrcat(test_root, path, "-shm", NULL));
+}
+
+/* In a child process on boot "boot", which dies without closing anything:
+ * write keys before and after a sync point (saved to snap). */
+static void test_until_cut(const char *path, const char *snap,
+                           const char *boot, int init, test_cut *out)
+{
+    apr_time_t now = apr_time_now();
+    apr_int64_t v = 0;
+    apr_status_t rv = APR_SUCCESS;
+    pid_t pid = fork();
+    cond_store *s;
+    int i, status;
+
+    if (pid != 0) {
+        waitpid(pid, &status, 0);
+        return;
+    }
+    setenv("CONDITIONAL_BOOT_ID", boot, 1);
+    /* without init: a child of another httpd that started earlier */
+    s = init ? test_open(test_root, path) : test_attach(test_root, path, &rv);
+    if (!s || rv != APR_SUCCESS) {
+        _exit(1);
+    }
+    apr_cpystrn(out->identity, PV->identity(s, test_root), sizeof(out->identity));
+    CHECK_RV(PV->bump(s, "/synced", now, &v, test_root), APR_SUCCESS);
+    if (snap) {
+        test_sync_point(path, snap);
+    }
+    for (i = 0; i < 20; i++) {
+        CHECK_RV(PV->bump(s, "/lost", now, &v, test_root), APR_SUCCESS);
+    }
+    out->highest = v;
+    _exit(0);               /* no close, no checkpoint: the power is cut */
+}
+
+/* httpd's parent at a clean stop: no connection of its own is open. */
+static apr_status_t test_clean_stop(const char *path)
+{
+    cond_store *s = NULL;
+    apr_pool_t *p;
+    apr_status_t rv = APR_EGENERAL;
+
+    apr_pool_create(&p, test_root);
+    if (!PV->create(&s, path, p)) {
+        rv = PV->shutdown(s, p);
+    }
+    apr_pool_destroy(p);
+    return rv;
+}
+
+static void test_power_cut(apr_pool_t *p)
+{
+    const char *path = test_path(test_root, "cut.db");
+    const char *snap = test_path(test_root, "cut.snap");
+    test_cut *cut = mmap(NULL, sizeof(*cut), PROT_READ | PROT_WRITE,
+                         MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    apr_time_t now = apr_time_now();
+    apr_int64_t v = 0;
+    cond_store *s;
+    cond_state st;
+
+    if (cut == MAP_FAILED) {
+        CHECK(!"mmap");
+        return;
+    }
+    /* A crash of httpd alone, same boot: nothing lost, nothing moves. */
+    test_until_cut(path, NULL, "boot-A", 1, cut);
+    setenv("CONDITIONAL_BOOT_ID", "boot-A", 1);
+    s = test_open(p, path);
+    CHECK(s && !strcmp(PV->identity(s, p), cut->identity));
+    CHECK_RV(PV->lookup(s, "/lost", &st, p), APR_SUCCESS);
+    CHECK(st.version == cut->highest);
+    apr_pool_clear(p);
+
+    /* A power cut: what was written after the sync point is gone. */
+    test_until_cut(path, snap, "boot-A", 1, cut);
+    test_power_back(path, snap);
+    setenv("CONDITIONAL_BOOT_ID", "boot-B", 1);
+    s = test_open(p, path);
+    if (!s) {
+        return;
+    }
+    CHECK_RV(PV->lookup(s, "/lost", &st, p), APR_SUCCESS);
+    CHECK(st.version < cut->highest);       /* the store went back */
+    /* no tag handed out before matches: the identity moved */
+    CHECK(strcmp(PV->identity(s, p), cut->identity) != 0);
+    /* no version number is handed out again */
+    CHECK_RV(PV->bump(s, "/lost", now, &v, p), APR_SUCCESS);
+    CHECK(v > cut->highest);
+    apr_cpystrn(cut->identity, PV->identity(s, p), sizeof(cut->identity));
+    apr_pool_clear(p);
+
+    /* A clean stop, then a reboot: the identity stays. */
+    CHECK_RV(test_clean_stop(path), APR_SUCCESS);
+    setenv("CONDITIONAL_BOOT_ID", "boot-C", 1);
+    s = test_open(p, path);
+    CHECK(s && !strcmp(PV->identity(s, p), cut->identity));
+    apr_pool_clear(p);
+
+    /* Not when a process that skipped init (another httpd's child)
+     * opened the store after the clean stop and wrote. */
+    CHECK_RV(test_clean_stop(path), APR_SUCCESS);
+    test_until_cut(path, NULL, "boot-C", 0, cut);
+    setenv("CONDITIONAL_BOOT_ID", "boot-D", 1);
+    s = test_open(p, path);
+    CHECK(s && strcmp(PV->identity(s, p), cut->identity) != 0);
+    CHECK_RV(PV->bump(s, "/lost", now, &v, p), APR_SUCCESS);
+    CHECK(v > cut->highest);
+
+    /* No clean stop while another process has the store open. */
+    CHECK_RV(PV->lookup(s, "/lost", &st, p), APR_SUCCESS);
+    if (fork() == 0) {
+        _exit(test_clean_stop(path) == APR_EBUSY ? 0 : 1);
+    }
+    CHECK(wait(&(int){0}) > 0);
+    unsetenv("CONDITIONAL_BOOT_ID");
+    munmap(cut, sizeof(*cut));
+}
+
 /* ------------------------------------------------------------------ */
 
 static cond_store *test_target_open(apr_pool_t *p, const char *name)
@@ -532,6 +692,7 @@ static const test_case sqlite_cases[] = {
     { "locked store", test_locked },
     { "remembered lookups", test_memo },
     { "page cache bound", test_cache_bound },
+    { "power cut", test_power_cut },
     { NULL, NULL }
 };
 

@@ -25,6 +25,8 @@
 #   expires=SECONDS   send an Expires header (GET/HEAD)
 #   lm=EPOCH          claim this Last-Modified instead of the file's (GET)
 #   invalidate=P1,P2  send "Conditional-Invalidate: P1, P2"
+#   crash=1           PUT: read the body, write it, then die before any
+#                     output (httpd answers 500 itself)
 #
 # Storage (DOCS_DATA, set by the server config): docs/NAME.json per document,
 # counters/NAME.count per document and counters/_global.count, the number of
@@ -101,6 +103,11 @@ sub do_get {
 sub do_put {
     my $body = read_json_body();
     my $doc = load_doc($name);
+    if ($query{crash}) {
+        save_doc({ name => $name, rev => ($doc ? $doc->{rev} : 0) + 1,
+                   data => $body });
+        exit 1;
+    }
     if ($query{early}) {
         # Headers first, then the write, then the body: legal for a CGI,
         # and the write is not done when the headers come back.
