@@ -369,11 +369,23 @@ static apr_status_t pg_prepare(pg_ctx *cx)
 }
 
 /* The connection died under us: reconnect it (bounded by the server's
- * connect_timeout) so the next statement runs on a new session. */
+ * connect_timeout) so the next statement runs on a new session. libpq
+ * may only notice the dead socket on the statement after the one that
+ * failed (a server stopped with -m immediate leaves an error message in
+ * the socket first), so the new session is asked for its pid, and the
+ * reset tried again when that fails too. */
 static void pg_reset(pg_ctx *cx)
 {
+    char pid[16];
+    int i;
+
     cx->sess->ready = 0;
-    apr_dbd_check_conn(cx->c.driver, cx->p, cx->c.handle);
+    for (i = 0; i < 3; i++) {
+        apr_dbd_check_conn(cx->c.driver, cx->p, cx->c.handle);
+        if (pg_backend_pid(cx, pid, sizeof(pid)) == 0) {
+            return;
+        }
+    }
 }
 
 /* Before a statement that must not be repeated: a connection idle for a

@@ -252,16 +252,20 @@ static void test_restart(apr_pool_t *p, const char *mode)
     else {
         CHECK(pg_ctl("stop -m immediate") == 0 && pg_ctl("start") == 0);
     }
-    /* a lookup is repeated on a new session */
-    CHECK_RV(PV->lookup(s, "/r", &st, p), APR_SUCCESS);
-    CHECK(st.version == v0 && st.claim_owner
-          && !strcmp(st.claim_owner, "before") && LEASE_FRESH(st.claim_left));
     /* the claim taken before the restart is still held and committable:
-     * an idle connection is checked before a commit goes out on it */
+     * a connection idle for a while is checked before a commit goes out
+     * on it, so the commit is not sent into a dead socket */
     apr_sleep(apr_time_from_msec(1200));
-    CHECK_RV(PV->commit(s, "/r", "before", COND_COMMIT_EXISTS,
-                        apr_time_now(), &v1, p), APR_SUCCESS);
+    CHECK_RV(PV->commit(s, "/r", "before", COND_COMMIT_EXISTS
+                        | COND_COMMIT_HOLD, apr_time_now(), &v1, p),
+             APR_SUCCESS);
     CHECK(v1 > v0);
+    /* a lookup is repeated on a new session */
+    CHECK(pg_ctl("restart -m fast") == 0);
+    CHECK_RV(PV->lookup(s, "/r", &st, p), APR_SUCCESS);
+    CHECK(st.version == v1 && st.claim_owner
+          && !strcmp(st.claim_owner, "before") && LEASE_FRESH(st.claim_left));
+    CHECK_RV(PV->release(s, "/r", "before", p), APR_SUCCESS);
     for (i = 0; i < 20; i++) {
         CHECK_RV(PV->bump(s, "/r", apr_time_now(), &v2, p), APR_SUCCESS);
         CHECK(v2 > v1);
