@@ -103,6 +103,7 @@ stop:
 
 bench: deps all
 	sh build/bench.sh
+	sh build/bench_dbd.sh
 
 stress: deps all
 	sh build/run-tests.sh stress

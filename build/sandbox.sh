@@ -22,6 +22,8 @@
 #   REQUIRE=1|0         ConditionalRequire on /api/ (0)
 #   ACCESSLOG=1|0       access log with %{conditional}n (1)
 #   STATUS=1|0          mod_status with ExtendedStatus at /server-status (0)
+#   DBD=PARAMS          ConditionalStore dbd: mod_dbd with DBDriver pgsql
+#                       and these DBDParams instead of the SQLite STORE
 #
 # Locations:
 #   /api/       t/cgi-bin/docs.cgi, Conditional On
@@ -76,6 +78,7 @@ if [ "$CMD" = start ] || [ "$CMD" = conf ]; then
     REQUIRE=${REQUIRE:-0}
     ACCESSLOG=${ACCESSLOG:-1}
     STATUS=${STATUS:-0}
+    DBD=${DBD:-}
     cat >"$DIR/sandbox.env" <<EOF
 MPM=$MPM
 PORT=$PORT
@@ -88,6 +91,7 @@ LOCKWAIT=$LOCKWAIT
 REQUIRE=$REQUIRE
 ACCESSLOG=$ACCESSLOG
 STATUS=$STATUS
+DBD="$DBD"
 EOF
 elif [ -f "$DIR/sandbox.env" ]; then
     . "$DIR/sandbox.env"
@@ -108,6 +112,7 @@ else
 fi
 
 write_conf() {
+    if [ -n "$DBD" ]; then STORE_SPEC=dbd; else STORE_SPEC=sqlite:$STORE; fi
     mkdir -p "$DIR/logs" "$DIR/run" "$DIR/cgi-bin" "$DIR/htdocs/static" \
              "$DATA/docs" "$(dirname "$STORE")"
     cp "$ROOT/t/cgi-bin/docs.cgi" "$DIR/cgi-bin/docs.cgi"
@@ -152,6 +157,14 @@ write_conf() {
             echo "LoadModule cgid_module $MODDIR/mod_cgid.so"
             echo "ScriptSock \"$DIR/run/cgisock\""
         fi
+        if [ -n "$DBD" ]; then
+            echo "LoadModule dbd_module $MODDIR/mod_dbd.so"
+            echo "DBDriver pgsql"
+            echo "DBDParams \"$DBD\""
+            echo "DBDMin 0"
+            echo "DBDKeep 8"
+            echo "DBDMax 16"
+        fi
         if [ "$MODULE" = 1 ]; then
             echo "LoadModule conditional_module \"$MODULE_SO\""
         fi
@@ -187,7 +200,7 @@ EOF
         cat <<EOF
 
 <IfModule conditional_module>
-    ConditionalStore sqlite:$STORE
+    ConditionalStore $STORE_SPEC
     ConditionalLeaseTime $LEASE
 </IfModule>
 
