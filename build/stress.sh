@@ -17,6 +17,14 @@
 #   restart    apache2 -k restart, twice
 #   probe-*    three deterministic fault probes (see below)
 #
+# Then the same module on ConditionalStore dbd, with a PostgreSQL started
+# here (Unix socket in the work directory, as the postgres user when run
+# as root; MPM event):
+#
+#   dbd-volume  64 clients on the cheap backend
+#   dbd-fast    pg_ctl restart -m fast, twice, under 64 clients
+#   dbd-crash   pg_ctl stop -m immediate and start, twice, under load
+#
 # Every run must end with lost=0 stale_tags=0 stuck_claims=0 errors=0
 # (claims are counted after the lease, ConditionalLeaseTime 5, has run
 # out), and no child may die of anything but the kills sent here.
@@ -26,7 +34,7 @@
 #
 # Settings: MPMS="prefork event", PORT=8097, VOLUME_SECONDS=45,
 # RUN_SECONDS=20, LOAD=0 runs the probes only, KEEP=1 keeps the sandbox
-# directories.
+# directories, DBD=0 skips the dbd runs, PG_BIN=/usr/lib/postgresql/15/bin.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,6 +47,8 @@ LEASE=5
 SANDBOX="sh $ROOT/build/sandbox.sh"
 STRESS="perl $ROOT/tools/stress.pl"
 BASE=http://127.0.0.1:$PORT
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+PG_UP=0
 
 MODULE_SO=${MODULE_SO:-$ROOT/.libs/mod_conditional.so}
 export MODULE_SO
@@ -56,6 +66,9 @@ DIR=
 cleanup() {
     if [ -n "$DIR" ]; then
         $SANDBOX stop "$DIR" >/dev/null 2>&1 || true
+    fi
+    if [ "$PG_UP" = 1 ]; then
+        pg_ctl_do stop -m immediate >/dev/null 2>&1 || true
     fi
     if [ "${KEEP:-0}" = 1 ]; then
         echo "stress.sh: kept $WORK"
@@ -104,7 +117,8 @@ record() {
 run() {
     name=$1
     shift
-    line=$($STRESS --store "$STORE" "$@" 2>"$DIR/stress-$name.err" || true)
+    line=$($STRESS ${STORE:+--store "$STORE"} "$@" \
+           2>"$DIR/stress-$name.err" || true)
     [ -n "$line" ] || line="no verdict (see $DIR/stress-$name.err) verdict=FAIL"
     record "$name" "$line"
 }
@@ -138,8 +152,8 @@ run_with_faults() {
     count=$3
     shift 3
     out=$DIR/stress-$name.out
-    $STRESS --store "$STORE" --seconds "$RUN_SECONDS" --settle $((LEASE + 1)) \
-        "$@" >"$out" 2>"$DIR/stress-$name.err" &
+    $STRESS ${STORE:+--store "$STORE"} --seconds "$RUN_SECONDS" \
+        --settle $((LEASE + 1)) "$@" >"$out" 2>"$DIR/stress-$name.err" &
     spid=$!
     step=$((RUN_SECONDS / (count + 1)))
     n=0
@@ -160,6 +174,16 @@ run_with_faults() {
             graceful|restart)
                 $SANDBOX "$fault" "$DIR" >/dev/null
                 echo "stress.sh: $MPM $name: $fault" >&2
+                ;;
+            pgfast)
+                pg_ctl_do restart -m fast
+                echo "stress.sh: $MPM $name: pg_ctl restart -m fast" >&2
+                ;;
+            pgcrash)
+                pg_ctl_do stop -m immediate
+                sleep 1
+                pg_ctl_do start
+                echo "stress.sh: $MPM $name: pg_ctl stop -m immediate, start" >&2
                 ;;
         esac
     done
@@ -299,6 +323,45 @@ for MPM in $MPMS; do
     $SANDBOX stop "$DIR"
     DIR=
 done
+
+# ------------------------------------------------------------------ dbd
+
+PGRUN=
+pg_ctl_do() {
+    $PGRUN "$PG_BIN/pg_ctl" -D "$WORK/pg/data" -l "$WORK/pg/log" -w -t 60 \
+        -o "-k $WORK/pg -c listen_addresses='' -c fsync=off -c max_connections=300" \
+        "$@" >/dev/null
+}
+
+if [ "${DBD:-1}" = 1 ] && [ "${LOAD:-1}" = 1 ] && [ -x "$PG_BIN/initdb" ]; then
+    mkdir -p "$WORK/pg"
+    if [ "$(id -u)" = 0 ]; then
+        PGRUN="runuser -u postgres --"
+        chown postgres "$WORK/pg"
+    fi
+    $PGRUN "$PG_BIN/initdb" -D "$WORK/pg/data" -U cond -A trust --no-sync \
+        >/dev/null
+    pg_ctl_do start
+    PG_UP=1
+    $PGRUN "$PG_BIN/createdb" -h "$WORK/pg" -U cond cond
+    MPM=event
+    DIR=$WORK/dbd
+    STORE=
+    CRASHES=0
+    MPM=$MPM PORT=$PORT LEASE=$LEASE LOCKWAIT=10 STATUS=1 MODULE=1 \
+        DBD="host=$WORK/pg dbname=cond user=cond connect_timeout=3" \
+        $SANDBOX start "$DIR"
+    run dbd-volume --url "$BASE/lua/" --clients 64 --keys 64 --hot 8 \
+        --hot-ratio 0.6 --reads 0.3 --seconds "$RUN_SECONDS"
+    run_with_faults dbd-fast pgfast 2 --url "$BASE/lua/" --clients 64 \
+        --keys 64 --hot 4 --sleep 0.5 --sleep-ratio 0.02 --max-retries 2000
+    run_with_faults dbd-crash pgcrash 2 --url "$BASE/lua/" --clients 64 \
+        --keys 64 --hot 4 --sleep 0.5 --sleep-ratio 0.02 --max-retries 2000
+    $SANDBOX stop "$DIR"
+    DIR=
+    pg_ctl_do stop -m fast
+    PG_UP=0
+fi
 
 total=$(sed -n 's/.* ops=\([0-9]*\) .*/\1/p' "$RESULTS" | awk '{ s += $1 } END { print s + 0 }')
 if [ "$FAILED" = 0 ]; then verdict=PASS; else verdict=FAIL; fi
