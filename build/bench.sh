@@ -81,87 +81,16 @@ touch -d '-1 hour' "$WORK/a/htdocs/static/doc.json"
 
 die() { echo "bench.sh: $*" >&2; exit 1; }
 
-etag_of() {
-    curl -s -D - -o /dev/null "$@" | etag_header
-}
-
-# expect STATUS curl-args...: the request a wrk run repeats must answer
-# STATUS, or the numbers would measure something else.
-expect() {
-    want=$1
-    shift
-    got=$(curl -s -o /dev/null -w '%{http_code}' "$@")
-    [ "$got" = "$want" ] || die "expected $want, got $got from: curl $*"
-}
-
-# cpu_ticks DIR: user + system clock ticks used so far by the server in
-# DIR: its parent and every child (worker processes, the cgid daemon). A
-# CGI's own time is charged to none of them (the cgid daemon's children
-# time stays 0), so the CGI rows show none.
-cpu_ticks() {
-    pp=$(cat "$1/run/httpd.pid")
-    for pid in "$pp" $(ps -o pid= --ppid "$pp"); do
-        sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null || true
-    done | awk '{ t += $12 + $13 } END { print t + 0 }'
-}
-
-# wrk_run NAME REP URL [SCRIPT [CONNS]]: run wrk, keep "rps p50 p99 avg
-# cpu" (latencies and CPU time per request in microseconds) in
-# $WORK/r.NAME.REP.
-wrk_run() {
-    name=$1
-    rep=$2
-    url=$3
-    script=${4:-}
-    conns=${5:-$CONNS}
-    out=$WORK/wrk.$name.$rep
-    case $url in
-        "$A"*) server=$WORK/a ;;
-        "$B"*) server=$WORK/b ;;
-        "$C"*) server=$WORK/c ;;
-        *)     server=$WORK/d ;;
+server_of() {
+    case $1 in
+        "$A"*) echo "$WORK/a" ;;
+        "$B"*) echo "$WORK/b" ;;
+        "$C"*) echo "$WORK/c" ;;
+        *)     echo "$WORK/d" ;;
     esac
-    set -- -t "$THREADS" -c "$conns" -d "${DURATION}s" --latency
-    if [ -n "$script" ]; then
-        set -- "$@" -s "$SCRIPTS/$script"
-    fi
-    ticks0=$(cpu_ticks "$server")
-    wrk "$@" "$url" >"$out" 2>&1 || die "wrk $name failed: $(cat "$out")"
-    ticks=$(( $(cpu_ticks "$server") - ticks0 ))
-    # 304 is a 3xx, not counted here; anything counted is a failure.
-    if grep -q 'Non-2xx' "$out"; then
-        die "wrk $name: $(grep 'Non-2xx' "$out")"
-    fi
-    if grep -q '^failed-writes [1-9]' "$out"; then
-        die "wrk $name: $(grep '^failed-writes' "$out")"
-    fi
-    awk -v ticks="$ticks" -v hz="$(getconf CLK_TCK)" '
-        function us(v) {
-            if (v ~ /us$/) return v + 0
-            if (v ~ /ms$/) return v * 1000
-            if (v ~ /s$/)  return v * 1000000
-            return v
-        }
-        $1 == "Latency" && avg == "" { avg = us($2) }
-        $1 == "50%" { p50 = us($2) }
-        $1 == "99%" { p99 = us($2) }
-        $1 == "Requests/sec:" { rps = $2 }
-        $2 == "requests" && $3 == "in" { n = $1 }
-        END {
-            printf "%.0f %.0f %.0f %.0f %.1f\n", rps, p50, p99, avg,
-                   n ? ticks * 1000000 / hz / n : 0
-        }
-    ' "$out" >"$WORK/r.$name.$rep"
-    echo "bench.sh: $name #$rep: $(cat "$WORK/r.$name.$rep")" >&2
 }
-
-# median NAME: the per-column median of NAME's runs, into $WORK/r.NAME.
-median() {
-    for col in 1 2 3 4 5; do
-        cat "$WORK/r.$1".* | cut -d' ' -f$col | sort -n |
-            awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
-    done | paste -sd' ' - >"$WORK/r.$1"
-}
+BENCH_NAME=bench.sh
+. "$ROOT/build/benchlib.sh"
 
 # ---------------------------------------------------------------- fixtures
 

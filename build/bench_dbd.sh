@@ -71,62 +71,14 @@ MPM=event PORT=$PORT_P MODULE=1 ACCESSLOG=0 \
     DBD="host=$WORK/pg dbname=cond user=cond connect_timeout=3" \
     $SANDBOX start "$WORK/p"
 
-etag_of() {
-    curl -s -D - -o /dev/null "$@" | etag_header
-}
-expect() {
-    want=$1
-    shift
-    got=$(curl -s -o /dev/null -w '%{http_code}' "$@")
-    [ "$got" = "$want" ] || die "expected $want, got $got from: curl $*"
-}
-cpu_ticks() {
-    pp=$(cat "$1/run/httpd.pid")
-    for pid in "$pp" $(ps -o pid= --ppid "$pp"); do
-        sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null || true
-    done | awk '{ t += $12 + $13 } END { print t + 0 }'
-}
-
-# wrk_run NAME REP URL [SCRIPT]: "rps p50 p99 cpu-us-per-request"
-wrk_run() {
-    name=$1 rep=$2 url=$3 script=${4:-}
-    out=$WORK/wrk.$name.$rep
-    case $url in
-        "$S"*) server=$WORK/s ;;
-        *)     server=$WORK/p ;;
+server_of() {
+    case $1 in
+        "$S"*) echo "$WORK/s" ;;
+        *)     echo "$WORK/p" ;;
     esac
-    set -- -t "$THREADS" -c "$CONNS" -d "${DURATION}s" --latency
-    [ -z "$script" ] || set -- "$@" -s "$SCRIPTS/$script"
-    ticks0=$(cpu_ticks "$server")
-    wrk "$@" "$url" >"$out" 2>&1 || die "wrk $name failed: $(cat "$out")"
-    ticks=$(( $(cpu_ticks "$server") - ticks0 ))
-    if grep -q 'Non-2xx' "$out"; then
-        die "wrk $name: $(grep 'Non-2xx' "$out")"
-    fi
-    awk -v ticks="$ticks" -v hz="$(getconf CLK_TCK)" '
-        function us(v) {
-            if (v ~ /us$/) return v + 0
-            if (v ~ /ms$/) return v * 1000
-            if (v ~ /s$/)  return v * 1000000
-            return v
-        }
-        $1 == "50%" { p50 = us($2) }
-        $1 == "99%" { p99 = us($2) }
-        $1 == "Requests/sec:" { rps = $2 }
-        $2 == "requests" && $3 == "in" { n = $1 }
-        END {
-            printf "%.0f %.0f %.0f %.1f\n", rps, p50, p99,
-                   n ? ticks * 1000000 / hz / n : 0
-        }
-    ' "$out" >"$WORK/r.$name.$rep"
-    echo "bench_dbd.sh: $name #$rep: $(cat "$WORK/r.$name.$rep")" >&2
 }
-median() {
-    for col in 1 2 3 4; do
-        cat "$WORK/r.$1".* | cut -d' ' -f$col | sort -n |
-            awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
-    done | paste -sd' ' - >"$WORK/r.$1"
-}
+BENCH_NAME=bench_dbd.sh
+. "$ROOT/build/benchlib.sh"
 
 # ---------------------------------------------------------------- fixtures
 
@@ -165,7 +117,7 @@ col() { cut -d' ' -f"$2" "$WORK/r.$1"; }
 ratio() { awk -v a="$(col "$1" 1)" -v b="$(col "$2" 1)" 'BEGIN { printf "%.2f", b ? a / b : 0 }'; }
 row() {
     printf '| %s | %s | %s | %s | %s | %s |\n' "$1" "$(col "$2" 1)" \
-        "$(col "$2" 2)" "$(col "$2" 3)" "$(col "$2" 4)" "$3"
+        "$(col "$2" 2)" "$(col "$2" 3)" "$(col "$2" 5)" "$3"
 }
 TABLE=$WORK/table
 {

@@ -17,6 +17,8 @@
 #     untagged, each within a bounded time; after SIGCONT tags come back
 #   - a node started while PostgreSQL is down tags once it is up again
 #   - conditionalctl reads and bumps the shared store
+#   - a write longer than its lease keeps its claim (renewal through the
+#     dbd store); a write invalidates its parent on every node
 use strict;
 use warnings FATAL => 'all';
 
@@ -32,7 +34,7 @@ my $PG = $ENV{PG_BIN} || '/usr/lib/postgresql/15/bin';
 my @IPS = qw(127.0.0.2 127.0.0.3 127.0.0.4);
 my $LEASE = 6;
 
-plan tests => 27, need need_cgi,
+plan tests => 30, need need_cgi,
     { "PostgreSQL server binaries in $PG" => -x "$PG/initdb" },
     { 'mod_dbd' => -e modules_dir() . '/mod_dbd.so' };
 
@@ -321,6 +323,40 @@ sub connection_of {
     }
     return 0;
 }
+
+# ---------------------------------------------------------------- renewal
+
+# A write that runs longer than its lease keeps its claim (renewed by its
+# child through the dbd store): a writer on another node waits and gets
+# 409, never breaks in; when the slow write is done the version moves.
+req(0, 'PUT', '/raw/docs/slow', {}, '{"v":1}');
+my $st = req(0, 'GET', '/api/docs/slow')->header('ETag') // '';
+my $spid = fork;
+if (!$spid) {
+    req(0, 'PUT', '/api/docs/slow?sleep=' . ($LEASE + 3),
+        { 'If-Match' => $st }, '{"v":2}');
+    POSIX::_exit(0);
+}
+sleep $LEASE + 1;
+my $during = req(2, 'PUT', '/api/docs/slow', { 'If-Match' => $st },
+                 '{"v":3}');
+ok t_cmp($during->code, 409,
+         'a write past its lease is still claimed (renewed): 409 elsewhere');
+waitpid $spid, 0;
+my $done = req(1, 'GET', '/api/docs/slow', { 'If-None-Match' => $st });
+ok named($done->code == 200 && module_tag($done)
+         && module_tag($done) ne $st,
+         '... and when it is done the version has moved');
+
+# Invalidation: a write to /api/docs/shared on one node bumps its parent
+# /api/docs, seen on every node.
+my $it = module_tag(req(0, 'GET', '/api/docs')) // '';
+my $cur = module_tag(req(0, 'GET', '/api/docs/shared')) // '';
+req(1, 'PUT', '/api/docs/shared', { 'If-Match' => $cur }, '{"v":5}');
+ok named($it ne ''
+         && req(2, 'GET', '/api/docs', { 'If-None-Match' => $it })->code
+            == 200,
+         'a write on node 2 invalidated the parent for node 3');
 
 # ---------------------------------------------------------------- races
 
