@@ -96,7 +96,7 @@ static int conditional_post_config(apr_pool_t *pconf, apr_pool_t *plog,
             sc->inst = conditional_store_for(pconf, main_sc->inst, vs);
         }
     }
-    if ((err = conditional_dbd_bind(ptemp)) != NULL) {
+    if ((err = conditional_dbd_bind()) != NULL) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "COND00030: %s", err);
         return HTTP_INTERNAL_SERVER_ERROR;
     }

@@ -91,6 +91,13 @@ const char *conditional_make_store(apr_pool_t *p, const char *spec,
     if (err) {
         return apr_pstrcat(p, "ConditionalStore: ", err, NULL);
     }
+    if (pv->per_server && arg) {
+        /* "dbd:PARAMS" is conditionalctl's; in httpd, mod_dbd connects */
+        return apr_psprintf(p, "ConditionalStore %s: in httpd the "
+                            "connection comes from mod_dbd; write "
+                            "\"ConditionalStore %s\" and set DBDriver and "
+                            "DBDParams", spec, pv->name);
+    }
     spec = arg ? apr_pstrcat(p, pv->name, ":", arg, NULL) : pv->name;
     for (i = 0; i < conditional_stores->nelts && !pv->per_server; i++) {
         inst = APR_ARRAY_IDX(conditional_stores, i, conditional_store_inst *);

@@ -40,7 +40,7 @@ static void conditional_dbd_release(void *baton, cond_dbd_conn *c)
 
 /* post_config: give every dbd store its server's mod_dbd pool. Returns an
  * error message for a configuration that cannot work. */
-const char *conditional_dbd_bind(apr_pool_t *p)
+const char *conditional_dbd_bind(void)
 {
     int i;
 
@@ -52,12 +52,6 @@ const char *conditional_dbd_bind(apr_pool_t *p)
 
         if (inst->provider != &cond_dbd_store) {
             continue;
-        }
-        if (inst->arg) {
-            return apr_psprintf(p, "ConditionalStore %s: in httpd the "
-                                "connection comes from mod_dbd; write "
-                                "\"ConditionalStore dbd\" and set DBDriver "
-                                "pgsql and DBDParams", inst->spec);
         }
         if (!conditional_dbd_open || !conditional_dbd_close) {
             return "ConditionalStore dbd needs mod_dbd: LoadModule "

@@ -117,7 +117,7 @@ int conditional_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
                            apr_pool_t *ptemp);
 
 /* mod_conditional_dbd.c: mod_dbd's connections for dbd stores */
-const char *conditional_dbd_bind(apr_pool_t *p);
+const char *conditional_dbd_bind(void);
 
 /* mod_conditional_status.c: decisions, notes, shared counters */
 void conditional_counters_create(apr_pool_t *pconf, server_rec *s);
