@@ -12,12 +12,15 @@
 #   postgresql, libaprutil1-dbd-pgsql
 #                          ConditionalStore dbd: the tests start their own
 #                          PostgreSQL; apr_dbd's driver for mod_dbd
+#   dpkg-dev, debhelper,   the Debian package (make deb, build/deb.sh; dh_apache2
+#   lintian                comes with apache2-dev) and its check in CI
+#                          (build/package-test.sh)
 # JSON::PP, used by the test CGI and the tests, ships with perl itself.
 set -eu
 
 PACKAGES="gcc libc6-dev make perl apache2 apache2-dev apache2-utils libsqlite3-dev \
 sqlite3 libapache2-mod-perl2 libwww-perl curl wrk \
-postgresql libaprutil1-dbd-pgsql"
+postgresql libaprutil1-dbd-pgsql dpkg-dev debhelper lintian"
 
 missing=""
 for pkg in $PACKAGES; do
