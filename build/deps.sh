@@ -15,12 +15,15 @@
 #   dpkg-dev, debhelper,   the Debian package (make deb, build/deb.sh; dh_apache2
 #   lintian                comes with apache2-dev) and its check in CI
 #                          (build/package-test.sh)
+#   chromium               headless browser: loads the demo's landing page and
+#                          takes a screenshot of it (t/landing.t)
 # JSON::PP, used by the test CGI and the tests, ships with perl itself.
 set -eu
 
 PACKAGES="gcc libc6-dev make perl apache2 apache2-dev apache2-utils libsqlite3-dev \
 sqlite3 libapache2-mod-perl2 libwww-perl curl wrk \
-postgresql libaprutil1-dbd-pgsql dpkg-dev debhelper lintian"
+postgresql libaprutil1-dbd-pgsql dpkg-dev debhelper lintian \
+chromium"
 
 missing=""
 for pkg in $PACKAGES; do

@@ -22,6 +22,7 @@
 #   REQUIRE=1|0         ConditionalRequire on /api/ (0)
 #   ACCESSLOG=1|0       access log with %{conditional}n (1)
 #   STATUS=1|0          mod_status with ExtendedStatus at /server-status (0)
+#   INDEX=1|0           serve DIR/htdocs/index.html as / (0; the demo's page)
 #
 # Locations:
 #   /api/       t/cgi-bin/docs.cgi, Conditional On
@@ -76,6 +77,7 @@ if [ "$CMD" = start ] || [ "$CMD" = conf ]; then
     REQUIRE=${REQUIRE:-0}
     ACCESSLOG=${ACCESSLOG:-1}
     STATUS=${STATUS:-0}
+    INDEX=${INDEX:-0}
     cat >"$DIR/sandbox.env" <<EOF
 MPM=$MPM
 PORT=$PORT
@@ -88,6 +90,7 @@ LOCKWAIT=$LOCKWAIT
 REQUIRE=$REQUIRE
 ACCESSLOG=$ACCESSLOG
 STATUS=$STATUS
+INDEX=$INDEX
 EOF
 elif [ -f "$DIR/sandbox.env" ]; then
     . "$DIR/sandbox.env"
@@ -261,6 +264,17 @@ LuaMapHandler "^/lua(raw)?/" "$ROOT/build/bench/docs.lua" handle
     </IfModule>
 </Location>
 EOF
+        if [ "$INDEX" = 1 ]; then
+            # Only / itself: mod_dir and mod_mime stay unloaded, so the
+            # benchmark's requests walk the same hooks as without the page.
+            cat <<EOF
+
+AliasMatch "^/\$" "$DIR/htdocs/index.html"
+<LocationMatch "^/\$">
+    ForceType "text/html; charset=utf-8"
+</LocationMatch>
+EOF
+        fi
         if [ "$STATUS" = 1 ]; then
             cat <<EOF
 
