@@ -9,6 +9,8 @@
 #                   http://localhost:8080/
 #   make bench      wrk benchmark table (docs/benchmarks.md)
 #   make stress     long lost-update stress run (docs/design.md)
+#   make deb        Debian package libapache2-mod-conditional in dist/
+#                   (dpkg-buildpackage -us -uc -b; build/deb.sh)
 
 APXS     ?= $(shell command -v apxs || command -v apxs2)
 CC       ?= cc
@@ -27,19 +29,21 @@ APR_CFLAGS = $(shell apr-1-config --cflags --cppflags --includes 2>/dev/null)
 APR_LIBS   = $(shell apr-1-config --link-ld --libs 2>/dev/null) \
              $(shell apu-1-config --link-ld --libs 2>/dev/null)
 
-.PHONY: all install unit test run stop bench bench-durable stress clean deps
+.PHONY: all install unit test run stop bench bench-durable stress clean deps deb
 
 all: .libs/mod_conditional.so tools/conditionalctl
 
 .libs/mod_conditional.so: $(SRCS) $(HDRS)
-	$(APXS) -c $(foreach f,$(WARN) $(SAN),-Wc,$(f)) \
-	    $(if $(SAN),-Wl,$(SAN)) -o mod_conditional.so $(SRCS) -lsqlite3
+	$(APXS) -c $(foreach f,$(WARN) $(SAN) $(CPPFLAGS) $(CFLAGS),-Wc,$(f)) \
+	    $(foreach f,$(SAN) $(LDFLAGS),-Wl,$(f)) \
+	    -o mod_conditional.so $(SRCS) -lsqlite3
 
 STORE_SRCS = store.c sqlite_store.c sqlite_mmap.c pgsql_store.c
 
 tools/conditionalctl: tools/conditionalctl.c $(STORE_SRCS) $(HDRS)
-	$(CC) $(WARN) $(SAN) -g -O2 $(APR_CFLAGS) -I. -o $@ \
-	    tools/conditionalctl.c $(STORE_SRCS) $(APR_LIBS) -lsqlite3
+	$(CC) $(WARN) $(SAN) -g -O2 $(CPPFLAGS) $(CFLAGS) $(APR_CFLAGS) -I. \
+	    $(LDFLAGS) -o $@ tools/conditionalctl.c $(STORE_SRCS) $(APR_LIBS) \
+	    -lsqlite3
 
 install: all
 	$(APXS) -i -n conditional .libs/mod_conditional.so
@@ -47,6 +51,8 @@ install: all
 	install -m 644 build/conditional.load build/conditional.conf \
 	    $(DESTDIR)$(shell $(APXS) -q SYSCONFDIR)/mods-available/
 	install -m 755 tools/conditionalctl $(DESTDIR)/usr/local/sbin/conditionalctl
+	install -D -m 644 tools/conditionalctl.8 \
+	    $(DESTDIR)/usr/local/share/man/man8/conditionalctl.8
 
 unit/test_precond: unit/test_precond.c precond.c precond.h
 	$(CC) $(WARN) $(SAN) -g -O1 $(APR_CFLAGS) -I. -o $@ unit/test_precond.c precond.c $(APR_LIBS)
@@ -107,6 +113,9 @@ bench: deps all
 
 stress: deps all
 	sh build/run-tests.sh stress
+
+deb: deps
+	sh build/deb.sh
 
 clean:
 	rm -rf .libs *.la *.lo *.slo *.o mod_conditional.so tools/conditionalctl \

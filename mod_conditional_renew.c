@@ -165,8 +165,8 @@ conditional_held *conditional_renew_add(apr_pool_t *p,
 {
     conditional_held *h;
 
-    if (!conditional_renewer.thread) {
-        return NULL;        /* no thread: the lease alone bounds the write */
+    if (!conditional_renewer.thread || !pv->renew) {
+        return NULL;        /* the lease alone bounds the write */
     }
     h = apr_pcalloc(p, sizeof(*h));
     h->pv = pv;

@@ -138,7 +138,8 @@ typedef struct cond_store_provider {
     /* Extend owner's claim on key to `lease` from now by the store's
      * clock (never shortening it): the request holding it is still alive.
      * COND_STORE_NOT_HELD when owner no longer holds the claim (it was
-     * broken or settled). */
+     * broken or settled). May be NULL: then a write must finish within
+     * the lease. */
     apr_status_t (*renew)(cond_store *s, const char *key, const char *owner,
                           apr_interval_time_t lease, apr_pool_t *p);
 

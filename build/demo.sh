@@ -1,6 +1,7 @@
 #!/bin/sh
 # demo.sh - `make run` / `make stop`: httpd with mod_conditional in front of
-# the legacy CGI document API (t/cgi-bin/docs.cgi) on http://localhost:8080/.
+# the legacy CGI document API (t/cgi-bin/docs.cgi) on http://localhost:8080/,
+# whose / is a page saying what the demo is (build/demo-index.html).
 #
 #   sh build/demo.sh start     start (build/sandbox.sh), seed, print curl lines
 #   sh build/demo.sh stop      stop it
@@ -31,7 +32,7 @@ case ${1:-} in
             exit 1
         fi
         MPM=${MPM:-event} PORT=$PORT STORE=$STORE MODULE=1 REQUIRE=1 \
-            sh "$ROOT/build/sandbox.sh" start "$DEMO_DIR"
+            STATUS=1 INDEX=1 sh "$ROOT/build/sandbox.sh" start "$DEMO_DIR"
         # Seed the document through the module: create-only, so a second
         # `make run` leaves the existing one alone.
         curl -s -o /dev/null -X PUT -H 'If-None-Match: *' \
@@ -43,11 +44,16 @@ case ${1:-} in
                  "see $DEMO_DIR/logs/error.log" >&2
             exit 1
         fi
+        # The landing page, with the seeded document's tag in its curl lines.
+        sed -e "s|@URL@|$URL|g" -e "s|@ETAG@|$etag|g" \
+            -e "s|@STORE@|$STORE|g" -e "s|@LOGS@|$DEMO_DIR/logs|g" \
+            "$ROOT/build/demo-index.html" >"$DEMO_DIR/htdocs/index.html"
         cat <<EOT
-mod_conditional demo on $URL/  (stop it with: make stop)
-  /api/  the legacy CGI document API behind mod_conditional
-         (Conditional On, ConditionalRequire On)
-  /raw/  the same CGI without the module
+mod_conditional demo on $URL/  (open it in a browser; stop it with: make stop)
+  /api/            the legacy CGI document API behind mod_conditional
+                   (Conditional On, ConditionalRequire On)
+  /raw/            the same CGI without the module
+  /server-status   httpd's status with the module's counters (local only)
 Store:   $STORE
 Logs:    $DEMO_DIR/logs/  (access.log shows the module's decision per request)
 

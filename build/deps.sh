@@ -12,12 +12,20 @@
 #   postgresql, libaprutil1-dbd-pgsql
 #                          ConditionalStore dbd: the tests start their own
 #                          PostgreSQL; apr_dbd's driver for mod_dbd
+#   dpkg-dev, debhelper,   the Debian package (make deb, build/deb.sh; dh_apache2
+#   lintian                comes with apache2-dev) and its check in CI
+#                          (build/package-test.sh)
+#   php-fpm                the PHP backend behind mod_proxy_fcgi (t/fpm.t starts
+#                          its own php-fpm as the test user)
+#   chromium               headless browser: loads the demo's landing page and
+#                          takes a screenshot of it (t/landing.t)
 # JSON::PP, used by the test CGI and the tests, ships with perl itself.
 set -eu
 
 PACKAGES="gcc libc6-dev make perl apache2 apache2-dev apache2-utils libsqlite3-dev \
 sqlite3 libapache2-mod-perl2 libwww-perl curl wrk \
-postgresql libaprutil1-dbd-pgsql"
+postgresql libaprutil1-dbd-pgsql dpkg-dev debhelper lintian \
+php-fpm chromium"
 
 missing=""
 for pkg in $PACKAGES; do

@@ -24,6 +24,7 @@
 #   STATUS=1|0          mod_status with ExtendedStatus at /server-status (0)
 #   DBD=PARAMS          ConditionalStore dbd: mod_dbd with DBDriver pgsql
 #                       and these DBDParams instead of the SQLite STORE
+#   INDEX=1|0           serve DIR/htdocs/index.html as / (0; the demo's page)
 #
 # Locations:
 #   /api/       t/cgi-bin/docs.cgi, Conditional On
@@ -79,6 +80,7 @@ if [ "$CMD" = start ] || [ "$CMD" = conf ]; then
     ACCESSLOG=${ACCESSLOG:-1}
     STATUS=${STATUS:-0}
     DBD=${DBD:-}
+    INDEX=${INDEX:-0}
     cat >"$DIR/sandbox.env" <<EOF
 MPM=$MPM
 PORT=$PORT
@@ -92,6 +94,7 @@ REQUIRE=$REQUIRE
 ACCESSLOG=$ACCESSLOG
 STATUS=$STATUS
 DBD="$DBD"
+INDEX=$INDEX
 EOF
 elif [ -f "$DIR/sandbox.env" ]; then
     . "$DIR/sandbox.env"
@@ -274,6 +277,17 @@ LuaMapHandler "^/lua(raw)?/" "$ROOT/build/bench/docs.lua" handle
     </IfModule>
 </Location>
 EOF
+        if [ "$INDEX" = 1 ]; then
+            # Only / itself: mod_dir and mod_mime stay unloaded, so the
+            # benchmark's requests walk the same hooks as without the page.
+            cat <<EOF
+
+AliasMatch "^/\$" "$DIR/htdocs/index.html"
+<LocationMatch "^/\$">
+    ForceType "text/html; charset=utf-8"
+</LocationMatch>
+EOF
+        fi
         if [ "$STATUS" = 1 ]; then
             cat <<EOF
 

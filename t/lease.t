@@ -168,7 +168,8 @@ sub read_responses {
     my %body_of = (get($path)->header('ETag') => 0);
     my $t0 = time;
     my $w = background(PUT => "$path?early=1&sleep=" . (2 * $LEASE),
-                       vhost => $V, headers => [ 'If-Match' => (keys %body_of)[0] ],
+                       vhost => $V,
+                       headers => [ 'If-Match' => (keys %body_of)[0] ],
                        json => { v => 'late' });
     while (time - $t0 < 2 * $LEASE + 1) {
         my $res = get($path);
@@ -186,7 +187,8 @@ sub read_responses {
     } keys %body_of;
     ok !@two, 'early: no tag handed out names two bodies'
         or diag "304 for @two, which named $body_of{$two[0]}";
-    is json_of($now)->{data}{v}, 'late', '... and the late data is what a GET sees';
+    is json_of($now)->{data}{v}, 'late',
+        '... and the late data is what a GET sees';
 }
 
 # 4. A held claim broken behind its holder's back: stop the child that

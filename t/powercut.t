@@ -36,7 +36,10 @@ sub put {
                    headers => [ 'If-Match' => $tag ]);
 }
 
-sub version_of { my ($v) = $_[0] =~ /-([0-9a-f]+)"$/; defined $v ? hex $v : -1 }
+sub version_of {
+    my ($v) = $_[0] =~ /-([0-9a-f]+)"$/;
+    return defined $v ? hex $v : -1;
+}
 
 # Every process of the test server: the parent's process group.
 sub server_pids {
