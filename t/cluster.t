@@ -19,6 +19,8 @@
 #   - conditionalctl reads and bumps the shared store
 #   - a write longer than its lease keeps its claim (renewal through the
 #     dbd store); a write invalidates its parent on every node
+#   - server-status on every node names the shared store by the identity
+#     in the tags, and counts what that node decided
 use strict;
 use warnings FATAL => 'all';
 
@@ -34,7 +36,7 @@ my $PG = $ENV{PG_BIN} || '/usr/lib/postgresql/15/bin';
 my @IPS = qw(127.0.0.2 127.0.0.3 127.0.0.4);
 my $LEASE = 6;
 
-plan tests => 30, need need_cgi,
+plan tests => 32, need need_cgi,
     { "PostgreSQL server binaries in $PG" => -x "$PG/initdb" },
     { 'mod_dbd' => -e modules_dir() . '/mod_dbd.so' };
 
@@ -117,6 +119,7 @@ LoadModule alias_module $mods/mod_alias.so
 LoadModule env_module $mods/mod_env.so
 LoadModule cgid_module $mods/mod_cgid.so
 LoadModule dbd_module $mods/mod_dbd.so
+LoadModule status_module $mods/mod_status.so
 LoadModule conditional_module "$top/.libs/mod_conditional.so"
 StartServers 2
 ServerLimit 4
@@ -143,6 +146,9 @@ ConditionalLeaseTime $LEASE
 </Directory>
 ScriptAlias /raw/ "$top/t/cgi-bin/docs.cgi/"
 ScriptAlias /api/ "$top/t/cgi-bin/docs.cgi/"
+<Location /server-status>
+    SetHandler server-status
+</Location>
 <Location /api/>
     Conditional On
     ConditionalLockWait 1
@@ -404,6 +410,33 @@ ok named($s->{errors} eq '0' && $s->{stale_module_tags} == 0
          '... no error, no stale tag of the module, writes went on');
 ok named(!sh("grep -q 'prepared statement .* does not exist' $dir/pg.log"),
          'no statement was ever missing on a new session');
+
+# ---------------------------------------------------------------- status
+
+# mod_status on each node: the dbd store is shown usable, under the same
+# identity as the tags every node hands out, and the node's own counters
+# move with what it decided (node 2 answered the cross-node 304 above).
+my ($ident) = (module_tag(req(0, 'GET', '/api/docs/shared')) // '')
+              =~ /^"([0-9a-f]{16})-/;
+my @pages = map { req($_, 'GET', '/server-status')->decoded_content // '' }
+            0 .. 2;
+ok named(defined $ident
+         && 3 == grep({ /Store dbd for cluster\.test: identity \Q$ident\E/ }
+                      @pages),
+         'server-status on every node: the dbd store, with the tags\' identity');
+my %auto = map { /^Conditional(\w+): (\d+)$/ ? ($1 => $2) : () }
+           split /\n/, req(1, 'GET', '/server-status?auto')->decoded_content // '';
+my $before304 = $auto{NotModified} // -1;
+my $nm = req(1, 'GET', '/api/docs/shared',
+             { 'If-None-Match' => module_tag(req(0, 'GET', '/api/docs/shared'))
+                                  // '"none"' });
+%auto = map { /^Conditional(\w+): (\d+)$/ ? ($1 => $2) : () }
+        split /\n/, req(1, 'GET', '/server-status?auto')->decoded_content // '';
+t_debug("NotModified $before304 -> " . ($auto{NotModified} // '-')
+        . ', 304: ' . $nm->code);
+ok named($nm->code == 304 && $before304 >= 0
+         && ($auto{NotModified} // -1) == $before304 + 1,
+         '... and ?auto counts a 304 given on the dbd store');
 
 # ---------------------------------------------------------------- frozen
 
