@@ -221,29 +221,10 @@ int conditional_write(request_rec *r, conditional_req *rq,
     return OK;
 }
 
-/* Bump a key another write invalidated, but only one the store knows:
- * inventing a key would make "If-Match: *" succeed on nothing. */
-static void conditional_invalidate(request_rec *r, conditional_req *rq,
-                                   const char *key)
-{
-    const cond_store_provider *pv = rq->inst->provider;
-    cond_state st;
-    apr_int64_t v;
-
-    if (!strcmp(key, rq->key)
-        || pv->lookup(rq->inst->store, key, &st, r->pool) != APR_SUCCESS) {
-        return;
-    }
-    if (pv->bump(rq->inst->store, key, apr_time_now(), &v, r->pool)
-        != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "COND00010: could "
-                      "not invalidate key %s", key);
-    }
-}
-
 /* The parent of ".../items/7" (query dropped, trailing slash ignored) is
  * ".../items"; a collection is often also addressed as ".../items/". */
-static void conditional_invalidate_parent(request_rec *r, conditional_req *rq)
+static void conditional_parent_keys(request_rec *r, conditional_req *rq,
+                                    apr_array_header_t *keys)
 {
     char *k = apr_pstrdup(r->pool, rq->key);
     char *q = strchr(k, '?'), *slash;
@@ -261,14 +242,15 @@ static void conditional_invalidate_parent(request_rec *r, conditional_req *rq)
         || slash == ap_strchr_c(k, '/')) {
         return;             /* no parent below the site root */
     }
-    slash[1] = '\0';
-    conditional_invalidate(r, rq, k);
-    slash[0] = '\0';
-    conditional_invalidate(r, rq, k);
+    APR_ARRAY_PUSH(keys, const char *) = apr_pstrmemdup(r->pool, k,
+                                                        slash + 1 - k);
+    *slash = '\0';
+    APR_ARRAY_PUSH(keys, const char *) = k;
 }
 
-static void conditional_invalidate_listed(request_rec *r, conditional_req *rq,
-                                          const char *list)
+static void conditional_listed_keys(request_rec *r, conditional_req *rq,
+                                    const char *list,
+                                    apr_array_header_t *keys)
 {
     char *item;
 
@@ -279,44 +261,84 @@ static void conditional_invalidate_listed(request_rec *r, conditional_req *rq,
             ap_getparents(item);
             key = conditional_default_key(r, item);
         }
-        conditional_invalidate(r, rq, key);
+        APR_ARRAY_PUSH(keys, const char *) = key;
     }
 }
 
-/* Keys a write may have changed besides its own. */
+/* Keys a write may have changed besides its own, NULL when none: the
+ * store bumps those it knows in the transaction that settles the write
+ * (commit, release), and invents none - an invented key would make
+ * "If-Match: *" succeed on nothing. */
+static const apr_array_header_t *conditional_related(request_rec *r,
+                                                     conditional_req *rq,
+                                                     const char *listed)
+{
+    apr_array_header_t *keys = apr_array_make(r->pool, 4,
+                                              sizeof(const char *));
+
+    if (rq->invalidate_parent) {
+        conditional_parent_keys(r, rq, keys);
+    }
+    if (listed) {
+        conditional_listed_keys(r, rq, listed, keys);
+    }
+    return keys->nelts ? keys : NULL;
+}
+
+/* The related keys of a write that did not settle with a commit or a
+ * release (a broken claim, an unsure outcome, a failed settle): looked up
+ * and bumped one by one. */
 static void conditional_invalidate_related(request_rec *r, conditional_req *rq,
                                            const char *listed)
 {
-    if (rq->invalidate_parent) {
-        conditional_invalidate_parent(r, rq);
-    }
-    if (listed) {
-        conditional_invalidate_listed(r, rq, listed);
+    const cond_store_provider *pv = rq->inst->provider;
+    const apr_array_header_t *keys = conditional_related(r, rq, listed);
+    int i;
+
+    for (i = 0; keys && i < keys->nelts; i++) {
+        const char *key = APR_ARRAY_IDX(keys, i, const char *);
+        cond_state st;
+        apr_int64_t v;
+
+        if (!strcmp(key, rq->key)
+            || pv->lookup(rq->inst->store, key, &st, r->pool) != APR_SUCCESS) {
+            continue;
+        }
+        if (pv->bump(rq->inst->store, key, apr_time_now(), &v, r->pool)
+            != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "COND00010: "
+                          "could not invalidate key %s", key);
+        }
     }
 }
 
 /*
- * The backend answered 2xx: commit the new version as soon as the headers
- * are known, so the response can carry its ETag, but keep the claim until
- * the response is complete - a CGI may print its headers first and write
- * afterwards. Until then readers get no tag and writers wait.
+ * The backend answered 2xx: commit the new version. While the backend may
+ * still be writing (its headers are known, its body is not) the claim is
+ * kept (COND_COMMIT_HOLD) until the response is complete - a CGI may
+ * print its headers first and write afterwards; until then readers get no
+ * tag and writers wait. When the response is already complete, the commit
+ * also releases the claim and bumps the related keys: one transaction.
+ * Returns 1 when the related keys were bumped with it.
  */
-static void conditional_commit(request_rec *r, conditional_req *rq,
-                               unsigned hold)
+static int conditional_commit(request_rec *r, conditional_req *rq,
+                              unsigned hold,
+                              const apr_array_header_t *related)
 {
     apr_int64_t v = 0;
     apr_status_t rv;
 
     rv = rq->inst->provider->commit(rq->inst->store, rq->key, rq->owner,
                                     (rq->is_delete ? 0 : COND_COMMIT_EXISTS)
-                                    | hold, apr_time_now(), &v, r->pool);
+                                    | hold, related, apr_time_now(), &v,
+                                    r->pool);
     if (rv == APR_SUCCESS) {
         rq->committed = 1;
         if (!rq->is_delete) {
             conditional_set_validators(r, rq, v, 0);
         }
         conditional_note(r, conditional_version_note(r->pool, "commit ", v));
-        return;
+        return 1;
     }
     conditional_let_go(rq);
     if (rv == COND_STORE_NOT_HELD) {
@@ -342,6 +364,7 @@ static void conditional_commit(request_rec *r, conditional_req *rq,
                       conditional_store_error(r->pool));
         conditional_note(r, "commit-failed");
     }
+    return 0;
 }
 
 /*
@@ -351,21 +374,23 @@ static void conditional_commit(request_rec *r, conditional_req *rq,
  * the renewals): someone may have been tagged, or written, in between, so
  * the late write moves the version, exactly as for a lost claim at commit.
  */
-static void conditional_release_held(request_rec *r, conditional_req *rq)
+static int conditional_release_held(request_rec *r, conditional_req *rq,
+                                    const apr_array_header_t *related)
 {
     apr_int64_t v = 0;
     apr_status_t rv = rq->inst->provider->release(rq->inst->store, rq->key,
-                                                  rq->owner, r->pool);
+                                                  rq->owner, related,
+                                                  r->pool);
 
     if (rv == APR_SUCCESS) {
-        return;
+        return 1;
     }
     if (rv != COND_STORE_NOT_HELD) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "COND00017: cannot "
                       "release the claim on key %s%s; it stays until its "
                       "lease runs out, then the key gets a new version",
                       rq->key, conditional_store_error(r->pool));
-        return;
+        return 0;
     }
     rv = rq->inst->provider->bump(rq->inst->store, rq->key, apr_time_now(),
                                   &v, r->pool);
@@ -375,6 +400,7 @@ static void conditional_release_held(request_rec *r, conditional_req *rq)
                   rv == APR_SUCCESS ? "given a new version after the write"
                                     : "NOT given a new version");
     conditional_note(r, "claim-lost");
+    return 0;
 }
 
 /* What a write's end says about its effect on the resource. */
@@ -416,21 +442,20 @@ static void conditional_settle(request_rec *r, conditional_req *rq,
     const cond_store_provider *pv = rq->inst->provider;
     conditional_outcome outcome = conditional_outcome_of(rq, status,
                                                          finished);
+    const apr_array_header_t *related = NULL;
+    int folded = 0;
     apr_int64_t v = 0;
     apr_status_t rv;
 
     conditional_renew_remove(rq->held);
     switch (outcome) {
     case COND_OUTCOME_DONE:
-        if (rq->committed) {
-            conditional_release_held(r, rq);
-        }
-        else {
-            conditional_commit(r, rq, 0);  /* the 2xx bypassed the filter */
-        }
+        related = conditional_related(r, rq, rq->listed);
+        folded = rq->committed ? conditional_release_held(r, rq, related)
+                               : conditional_commit(r, rq, 0, related);
         break;
     case COND_OUTCOME_REFUSED:
-        pv->release(rq->inst->store, rq->key, rq->owner, r->pool);
+        pv->release(rq->inst->store, rq->key, rq->owner, NULL, r->pool);
         conditional_note(r, apr_psprintf(r->pool, "release %d", status));
         break;
     case COND_OUTCOME_UNSURE:
@@ -458,7 +483,8 @@ static void conditional_settle(request_rec *r, conditional_req *rq,
     conditional_let_go(rq);
     /* A pending claim's parent is bumped when the claim is broken; and a
      * child being torn down does no store I/O. */
-    if (outcome == COND_OUTCOME_DONE || outcome == COND_OUTCOME_UNSURE) {
+    if ((outcome == COND_OUTCOME_DONE && !folded)
+        || outcome == COND_OUTCOME_UNSURE) {
         conditional_invalidate_related(r, rq, rq->listed);
     }
 }
@@ -597,8 +623,40 @@ static apr_status_t conditional_read_to_eos(ap_filter_t *f,
     return APR_SUCCESS;
 }
 
-/* First brigade: the backend's status and headers are known; commit a 2xx.
- * The brigade with EOS: the backend is done; settle the claim. */
+/*
+ * Is the whole response in bb already: EOS, and every bucket before it
+ * read (a CGI's pipe to its end) within COND_READ_AHEAD bytes, nothing
+ * passed on? Then the backend is done before its headers leave, and the
+ * write settles in one store transaction (conditional_settle): commit,
+ * release and related keys together.
+ */
+static int conditional_complete(apr_bucket_brigade *bb)
+{
+    apr_bucket *e;
+    apr_size_t held = 0;
+
+    if (!conditional_has_eos(bb)) {
+        return 0;
+    }
+    for (e = APR_BRIGADE_FIRST(bb); !APR_BUCKET_IS_EOS(e);
+         e = APR_BUCKET_NEXT(e)) {
+        const char *data;
+        apr_size_t len;
+
+        if (APR_BUCKET_IS_METADATA(e)) {
+            continue;
+        }
+        if (apr_bucket_read(e, &data, &len, APR_BLOCK_READ) != APR_SUCCESS
+            || (held += len) > COND_READ_AHEAD) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* First brigade: the backend's status and headers are known; commit a 2xx,
+ * keeping the claim unless the response is complete already. The brigade
+ * with EOS: the backend is done; settle the claim. */
 apr_status_t conditional_commit_filter(ap_filter_t *f,
                                               apr_bucket_brigade *bb)
 {
@@ -612,8 +670,9 @@ apr_status_t conditional_commit_filter(ap_filter_t *f,
         conditional_hdr_unset(r, "Last-Modified");
         rq->listed = conditional_hdr_get(r, COND_INVALIDATE_HDR);
         conditional_hdr_unset(r, COND_INVALIDATE_HDR);
-        if (rq->owner && ap_is_HTTP_SUCCESS(r->status)) {
-            conditional_commit(r, rq, COND_COMMIT_HOLD);
+        if (rq->owner && ap_is_HTTP_SUCCESS(r->status)
+            && !conditional_complete(bb)) {
+            conditional_commit(r, rq, COND_COMMIT_HOLD, NULL);
         }
     }
     if (!rq->owner) {

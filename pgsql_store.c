@@ -67,8 +67,6 @@ enum {
     PG_CLAIM_NEW,
     PG_CLAIM,
     PG_RESOLVE,
-    PG_RELEASE_NEW,
-    PG_RELEASE,
     PG_RENEW,
     PG_BREAK,
     PG_BUMP,
@@ -79,6 +77,8 @@ enum {
     PG_LIST_FROM,
     PG_LIST_RANGE,
     PG_IDENTITY,
+    PG_RESOLVE_REL,
+    PG_RELEASE_REL,
     PG_NSTMT
 };
 
@@ -91,6 +91,15 @@ enum {
     ", encode(meta, 'hex')"
 #define PG_LEASE "clock_timestamp() + %lld * interval '1 microsecond'"
 #define PG_NEXT  "nextval('cond_version')"
+/* The related keys of a commit or release (store.h), hex and
+ * comma-separated in one text parameter: the known ones, other than the
+ * statement's own key, get a new version - only when the claim took (c
+ * is the CTE that hit the claimed row). */
+#define PG_BUMP_RELATED(c) \
+    "UPDATE cond_resources SET version = " PG_NEXT ", " \
+    "mtime = greatest(mtime + 1, %lld) WHERE key IN (SELECT decode(h, " \
+    "'hex') FROM unnest(string_to_array(%pDt, ',')) AS h) " \
+    "AND key <> %pDb AND EXISTS (SELECT 1 FROM " c ")"
 
 static const char *const pg_sql[PG_NSTMT] = {
     /* PG_LOOKUP */
@@ -113,12 +122,6 @@ static const char *const pg_sql[PG_NSTMT] = {
     "claim_owner = CASE WHEN %d <> 0 THEN claim_owner END, "
     "claim_expires = CASE WHEN %d <> 0 THEN claim_expires END "
     "WHERE key = %pDb AND claim_owner = %pDt RETURNING version",
-    /* PG_RELEASE_NEW: a placeholder whose first write failed goes */
-    "DELETE FROM cond_resources WHERE key = %pDb AND claim_owner = %pDt "
-    "AND version = 0",
-    /* PG_RELEASE */
-    "UPDATE cond_resources SET claim_owner = NULL, claim_expires = NULL "
-    "WHERE key = %pDb AND claim_owner = %pDt",
     /* PG_RENEW: only the owner's claim, live or expired but not broken;
      * never shortened */
     "UPDATE cond_resources SET claim_expires = greatest(claim_expires, "
@@ -154,7 +157,23 @@ static const char *const pg_sql[PG_NSTMT] = {
     "SELECT encode(key, 'hex'), " PG_COLUMNS " FROM cond_resources "
     "WHERE key >= %pDb AND key < %pDb ORDER BY key",
     /* PG_IDENTITY */
-    "SELECT value FROM cond_meta WHERE name = 'identity'"
+    "SELECT value FROM cond_meta WHERE name = 'identity'",
+    /* PG_RESOLVE_REL: PG_RESOLVE and its related keys in one statement */
+    "WITH c AS (UPDATE cond_resources SET version = " PG_NEXT ", "
+    "present = %d <> 0, mtime = greatest(mtime + 1, %lld), "
+    "claim_owner = CASE WHEN %d <> 0 THEN claim_owner END, "
+    "claim_expires = CASE WHEN %d <> 0 THEN claim_expires END "
+    "WHERE key = %pDb AND claim_owner = %pDt RETURNING version), "
+    "b AS (" PG_BUMP_RELATED("c") ") SELECT version FROM c",
+    /* PG_RELEASE_REL: the release (one of u, d hits the claimed row) and
+     * its related keys in one statement; a row when the claim was held */
+    "WITH u AS (UPDATE cond_resources SET claim_owner = NULL, "
+    "claim_expires = NULL WHERE key = %pDb AND claim_owner = %pDt "
+    "AND version <> 0 RETURNING version), "
+    "d AS (DELETE FROM cond_resources WHERE key = %pDb "
+    "AND claim_owner = %pDt AND version = 0 RETURNING version), "
+    "h AS (SELECT version FROM u UNION ALL SELECT version FROM d), "
+    "b AS (" PG_BUMP_RELATED("h") ") SELECT version FROM h"
 };
 
 /* One statement, so the advisory lock (any 64-bit constant of ours) ends
@@ -221,7 +240,8 @@ struct pg_task {
     int abandoned;            /* the caller gave up: the worker frees */
     apr_pool_t *caller_pool;
     /* inputs */
-    char *key, *owner, *meta, *end;
+    char *key, *owner, *meta, *end;   /* meta of commit, release: the
+                                       * related keys (pg_related) */
     apr_size_t klen, mlen, elen;
     apr_int64_t expect;
     apr_interval_time_t lease;
@@ -594,30 +614,52 @@ static apr_status_t pg_op_claim(pg_ctx *cx, pg_task *t)
     return n ? APR_SUCCESS : pg_claim_refused(cx, t);
 }
 
+/* A statement with related keys locks several rows, in no set order: two
+ * such commits may deadlock, and PostgreSQL then rolls one of them back
+ * whole. That one is run once more (it took no effect). */
+static apr_status_t pg_returning_related(pg_ctx *cx, int which,
+                                         const void **vals, int safe,
+                                         apr_int64_t *version)
+{
+    apr_status_t rv = pg_returning(cx, which, vals, safe, version);
+
+    if (rv == APR_EGENERAL) {
+        rv = pg_returning(cx, which, vals, safe, version);
+    }
+    return rv;
+}
+
+/* One round trip, related keys included (t->meta holds them). */
 static apr_status_t pg_op_commit(pg_ctx *cx, pg_task *t)
 {
     int exists = (t->flags & COND_COMMIT_EXISTS) != 0;
     int hold = (t->flags & COND_COMMIT_HOLD) != 0;
     const void *vals[] = { &exists, &t->now, &hold, &hold, PG_KEY(t),
-                           t->owner };
-    apr_status_t rv = pg_returning(cx, PG_RESOLVE, vals, 0, &t->version);
+                           t->owner, &t->now, t->meta, PG_KEY(t) };
+    apr_status_t rv = t->meta
+        ? pg_returning_related(cx, PG_RESOLVE_REL, vals, 0, &t->version)
+        : pg_returning(cx, PG_RESOLVE, vals, 0, &t->version);
 
     return rv == APR_SUCCESS && !t->version ? COND_STORE_NOT_HELD : rv;
 }
 
+/* One round trip: a held claim is released, or its version-0 placeholder
+ * dropped, by one statement; a deadlock victim is run once more, as in
+ * pg_returning_related. */
 static apr_status_t pg_op_release(pg_ctx *cx, pg_task *t)
 {
-    const void *vals[] = { PG_KEY(t), t->owner };
-    apr_status_t rv;
-    int n = 0;
+    const void *vals[] = { PG_KEY(t), t->owner, PG_KEY(t), t->owner,
+                           &t->now, t->meta ? t->meta : "", PG_KEY(t) };
+    apr_dbd_results_t *res;
+    apr_status_t rv = pg_exec(cx, PG_RELEASE_REL, vals, 1, &res, NULL);
 
-    /* Two compare-and-sets on the owner: once the first has matched
-     * nothing, nothing can turn the row back into our placeholder. */
-    rv = pg_exec(cx, PG_RELEASE_NEW, vals, 1, NULL, &n);
-    if (rv == APR_SUCCESS && n == 0) {
-        rv = pg_exec(cx, PG_RELEASE, vals, 1, NULL, &n);
+    if (rv == APR_EGENERAL) {
+        rv = pg_exec(cx, PG_RELEASE_REL, vals, 1, &res, NULL);
     }
-    return rv == APR_SUCCESS && n == 0 ? COND_STORE_NOT_HELD : rv;
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    return pg_first_row(cx, res) ? APR_SUCCESS : COND_STORE_NOT_HELD;
 }
 
 static apr_status_t pg_op_renew(pg_ctx *cx, pg_task *t)
@@ -1261,12 +1303,43 @@ static apr_status_t pg_claim(cond_store *s, const char *key,
     return pg_run_versioned(s, t, NULL);
 }
 
+/* The related keys as PG_BUMP_RELATED takes them, NULL for none. */
+static char *pg_related(const apr_array_header_t *related, const char *key,
+                        apr_pool_t *p)
+{
+    apr_array_header_t *hex;
+    int i;
+
+    if (!related || related->nelts == 0) {
+        return NULL;
+    }
+    hex = apr_array_make(p, related->nelts, sizeof(char *));
+    for (i = 0; i < related->nelts; i++) {
+        const char *k = APR_ARRAY_IDX(related, i, const char *);
+        apr_size_t n = k ? strlen(k) : 0, j;
+        char *h;
+
+        if (!k || !strcmp(k, key)) {
+            continue;
+        }
+        h = apr_palloc(p, 2 * n + 1);
+        for (j = 0; j < n; j++) {
+            apr_snprintf(h + 2 * j, 3, "%02x", (unsigned char)k[j]);
+        }
+        h[2 * n] = '\0';
+        APR_ARRAY_PUSH(hex, char *) = h;
+    }
+    return hex->nelts ? apr_array_pstrcat(p, hex, ',') : NULL;
+}
+
 static apr_status_t pg_commit(cond_store *s, const char *key,
                               const char *owner, unsigned flags,
+                              const apr_array_header_t *related,
                               apr_time_t now, apr_int64_t *version,
                               apr_pool_t *p)
 {
-    pg_task *t = pg_task_new(pg_op_commit, key, owner, NULL, p);
+    pg_task *t = pg_task_new(pg_op_commit, key, owner,
+                             pg_related(related, key, p), p);
 
     if (t) {
         t->flags = flags;
@@ -1276,10 +1349,17 @@ static apr_status_t pg_commit(cond_store *s, const char *key,
 }
 
 static apr_status_t pg_release(cond_store *s, const char *key,
-                               const char *owner, apr_pool_t *p)
+                               const char *owner,
+                               const apr_array_header_t *related,
+                               apr_pool_t *p)
 {
-    return pg_run_versioned(s, pg_task_new(pg_op_release, key, owner, NULL,
-                                           p), NULL);
+    pg_task *t = pg_task_new(pg_op_release, key, owner,
+                             pg_related(related, key, p), p);
+
+    if (t) {
+        t->now = apr_time_sec(apr_time_now());
+    }
+    return pg_run_versioned(s, t, NULL);
 }
 
 static apr_status_t pg_renew(cond_store *s, const char *key,

@@ -33,6 +33,7 @@
 #include <string.h>
 #include <strings.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -50,6 +51,27 @@
 /* How long a statement waits for another process's write lock. Writes hold
  * it for microseconds; anything longer means a stuck or foreign writer. */
 #define SQ_BUSY_MS        2000
+/* How a connection waits for a lock (store_busy): first this many
+ * sched_yield()s - a write transaction holds the lock for some tens of
+ * microseconds, so it is usually free again by then - then sleeps that
+ * start at SQ_BUSY_MIN_US and double up to SQ_BUSY_MAX_US, so a longer
+ * holder (a checkpoint, the CLI) is not polled in a busy loop. SQLite's
+ * own handler sleeps 1, 2, 5, 10 ... 100 ms: a millisecond lost for a
+ * lock that was free after twenty microseconds. */
+#define SQ_BUSY_YIELDS    16
+#define SQ_BUSY_MIN_US    20
+#define SQ_BUSY_MAX_US    2000
+/* The WAL bound (docs/design.md, "The WAL"). A commit that leaves at
+ * least SQ_WAL_PAGES pages in the WAL runs a RESTART checkpoint: it waits
+ * for the writer in progress and for readers of old snapshots (all of
+ * them microseconds long), copies the WAL into the database, syncs it, and
+ * has the next writer start the WAL again from its first frame. SQLite's
+ * own passive checkpoint never waits, so under sustained writes it never
+ * catches up with the writers and the WAL only grows. A checkpoint waits
+ * at most SQ_CKPT_BUSY_MS (a long reader, such as conditionalctl list on a
+ * big store, is not waited out: the next commit tries again). */
+#define SQ_WAL_PAGES      1000
+#define SQ_CKPT_BUSY_MS   100
 /* Upper bound on connections per child: one per concurrently calling
  * thread is all that is ever opened. */
 #define SQ_MAX_CONNS      1024
@@ -137,6 +159,7 @@ enum {
     SQ_RENEW,
     SQ_RESERVED,
     SQ_RESERVE,
+    SQ_BUMP_KNOWN,
     SQ_NSTMT
 };
 
@@ -167,13 +190,14 @@ static const char *const store_sql[SQ_NSTMT] = {
     "claim_owner = CASE WHEN ?5 THEN claim_owner END, "
     "claim_expires = CASE WHEN ?5 THEN claim_expires ELSE 0 END "
     "WHERE key = ?1 AND claim_owner = ?2 RETURNING version",
-    /* SQ_RELEASE_NEW: a placeholder whose first write failed is dropped
-     * rather than left behind as a row per URL ever written to */
-    "DELETE FROM resources WHERE key = ?1 AND claim_owner = ?2 "
-    "AND version = 0",
+    /* SQ_RELEASE_NEW: after SQ_RELEASE in the same transaction, a
+     * placeholder whose first write failed is dropped rather than left
+     * behind as a row per URL ever written to */
+    "DELETE FROM resources WHERE key = ?1 AND version = 0 "
+    "AND claim_owner IS NULL",
     /* SQ_RELEASE */
     "UPDATE resources SET claim_owner = NULL, claim_expires = 0 "
-    "WHERE key = ?1 AND claim_owner = ?2",
+    "WHERE key = ?1 AND claim_owner = ?2 RETURNING version",
     /* SQ_BREAK */
     "UPDATE resources SET version = " SQ_NEXT ", "
     "mtime = max(mtime + 1, ?3), claim_owner = NULL, claim_expires = 0 "
@@ -210,7 +234,10 @@ static const char *const store_sql[SQ_NSTMT] = {
     /* SQ_RESERVED, SQ_RESERVE: the highest version that may have been
      * handed out (see store_reserve) */
     "SELECT CAST(value AS INTEGER) FROM meta WHERE name = 'reserved'",
-    "INSERT OR REPLACE INTO meta (name, value) VALUES ('reserved', ?1)"
+    "INSERT OR REPLACE INTO meta (name, value) VALUES ('reserved', ?1)",
+    /* SQ_BUMP_KNOWN: a related key of a commit or release, only if known */
+    "UPDATE resources SET version = " SQ_NEXT ", "
+    "mtime = max(mtime + 1, ?2) WHERE key = ?1 RETURNING version"
 };
 
 static const char store_schema[] =
@@ -257,6 +284,8 @@ typedef struct {
     apr_uint32_t hdr[SQ_WALHDR_WORDS];  /* WAL-index header of epoch */
     apr_uint64_t epoch;
     apr_int64_t reserved;   /* a durable bound on versions; 0: read it */
+    apr_time_t busy_since;  /* store_busy: when this wait began */
+    int busy_ms;            /* store_busy: how long it may last */
     store_memo memo[SQ_MEMO_SLOTS];
 } store_conn;
 
@@ -346,6 +375,50 @@ static apr_status_t store_pragma_text(sqlite3 *db, const char *sql, char *buf,
                                       apr_size_t len);
 static int store_unmark_clean(sqlite3 *db);
 
+/* The busy handler of a pooled connection (see SQ_BUSY_YIELDS): count is
+ * 0 on the first call of each wait. Returning 0 ends the wait with
+ * SQLITE_BUSY (APR_TIMEUP to the caller). */
+static int store_busy(void *arg, int count)
+{
+    store_conn *c = arg;
+    apr_time_t now = apr_time_now();
+    apr_interval_time_t pause;
+
+    if (count == 0) {
+        c->busy_since = now;
+    }
+    else if (now - c->busy_since >= apr_time_from_msec(c->busy_ms)) {
+        return 0;
+    }
+    if (count < SQ_BUSY_YIELDS) {
+        sched_yield();
+        return 1;
+    }
+    pause = SQ_BUSY_MIN_US;
+    for (count -= SQ_BUSY_YIELDS; count > 0 && pause < SQ_BUSY_MAX_US;
+         count--) {
+        pause *= 2;
+    }
+    apr_sleep(pause < SQ_BUSY_MAX_US ? pause : SQ_BUSY_MAX_US);
+    return 1;
+}
+
+/* After each commit of a pooled connection, with the WAL's size in pages:
+ * keep it under its bound (SQ_WAL_PAGES). The commit itself has already
+ * succeeded; a checkpoint that cannot run now is tried by the next one. */
+static int store_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    store_conn *c = arg;
+
+    if (pages >= SQ_WAL_PAGES) {
+        c->busy_ms = SQ_CKPT_BUSY_MS;
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_RESTART, NULL,
+                                  NULL);
+        c->busy_ms = SQ_BUSY_MS;
+    }
+    return SQLITE_OK;
+}
+
 /* SQLite's words for the last failed open on this thread: apr_reslist's
  * constructor has no way to hand them to the caller. */
 static __thread char store_open_err[256];
@@ -375,6 +448,9 @@ static apr_status_t store_conn_open(const char *path, const char *vfs,
         return rv;
     }
     rc = store_configure(c->db);
+    c->busy_ms = SQ_BUSY_MS;
+    sqlite3_busy_handler(c->db, store_busy, c);
+    sqlite3_wal_hook(c->db, store_wal_hook, c);
     if (rc == SQLITE_OK && vfs) {
         rc = sqlite3_exec(c->db, "PRAGMA mmap_size=" SQ_MMAP_BYTES,
                           NULL, NULL, NULL);
@@ -606,39 +682,107 @@ static apr_status_t store_reserved(store_conn *c, apr_int64_t v, int *ok)
     return APR_SUCCESS;
 }
 
-/* One attempt of store_versioned; *ok = 0: rolled back for a reservation
- * (the statement keeps its bindings for the retry). */
-static apr_status_t store_versioned_tx(store_conn *c, sqlite3_stmt *st,
-                                       apr_int64_t *version, int *ok)
+/* Step a statement that ends in "RETURNING version": *v gets it, or
+ * APR_NOTFOUND when the statement matched no row. Bindings stay. */
+static apr_status_t store_step_version(store_conn *c, sqlite3_stmt *st,
+                                       apr_int64_t *v)
 {
-    apr_int64_t v = 0;
-    apr_status_t rv;
-    int rc;
+    int rc = sqlite3_step(st), found = 0;
 
-    *ok = 1;
-    if ((rv = store_run(c, SQ_BEGIN, NULL)) != APR_SUCCESS) {
-        return rv;
-    }
-    rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        v = sqlite3_column_int64(st, 0);
+        *v = sqlite3_column_int64(st, 0);
+        found = 1;
         rc = sqlite3_step(st);
     }
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) {
         return store_fail(c, rc);          /* store_put rolls back */
     }
-    if (v == 0) {
-        store_run(c, SQ_ROLLBACK, NULL);
-        return APR_NOTFOUND;
-    }
-    if ((rv = store_reserved(c, v, ok)) != APR_SUCCESS || !*ok) {
-        store_run(c, SQ_ROLLBACK, NULL);
+    return found ? APR_SUCCESS : APR_NOTFOUND;
+}
+
+/* Inside a write transaction: v was just handed out; move the sequence up
+ * to it. *ok = 0: v is past the durable reservation, the caller rolls back
+ * and reserves. */
+static apr_status_t store_take_version(store_conn *c, apr_int64_t v, int *ok)
+{
+    apr_status_t rv = store_reserved(c, v, ok);
+
+    if (rv != APR_SUCCESS || !*ok) {
         return rv;
     }
     sqlite3_bind_int64(c->st[SQ_SEQ_SET], 1, v);
-    if ((rv = store_run(c, SQ_SEQ_SET, NULL)) != APR_SUCCESS
-        || (rv = store_run(c, SQ_COMMIT, NULL)) != APR_SUCCESS) {
+    return store_run(c, SQ_SEQ_SET, NULL);
+}
+
+/* Inside a write transaction: give every known key of related but skip a
+ * new version (commit, release). */
+static apr_status_t store_bump_related(store_conn *c,
+                                       const apr_array_header_t *related,
+                                       const char *skip, apr_int64_t now_sec,
+                                       int *ok)
+{
+    sqlite3_stmt *st = c->st[SQ_BUMP_KNOWN];
+    apr_status_t rv = APR_SUCCESS;
+    apr_int64_t v = 0;
+    int i;
+
+    for (i = 0; related && i < related->nelts && *ok; i++) {
+        const char *key = APR_ARRAY_IDX(related, i, const char *);
+
+        if (!key || !strcmp(key, skip)) {
+            continue;
+        }
+        store_bind_text(st, 1, key);
+        sqlite3_bind_int64(st, 2, now_sec);
+        rv = store_step_version(c, st, &v);
+        store_reset(st);
+        if (rv == APR_NOTFOUND) {
+            rv = APR_SUCCESS;           /* unknown: not invented */
+            continue;
+        }
+        if (rv != APR_SUCCESS
+            || (rv = store_take_version(c, v, ok)) != APR_SUCCESS) {
+            break;
+        }
+    }
+    return rv;
+}
+
+/* What a versioned write does besides its one statement. */
+typedef struct {
+    const apr_array_header_t *related;  /* bumped when the statement hits */
+    const char *key;                    /* the statement's own key */
+    apr_int64_t now_sec;
+} store_extra;
+
+/* One attempt of store_versioned; *ok = 0: rolled back for a reservation
+ * (the statement keeps its bindings for the retry). */
+static apr_status_t store_versioned_tx(store_conn *c, sqlite3_stmt *st,
+                                       const store_extra *x,
+                                       apr_int64_t *version, int *ok)
+{
+    apr_int64_t v = 0;
+    apr_status_t rv;
+
+    *ok = 1;
+    if ((rv = store_run(c, SQ_BEGIN, NULL)) != APR_SUCCESS) {
+        return rv;
+    }
+    if ((rv = store_step_version(c, st, &v)) != APR_SUCCESS) {
+        if (rv == APR_NOTFOUND) {
+            store_run(c, SQ_ROLLBACK, NULL);
+        }
+        return rv;
+    }
+    if ((rv = store_take_version(c, v, ok)) == APR_SUCCESS && *ok && x) {
+        rv = store_bump_related(c, x->related, x->key, x->now_sec, ok);
+    }
+    if (rv != APR_SUCCESS || !*ok) {
+        store_run(c, SQ_ROLLBACK, NULL);
+        return rv;
+    }
+    if ((rv = store_run(c, SQ_COMMIT, NULL)) != APR_SUCCESS) {
         return rv;
     }
     *version = v;
@@ -649,10 +793,12 @@ static apr_status_t store_versioned_tx(store_conn *c, sqlite3_stmt *st,
  * Run stmt (bound by the caller), which gives one row the next version and
  * says so through "RETURNING version", and move the sequence up to it - all
  * in one IMMEDIATE transaction, so the version and the row change land
- * together or not at all. APR_NOTFOUND: stmt matched no row, nothing was
+ * together or not at all; with x, the known keys of x->related are bumped
+ * in the same transaction. APR_NOTFOUND: stmt matched no row, nothing was
  * written and the sequence is untouched.
  */
 static apr_status_t store_versioned(store_conn *c, int which,
+                                    const store_extra *x,
                                     apr_int64_t *version)
 {
     sqlite3_stmt *st = c->st[which];
@@ -661,7 +807,7 @@ static apr_status_t store_versioned(store_conn *c, int which,
     int ok = 0, tries;
 
     for (tries = 0; tries < 2; tries++) {
-        rv = store_versioned_tx(c, st, &v, &ok);
+        rv = store_versioned_tx(c, st, x, &v, &ok);
         if (rv != APR_SUCCESS || ok) {
             break;
         }
@@ -1489,9 +1635,11 @@ static apr_status_t store_claim(cond_store *s, const char *key,
 
 static apr_status_t store_commit(cond_store *s, const char *key,
                                  const char *owner, unsigned flags,
+                                 const apr_array_header_t *related,
                                  apr_time_t now, apr_int64_t *version,
                                  apr_pool_t *p)
 {
+    store_extra x;
     store_conn *c;
     sqlite3_stmt *st;
     apr_status_t rv;
@@ -1499,40 +1647,83 @@ static apr_status_t store_commit(cond_store *s, const char *key,
     if ((rv = store_get(s, &c, 1, p)) != APR_SUCCESS) {
         return rv;
     }
+    x.related = related;
+    x.key = key;
+    x.now_sec = apr_time_sec(now);
     st = c->st[SQ_RESOLVE];
     store_bind_text(st, 1, key);
     store_bind_text(st, 2, owner);
     sqlite3_bind_int(st, 3, (flags & COND_COMMIT_EXISTS) != 0);
-    sqlite3_bind_int64(st, 4, apr_time_sec(now));
+    sqlite3_bind_int64(st, 4, x.now_sec);
     sqlite3_bind_int(st, 5, (flags & COND_COMMIT_HOLD) != 0);
-    rv = store_versioned(c, SQ_RESOLVE, version);
+    rv = store_versioned(c, SQ_RESOLVE, &x, version);
     store_put(s, c, p);
     return rv;
 }
 
+/* One attempt of store_release; *ok as for store_versioned_tx. */
+static apr_status_t store_release_tx(store_conn *c, const char *key,
+                                     const char *owner,
+                                     const apr_array_header_t *related,
+                                     int *ok)
+{
+    sqlite3_stmt *st = c->st[SQ_RELEASE];
+    apr_int64_t v = 0;
+    apr_status_t rv;
+
+    *ok = 1;
+    if ((rv = store_run(c, SQ_BEGIN, NULL)) != APR_SUCCESS) {
+        return rv;
+    }
+    store_bind_text(st, 1, key);
+    store_bind_text(st, 2, owner);
+    rv = store_step_version(c, st, &v);
+    store_reset(st);
+    if (rv == APR_NOTFOUND) {
+        store_run(c, SQ_ROLLBACK, NULL);
+        return COND_STORE_NOT_HELD;
+    }
+    if (rv == APR_SUCCESS && v == 0) {
+        store_bind_text(c->st[SQ_RELEASE_NEW], 1, key);
+        rv = store_run(c, SQ_RELEASE_NEW, NULL);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = store_bump_related(c, related, key,
+                                apr_time_sec(apr_time_now()), ok);
+    }
+    if (rv != APR_SUCCESS || !*ok) {
+        store_run(c, SQ_ROLLBACK, NULL);
+        return rv;
+    }
+    return store_run(c, SQ_COMMIT, NULL);
+}
+
+/* One transaction whatever it finds: the claim cleared (a version-0
+ * placeholder dropped), the related keys bumped. */
 static apr_status_t store_release(cond_store *s, const char *key,
-                                  const char *owner, apr_pool_t *p)
+                                  const char *owner,
+                                  const apr_array_header_t *related,
+                                  apr_pool_t *p)
 {
     store_conn *c;
     apr_status_t rv;
-    int changes = 0;
+    int ok = 0, tries;
 
     if ((rv = store_get(s, &c, 1, p)) != APR_SUCCESS) {
         return rv;
     }
-    /* Two statements, each a compare-and-set on the owner: once the first
-     * has matched nothing, nothing can turn the row back into our
-     * version-0 placeholder. */
-    store_bind_text(c->st[SQ_RELEASE_NEW], 1, key);
-    store_bind_text(c->st[SQ_RELEASE_NEW], 2, owner);
-    rv = store_run(c, SQ_RELEASE_NEW, &changes);
-    if (rv == APR_SUCCESS && changes == 0) {
-        store_bind_text(c->st[SQ_RELEASE], 1, key);
-        store_bind_text(c->st[SQ_RELEASE], 2, owner);
-        rv = store_run(c, SQ_RELEASE, &changes);
+    for (tries = 0; tries < 2; tries++) {
+        rv = store_release_tx(c, key, owner, related, &ok);
+        if (rv != APR_SUCCESS || ok
+            || (rv = store_reserve(c)) != APR_SUCCESS) {
+            break;
+        }
+    }
+    if (rv == APR_SUCCESS && !ok) {
+        rv = APR_EGENERAL;
     }
     store_put(s, c, p);
-    return rv == APR_SUCCESS && changes == 0 ? COND_STORE_NOT_HELD : rv;
+    return rv;
 }
 
 static apr_status_t store_renew(cond_store *s, const char *key,
@@ -1569,7 +1760,7 @@ static apr_status_t store_break_claim(cond_store *s, const char *key,
     store_bind_text(st, 1, key);
     store_bind_text(st, 2, dead_owner);
     sqlite3_bind_int64(st, 3, apr_time_sec(now));
-    rv = store_versioned(c, SQ_BREAK, version);
+    rv = store_versioned(c, SQ_BREAK, NULL, version);
     store_put(s, c, p);
     return rv == APR_NOTFOUND ? COND_STORE_NOT_HELD : rv;
 }
@@ -1587,7 +1778,7 @@ static apr_status_t store_bump(cond_store *s, const char *key, apr_time_t now,
     st = c->st[SQ_BUMP];
     store_bind_text(st, 1, key);
     sqlite3_bind_int64(st, 2, apr_time_sec(now));
-    rv = store_versioned(c, SQ_BUMP, version);
+    rv = store_versioned(c, SQ_BUMP, NULL, version);
     store_put(s, c, p);
     /* An upsert always hits a row. */
     return rv == APR_NOTFOUND ? APR_EGENERAL : rv;
@@ -1608,7 +1799,7 @@ static apr_status_t store_register(cond_store *s, const char *key,
     store_bind_text(st, 1, key);
     sqlite3_bind_int64(st, 2, apr_time_sec(now));
     store_bind_text(st, 3, meta);
-    rv = store_versioned(c, SQ_REGISTER, version);
+    rv = store_versioned(c, SQ_REGISTER, NULL, version);
     store_put(s, c, p);
     return rv == APR_NOTFOUND ? APR_EEXIST : rv;
 }
@@ -1631,7 +1822,7 @@ static apr_status_t store_set_exists(cond_store *s, const char *key,
     sqlite3_bind_int64(st, 3, apr_time_sec(now));
     store_bind_text(st, 4, meta);
     sqlite3_bind_int64(st, 5, expect_version);
-    rv = store_versioned(c, SQ_SET_EXISTS, version);
+    rv = store_versioned(c, SQ_SET_EXISTS, NULL, version);
     store_put(s, c, p);
     return rv == APR_NOTFOUND ? APR_EAGAIN : rv;
 }

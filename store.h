@@ -39,6 +39,7 @@
 #define COND_STORE_H
 
 #include <apr_pools.h>
+#include <apr_tables.h>
 #include <apr_time.h>
 
 typedef struct cond_store cond_store;
@@ -124,16 +125,28 @@ typedef struct cond_store_provider {
      * set mtime to max(now, mtime + 1 s) and clear the claim - or, with
      * COND_COMMIT_HOLD, keep it (same lease) until release(): the version
      * is known before the backend has finished. *version receives the new
-     * version. COND_STORE_NOT_HELD: owner no longer holds the claim (it
-     * expired and was broken); nothing is written. */
+     * version. In the same atomic step, and only when the commit takes,
+     * each key of `related` (const char *; NULL or empty for none) that
+     * the store knows, other than key, gets a new version and mtime as by
+     * bump() - the keys the write invalidates (its parent, the backend's
+     * Conditional-Invalidate list); an unknown one is not created. So a
+     * write whose response is complete costs one store transaction after
+     * its claim. COND_STORE_NOT_HELD: owner no longer holds the claim (it
+     * expired and was broken); nothing is written, related keys neither. */
     apr_status_t (*commit)(cond_store *s, const char *key, const char *owner,
-                           unsigned flags, apr_time_t now,
-                           apr_int64_t *version, apr_pool_t *p);
+                           unsigned flags,
+                           const apr_array_header_t *related,
+                           apr_time_t now, apr_int64_t *version,
+                           apr_pool_t *p);
 
-    /* Drop owner's claim, leaving version, presence and mtime unchanged.
-     * COND_STORE_NOT_HELD when owner does not hold it. */
+    /* Drop owner's claim, leaving version, presence and mtime unchanged,
+     * and in the same atomic step bump the known keys of `related` as
+     * commit() does (NULL or empty: none). COND_STORE_NOT_HELD when owner
+     * does not hold it; nothing is written then. */
     apr_status_t (*release)(cond_store *s, const char *key,
-                            const char *owner, apr_pool_t *p);
+                            const char *owner,
+                            const apr_array_header_t *related,
+                            apr_pool_t *p);
 
     /* Extend owner's claim on key to `lease` from now by the store's
      * clock (never shortening it): the request holding it is still alive.

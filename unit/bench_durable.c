@@ -56,8 +56,8 @@ int main(int argc, char **argv)
         if (SQ->claim(s, key, st.version, "bench", 60000000, p)
                 != APR_SUCCESS
             || SQ->commit(s, key, "bench", COND_COMMIT_EXISTS
-                          | COND_COMMIT_HOLD, now, &v, p) != APR_SUCCESS
-            || SQ->release(s, key, "bench", p) != APR_SUCCESS) {
+                          | COND_COMMIT_HOLD, NULL, now, &v, p) != APR_SUCCESS
+            || SQ->release(s, key, "bench", NULL, p) != APR_SUCCESS) {
             fprintf(stderr, "bench_durable: write %d failed\n", i);
             return 1;
         }

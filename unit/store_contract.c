@@ -191,7 +191,7 @@ static void test_lookup_claim(apr_pool_t *p)
     /* even for its own owner: a claim is taken once */
     CHECK_RV(PV->claim(s, "/new", 0, "A", LEASE, p), APR_EBUSY);
 
-    CHECK_RV(PV->commit(s, "/new", "A", 1, now, &v, p), APR_SUCCESS);
+    CHECK_RV(PV->commit(s, "/new", "A", 1, NULL, now, &v, p), APR_SUCCESS);
     CHECK(v > 0);
 
     /* unclaimed but at another version: EAGAIN */
@@ -205,7 +205,7 @@ static void test_lookup_claim(apr_pool_t *p)
     CHECK_RV(PV->claim(s, "/new", v, "B", LEASE, p), APR_SUCCESS);
     CHECK_RV(PV->lookup(s, "/new", &st, p), APR_SUCCESS);
     CHECK(st.version == v && st.claim_owner && !strcmp(st.claim_owner, "B"));
-    CHECK_RV(PV->commit(s, "/new", "B", 1, now, &v2, p), APR_SUCCESS);
+    CHECK_RV(PV->commit(s, "/new", "B", 1, NULL, now, &v2, p), APR_SUCCESS);
     CHECK(v2 > v);
 }
 
@@ -237,12 +237,13 @@ static void test_lease_expiry(apr_pool_t *p)
     CHECK_RV(PV->claim(s, "/k", v1, "next", LEASE, p), APR_SUCCESS);
 
     /* the dead owner waking up cannot commit or release */
-    CHECK_RV(PV->commit(s, "/k", "dead", 1, now, &v2, p), COND_STORE_NOT_HELD);
-    CHECK_RV(PV->release(s, "/k", "dead", p), COND_STORE_NOT_HELD);
+    CHECK_RV(PV->commit(s, "/k", "dead", 1, NULL, now, &v2, p),
+             COND_STORE_NOT_HELD);
+    CHECK_RV(PV->release(s, "/k", "dead", NULL, p), COND_STORE_NOT_HELD);
     CHECK_RV(PV->lookup(s, "/k", &st, p), APR_SUCCESS);
     CHECK(st.version == v1 && st.claim_owner
           && !strcmp(st.claim_owner, "next"));
-    CHECK_RV(PV->commit(s, "/k", "next", 1, now, &v2, p), APR_SUCCESS);
+    CHECK_RV(PV->commit(s, "/k", "next", 1, NULL, now, &v2, p), APR_SUCCESS);
     CHECK(v2 > v1);
 }
 
@@ -260,7 +261,8 @@ static void test_commit(apr_pool_t *p)
     CHECK_RV(PV->register_key(s, "/c", "Cache-Control: max-age=5\n",
                               t0, &v0, p), APR_SUCCESS);
     CHECK_RV(PV->claim(s, "/c", v0, "W", LEASE, p), APR_SUCCESS);
-    CHECK_RV(PV->commit(s, "/c", "W", 1, t0 + apr_time_from_sec(10) + 123,
+    CHECK_RV(PV->commit(s, "/c", "W", 1, NULL,
+                        t0 + apr_time_from_sec(10) + 123,
                         &v1, p), APR_SUCCESS);
     CHECK(v1 > v0);
     CHECK_RV(PV->lookup(s, "/c", &st, p), APR_SUCCESS);
@@ -274,7 +276,7 @@ static void test_commit(apr_pool_t *p)
     /* a clock that stepped back never moves mtime backwards, and the
      * write still moves it forward: If-Modified-Since must not hide it */
     CHECK_RV(PV->claim(s, "/c", v1, "W", LEASE, p), APR_SUCCESS);
-    CHECK_RV(PV->commit(s, "/c", "W", 1, t0, &v2, p), APR_SUCCESS);
+    CHECK_RV(PV->commit(s, "/c", "W", 1, NULL, t0, &v2, p), APR_SUCCESS);
     CHECK_RV(PV->lookup(s, "/c", &st, p), APR_SUCCESS);
     CHECK(st.mtime == t0 + apr_time_from_sec(11));
     /* so do a break and a bump in that same second */
@@ -288,7 +290,8 @@ static void test_commit(apr_pool_t *p)
 
     /* a DELETE: absent, version still moves on */
     CHECK_RV(PV->claim(s, "/c", v2, "D", LEASE, p), APR_SUCCESS);
-    CHECK_RV(PV->commit(s, "/c", "D", 0, t0 + apr_time_from_sec(20), &v1, p),
+    CHECK_RV(PV->commit(s, "/c", "D", 0, NULL, t0 + apr_time_from_sec(20),
+                        &v1, p),
              APR_SUCCESS);
     CHECK(v1 > v2);
     CHECK_RV(PV->lookup(s, "/c", &st, p), APR_SUCCESS);
@@ -301,10 +304,10 @@ static void test_commit(apr_pool_t *p)
     CHECK_RV(PV->claim(s, "/c", v1, "owner", LEASE, p), APR_SUCCESS);
     seq = test_sequence(name);
     v2 = -1;
-    CHECK_RV(PV->commit(s, "/c", "intruder", 1, t0, &v2, p),
+    CHECK_RV(PV->commit(s, "/c", "intruder", 1, NULL, t0, &v2, p),
              COND_STORE_NOT_HELD);
     CHECK(v2 == -1);
-    CHECK_RV(PV->commit(s, "/nokey", "owner", 1, t0, &v2, p),
+    CHECK_RV(PV->commit(s, "/nokey", "owner", 1, NULL, t0, &v2, p),
              COND_STORE_NOT_HELD);
     CHECK(test_sequence(name) == seq);
     CHECK_RV(PV->lookup(s, "/c", &st, p), APR_SUCCESS);
@@ -314,7 +317,8 @@ static void test_commit(apr_pool_t *p)
     /* after the claim was broken, the former owner's commit fails */
     CHECK_RV(PV->break_claim(s, "/c", "owner", t0, &v2, p), APR_SUCCESS);
     seq = test_sequence(name);
-    CHECK_RV(PV->commit(s, "/c", "owner", 1, t0, &v0, p), COND_STORE_NOT_HELD);
+    CHECK_RV(PV->commit(s, "/c", "owner", 1, NULL, t0, &v0, p),
+             COND_STORE_NOT_HELD);
     CHECK(test_sequence(name) == seq);
     CHECK_RV(PV->lookup(s, "/c", &st, p), APR_SUCCESS);
     CHECK(st.version == v2 && !st.exists && !st.claim_owner);
@@ -323,13 +327,13 @@ static void test_commit(apr_pool_t *p)
      * until release, which leaves the version alone */
     CHECK_RV(PV->claim(s, "/c", v2, "H", LEASE, p), APR_SUCCESS);
     CHECK_RV(PV->commit(s, "/c", "H", COND_COMMIT_EXISTS | COND_COMMIT_HOLD,
-                        t0, &v1, p), APR_SUCCESS);
+                        NULL, t0, &v1, p), APR_SUCCESS);
     CHECK(v1 > v2);
     CHECK_RV(PV->lookup(s, "/c", &st, p), APR_SUCCESS);
     CHECK(st.version == v1 && st.exists && st.claim_owner
           && !strcmp(st.claim_owner, "H") && LEASE_FRESH(st.claim_left));
     CHECK_RV(PV->claim(s, "/c", v1, "other", LEASE, p), APR_EBUSY);
-    CHECK_RV(PV->release(s, "/c", "H", p), APR_SUCCESS);
+    CHECK_RV(PV->release(s, "/c", "H", NULL, p), APR_SUCCESS);
     CHECK_RV(PV->lookup(s, "/c", &st, p), APR_SUCCESS);
     CHECK(st.version == v1 && st.exists && !st.claim_owner);
 }
@@ -345,19 +349,19 @@ static void test_release_break(apr_pool_t *p)
         return;
     }
     CHECK_RV(PV->register_key(s, "/r", "m", now, &v0, p), APR_SUCCESS);
-    CHECK_RV(PV->release(s, "/r", "nobody", p), COND_STORE_NOT_HELD);
-    CHECK_RV(PV->release(s, "/none", "nobody", p), COND_STORE_NOT_HELD);
+    CHECK_RV(PV->release(s, "/r", "nobody", NULL, p), COND_STORE_NOT_HELD);
+    CHECK_RV(PV->release(s, "/none", "nobody", NULL, p), COND_STORE_NOT_HELD);
     CHECK_RV(PV->claim(s, "/r", v0, "R", LEASE, p), APR_SUCCESS);
-    CHECK_RV(PV->release(s, "/r", "other", p), COND_STORE_NOT_HELD);
-    CHECK_RV(PV->release(s, "/r", "R", p), APR_SUCCESS);
+    CHECK_RV(PV->release(s, "/r", "other", NULL, p), COND_STORE_NOT_HELD);
+    CHECK_RV(PV->release(s, "/r", "R", NULL, p), APR_SUCCESS);
     CHECK_RV(PV->lookup(s, "/r", &st, p), APR_SUCCESS);
     CHECK(st.version == v0 && st.exists && !st.claim_owner
           && st.meta && !strcmp(st.meta, "m"));
-    CHECK_RV(PV->release(s, "/r", "R", p), COND_STORE_NOT_HELD);
+    CHECK_RV(PV->release(s, "/r", "R", NULL, p), COND_STORE_NOT_HELD);
 
     /* a first write that failed leaves no trace of the key */
     CHECK_RV(PV->claim(s, "/fresh", 0, "F", LEASE, p), APR_SUCCESS);
-    CHECK_RV(PV->release(s, "/fresh", "F", p), APR_SUCCESS);
+    CHECK_RV(PV->release(s, "/fresh", "F", NULL, p), APR_SUCCESS);
     CHECK_RV(PV->lookup(s, "/fresh", &st, p), APR_NOTFOUND);
 
     /* break_claim is a compare-and-set on the dead owner */
@@ -440,7 +444,7 @@ static void test_versions(apr_pool_t *p)
     RECORD(PV->bump(s, "/a", now, &v, p));
     CHECK_RV(PV->claim(s, "/b", last - 1, "x", LEASE, p),
              APR_SUCCESS);
-    RECORD(PV->commit(s, "/b", "x", 1, now, &v, p));
+    RECORD(PV->commit(s, "/b", "x", 1, NULL, now, &v, p));
     RECORD(PV->bump(s, "/c", now, &v, p));
     RECORD(PV->set_exists(s, "/a", seen[2], 0, NULL, now, &v, p));
     CHECK_RV(PV->claim(s, "/a", last, "y", LEASE, p), APR_SUCCESS);
@@ -453,7 +457,7 @@ static void test_versions(apr_pool_t *p)
     RECORD(PV->register_key(s, "/a", NULL, now, &v, p));
     CHECK_RV(PV->forget(s, "/a", p), APR_SUCCESS);
     CHECK_RV(PV->claim(s, "/a", 0, "z", LEASE, p), APR_SUCCESS);
-    RECORD(PV->commit(s, "/a", "z", 1, now, &v, p));
+    RECORD(PV->commit(s, "/a", "z", 1, NULL, now, &v, p));
     /* forgetting the key that holds the highest version */
     CHECK_RV(PV->forget(s, "/a", p), APR_SUCCESS);
     RECORD(PV->bump(s, "/a", now, &v, p));
@@ -528,7 +532,7 @@ static void test_register_set(apr_pool_t *p)
     CHECK_RV(PV->set_exists(s, "/g", v0, 0, NULL, now, &v1, p), APR_EAGAIN);
     CHECK_RV(PV->lookup(s, "/g", &st, p), APR_SUCCESS);
     CHECK(st.version == v0 && st.exists);
-    CHECK_RV(PV->release(s, "/g", "c", p), APR_SUCCESS);
+    CHECK_RV(PV->release(s, "/g", "c", NULL, p), APR_SUCCESS);
     CHECK_RV(PV->set_exists(s, "/g", v0, 0, NULL, now, &v1, p), APR_SUCCESS);
     CHECK(v1 > v0);
     CHECK_RV(PV->lookup(s, "/g", &st, p), APR_SUCCESS);
@@ -706,7 +710,7 @@ static void test_race_worker(cond_store *s, test_race *r, int id,
             apr_sleep(rand_r(&seed) % 100);
         }
         r->backend[k] = b + 1;
-        rv = PV->commit(s, key, owner, 1, apr_time_now(), &v, p);
+        rv = PV->commit(s, key, owner, 1, NULL, apr_time_now(), &v, p);
         if (rv != APR_SUCCESS || v <= st.version) {
             printf("  worker %d: commit %s\n", id, test_status_name(rv));
             __sync_fetch_and_add(&r->errors, 1);

@@ -257,7 +257,7 @@ static void test_restart(apr_pool_t *p, const char *mode)
      * on it, so the commit is not sent into a dead socket */
     apr_sleep(apr_time_from_msec(1200));
     CHECK_RV(PV->commit(s, "/r", "before", COND_COMMIT_EXISTS
-                        | COND_COMMIT_HOLD, apr_time_now(), &v1, p),
+                        | COND_COMMIT_HOLD, NULL, apr_time_now(), &v1, p),
              APR_SUCCESS);
     CHECK(v1 > v0);
     /* a lookup is repeated on a new session */
@@ -265,7 +265,7 @@ static void test_restart(apr_pool_t *p, const char *mode)
     CHECK_RV(PV->lookup(s, "/r", &st, p), APR_SUCCESS);
     CHECK(st.version == v1 && st.claim_owner
           && !strcmp(st.claim_owner, "before") && LEASE_FRESH(st.claim_left));
-    CHECK_RV(PV->release(s, "/r", "before", p), APR_SUCCESS);
+    CHECK_RV(PV->release(s, "/r", "before", NULL, p), APR_SUCCESS);
     for (i = 0; i < 20; i++) {
         CHECK_RV(PV->bump(s, "/r", apr_time_now(), &v2, p), APR_SUCCESS);
         CHECK(v2 > v1);

@@ -347,7 +347,7 @@ static void test_locked(apr_pool_t *p)
 
     /* no wedge: the same connections go on */
     CHECK_RV(PV->claim(s, "/l", v0, "L", LEASE, p), APR_SUCCESS);
-    CHECK_RV(PV->commit(s, "/l", "L", 1, now, &v, p), APR_SUCCESS);
+    CHECK_RV(PV->commit(s, "/l", "L", 1, NULL, now, &v, p), APR_SUCCESS);
     CHECK(v > v0);
 }
 
