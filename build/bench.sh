@@ -27,6 +27,13 @@
 # Settings: DURATION=4 (s per wrk run), REPS=3, SCALE_REPS=5, THREADS=2,
 # CONNS=16, BENCH_MPM=event, PORT_A=8093 (B, C and D use the next three),
 # BIGKEYS=1000000, KEEP=1 keeps the servers' directory.
+# WRITES_ONLY=1 runs only the rows 5 (the write path), REPS times, prints
+# only them and puts them into docs/benchmarks.md (bench-writes markers).
+#
+# The rows 5 with the module write to keys whose parent (/lua/docs) is in
+# the store, so every commit also bumps it (ConditionalInvalidateParent,
+# on by default). While they run, the size of A's WAL file is sampled
+# every 20 ms; its largest size is printed under the table.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -92,6 +99,28 @@ server_of() {
 BENCH_NAME=bench.sh
 . "$ROOT/build/benchlib.sh"
 
+# wal_watch CMD...: run CMD while sampling the size of A's WAL file every
+# 20 ms; the largest size seen by any run goes to $WORK/wal.max.
+wal_watch() {
+    (
+        while :; do
+            stat -c %s "$STORE_A-wal" 2>/dev/null || true
+            sleep 0.02
+        done
+    ) >>"$WORK/wal.sizes" &
+    watcher=$!
+    "$@"
+    kill "$watcher" 2>/dev/null || true
+    wait "$watcher" 2>/dev/null || true
+    sort -n "$WORK/wal.sizes" | tail -n 1 >"$WORK/wal.max"
+}
+
+# spread NAME COL: "min–max" of column COL over NAME's runs.
+spread() {
+    cat "$WORK/r.$1".* | cut -d' ' -f"$2" | sort -n |
+        awk '{ v[NR] = $1 } END { printf "%s–%s", v[1], v[NR] }'
+}
+
 # ---------------------------------------------------------------- fixtures
 
 curl -s -o /dev/null -X PUT -d '{"n":1}' "$A/raw/docs/bench"
@@ -153,6 +182,17 @@ case $TAG in
     *) die "ETag $TAG does not start with the store identity $STOREID_A" ;;
 esac
 VBASE_A=$(seed "$STORE_A" "$PORT_A" 1000)
+# The parent of the rows 5's documents, so their commits bump it.
+sqlite3 -cmd '.timeout 10000' "$STORE_A" <<EOF
+BEGIN IMMEDIATE;
+INSERT OR IGNORE INTO resources (key, version, present, mtime, claim_owner,
+                                 claim_expires, meta)
+SELECT '$HOSTPART:$PORT_A/lua/docs', last + 1, 1,
+       CAST(strftime('%s', 'now') AS INTEGER) - 3600, NULL, 0, NULL
+FROM sequence WHERE id = 1;
+UPDATE sequence SET last = last + 1 WHERE id = 1;
+COMMIT;
+EOF
 t0=$(date +%s.%N)
 VBASE_C=$(seed "$STORE_C" "$PORT_C" "$BIGKEYS")
 # 1 000 keys that are neighbours in the store's key order (bk500001 ..
@@ -187,11 +227,11 @@ bench_case() {
         luaraw200) wrk_run "$1" "$2" "$A/luaraw/docs/bench" ;;
         nomod200)  wrk_run "$1" "$2" "$B/luaraw/docs/bench" ;;
         putcond)   MODE=cond PUTPATH=/lua/docs/pw \
-                       wrk_run "$1" "$2" "$A" putchain.lua "$THREADS" ;;
+                       wal_watch wrk_run "$1" "$2" "$A" putchain.lua "$THREADS" ;;
         putraw)    MODE=blind PUTPATH=/luaraw/docs/pw \
                        wrk_run "$1" "$2" "$A" putchain.lua "$THREADS" ;;
         putcommit) NKEYS=1000 PUTPATH=/lua/docs/pr \
-                       wrk_run "$1" "$2" "$A" putrand.lua ;;
+                       wal_watch wrk_run "$1" "$2" "$A" putrand.lua ;;
         putnocommit) NKEYS=1000 PUTPATH=/luaraw/docs/pr \
                        wrk_run "$1" "$2" "$A" putrand.lua ;;
         k1k)       NKEYS=1000 VBASE=$VBASE_A STOREID=$STOREID_A \
@@ -211,6 +251,12 @@ CASES="m304 s304 m304lua lua200 luaraw200 nomod200 m304s s304s lua200s
 SCALE_CASES="k1k k1m k1mnear"
 # A CGI request takes a fork and an interpreter: one run each is enough.
 CGI_CASES="cgi200 self304 apicgi200"
+if [ "${WRITES_ONLY:-0}" = 1 ]; then
+    CASES="putcommit putnocommit putcond putraw"
+    SCALE_CASES=""
+    CGI_CASES=""
+    SCALE_REPS=0
+fi
 for name in $CGI_CASES; do
     bench_case $name 1
 done
@@ -234,6 +280,7 @@ done
 
 # ---------------------------------------------------------------- 7: memory
 
+if [ "${WRITES_ONLY:-0}" != 1 ]; then
 # D is C without the module: same configuration, a fresh server that gets
 # a 304 load of its own (httpd's static 304) so that its workers have run
 # requests too. B is no baseline here: its workers have run Lua states.
@@ -259,6 +306,7 @@ mem() {
 }
 MEM_C=$(mem "$WORK/c")
 MEM_D=$(mem "$WORK/d")
+fi
 
 # ---------------------------------------------------------------- report
 
@@ -286,7 +334,36 @@ HTTPD_V=$(/usr/sbin/apache2 -v | sed -n 's/^Server version: //p')
 SQLITE_V=$(sqlite3 --version | cut -d' ' -f1)
 WRK_V=$(wrk -v 2>&1 | head -n 1 | cut -d' ' -f1-2)
 
+write_rows() {
+    row "5. PUT with If-Match, each commits; 1 connection per thread (\`/lua/\`)" putcond \
+        "**$(p50_diff putcond putraw) µs** per write (p50); CPU $(cpu_diff putcond putraw) µs"
+    row "5. the same PUTs, no module, no precondition (\`/luaraw/\`)" putraw
+    row "5. PUT to 1 000 keys, $CONNS connections: claim + commit each, parent bumped (\`/lua/\`)" putcommit \
+        "**$(rps putcommit) commits/s** = **$(ratio putcommit putnocommit)×** no module (runs: $(spread putcommit 1)); p99 **$(p99_ratio putcommit putnocommit)×** (runs: $(spread putcommit 3) µs); CPU **$(cpu_diff putcommit putnocommit) µs** per write"
+    row "5. the same PUTs without the module (\`/luaraw/\`)" putnocommit \
+        "runs: $(spread putnocommit 1) req/s, p99 $(spread putnocommit 3) µs"
+}
+p99_ratio() { awk -v a="$(p99 "$1")" -v b="$(p99 "$2")" 'BEGIN { printf "%.1f", a / b }'; }
+WAL_MAX=$(cat "$WORK/wal.max" 2>/dev/null || echo 0)
 TABLE=$WORK/table.md
+if [ "${WRITES_ONLY:-0}" = 1 ]; then
+{
+    echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') by \`make bench\` WRITES_ONLY=1: $(nproc) CPU(s),"
+    echo "$CPU; load average before the run: $LOAD."
+    echo "wrk -t$THREADS -c$CONNS -d${DURATION}s, median of $REPS interleaved runs."
+    echo
+    echo "| request | req/s | p50 | p99 | CPU | ratio (same run) |"
+    echo "|---|---:|---:|---:|---:|---|"
+    write_rows
+    echo
+    echo "Largest size of the store's WAL during the write rows: **$WAL_MAX bytes**."
+} >"$TABLE"
+cat "$TABLE"
+if [ "${BENCH_DOCS:-1}" = 1 ] && [ -f "$ROOT/docs/benchmarks.md" ]; then
+    sh "$ROOT/build/docblock.sh" bench-writes "$ROOT/docs/benchmarks.md" "$TABLE"
+fi
+exit 0
+fi
 {
     echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') by \`make bench\`: $(nproc) CPU(s),"
     echo "$CPU; Linux $(uname -r); $HTTPD_V, MPM $BENCH_MPM;"
@@ -319,17 +396,14 @@ TABLE=$WORK/table.md
     row "4. cheap backend 200 through the module, 1 connection per thread" lua200s \
         "**$(p50_diff lua200s luaraw200s) µs** per GET (p50)"
     row "4. the same with the module Off" luaraw200s
-    row "5. PUT with If-Match, each commits; 1 connection per thread (\`/lua/\`)" putcond \
-        "**$(p50_diff putcond putraw) µs** per write (p50); CPU $(cpu_diff putcond putraw) µs"
-    row "5. the same PUTs, no module, no precondition (\`/luaraw/\`)" putraw
-    row "5. PUT to 1 000 keys, $CONNS connections: claim + commit each (\`/lua/\`)" putcommit \
-        "**$(rps putcommit) commits/s**, $(pct putcommit putnocommit) vs no module"
-    row "5. the same PUTs without the module (\`/luaraw/\`)" putnocommit
+    write_rows
     row "6. module 304, random keys, store of $NROWS_A keys (A)" k1k
     row "6. module 304, random keys of all $NROWS_C in the store (C)" k1m \
         "big / small = **$(ratio k1m k1k)** (target ≥ 0.9); CPU $(cpu_diff k1m k1k) µs, ratio $(cpu_ratio k1m k1k)"
     row "6. module 304, 1 000 neighbouring keys of the $NROWS_C-key store (C)" k1mnear \
         "big / small = **$(ratio k1mnear k1k)**; CPU $(cpu_diff k1mnear k1k) µs, ratio $(cpu_ratio k1mnear k1k)"
+    echo
+    echo "Largest size of A's WAL file during the write rows (5): **$WAL_MAX bytes**."
     echo
     echo "7. Memory per httpd worker process after the runs above, in KiB (averages"
     echo "from /proc/PID/status and smaps_rollup): C with the module and the"

@@ -338,6 +338,86 @@ static void test_commit(apr_pool_t *p)
     CHECK(st.version == v1 && st.exists && !st.claim_owner);
 }
 
+/* The keys a write invalidates, bumped in the transaction that commits or
+ * releases it: only known ones, never the write's own key, and only when
+ * the claim was held. */
+static void test_related(apr_pool_t *p)
+{
+    cond_store *s = T->open(p, "related");
+    apr_array_header_t *rel = apr_array_make(p, 4, sizeof(const char *));
+    apr_time_t now = apr_time_now();
+    apr_int64_t vp = 0, vq = 0, v = 0, v1 = 0, v2 = 0;
+    cond_state st;
+
+    if (!s) {
+        return;
+    }
+    APR_ARRAY_PUSH(rel, const char *) = "/p/";
+    APR_ARRAY_PUSH(rel, const char *) = "/p";
+    APR_ARRAY_PUSH(rel, const char *) = "/p/1";     /* the own key */
+    APR_ARRAY_PUSH(rel, const char *) = "/q\xff";
+    CHECK_RV(PV->register_key(s, "/p", "m", now, &vp, p), APR_SUCCESS);
+    CHECK_RV(PV->register_key(s, "/q\xff", NULL, now, &vq, p),
+             APR_SUCCESS);
+    CHECK_RV(PV->lookup(s, "/p", &st, p), APR_SUCCESS);
+
+    /* a first write, complete: commit and related in one call */
+    CHECK_RV(PV->claim(s, "/p/1", 0, "W", LEASE, p), APR_SUCCESS);
+    CHECK_RV(PV->commit(s, "/p/1", "W", COND_COMMIT_EXISTS, rel,
+                        now + apr_time_from_sec(5), &v, p), APR_SUCCESS);
+    CHECK_RV(PV->lookup(s, "/p/1", &st, p), APR_SUCCESS);
+    CHECK(st.version == v && st.exists && !st.claim_owner);
+    CHECK_RV(PV->lookup(s, "/p", &st, p), APR_SUCCESS);
+    CHECK(st.version > vp && st.version != v && st.exists && st.meta
+          && !strcmp(st.meta, "m")
+          && st.mtime == apr_time_from_sec(apr_time_sec(now) + 5));
+    vp = st.version;
+    CHECK_RV(PV->lookup(s, "/q\xff", &st, p), APR_SUCCESS);
+    CHECK(st.version > vq && st.version != vp && st.version != v);
+    vq = st.version;
+    /* unknown related keys are not invented */
+    CHECK_RV(PV->lookup(s, "/p/", &st, p), APR_NOTFOUND);
+
+    /* a commit whose claim was lost bumps nothing */
+    CHECK_RV(PV->commit(s, "/p/1", "W", COND_COMMIT_EXISTS, rel, now, &v1,
+                        p), COND_STORE_NOT_HELD);
+    CHECK_RV(PV->lookup(s, "/p", &st, p), APR_SUCCESS);
+    CHECK(st.version == vp);
+
+    /* held, then released with the related keys */
+    CHECK_RV(PV->claim(s, "/p/1", v, "H", LEASE, p), APR_SUCCESS);
+    CHECK_RV(PV->commit(s, "/p/1", "H", COND_COMMIT_EXISTS
+                        | COND_COMMIT_HOLD, NULL, now, &v1, p), APR_SUCCESS);
+    CHECK_RV(PV->lookup(s, "/p", &st, p), APR_SUCCESS);
+    CHECK(st.version == vp);
+    CHECK_RV(PV->release(s, "/p/1", "other", rel, p), COND_STORE_NOT_HELD);
+    CHECK_RV(PV->lookup(s, "/p", &st, p), APR_SUCCESS);
+    CHECK(st.version == vp);
+    CHECK_RV(PV->release(s, "/p/1", "H", rel, p), APR_SUCCESS);
+    CHECK_RV(PV->lookup(s, "/p/1", &st, p), APR_SUCCESS);
+    CHECK(st.version == v1 && !st.claim_owner);
+    CHECK_RV(PV->lookup(s, "/p", &st, p), APR_SUCCESS);
+    CHECK(st.version > vp && st.version > v1);
+    CHECK_RV(PV->lookup(s, "/q\xff", &st, p), APR_SUCCESS);
+    CHECK(st.version > vq);
+    CHECK_RV(PV->lookup(s, "/p/", &st, p), APR_NOTFOUND);
+
+    /* a placeholder released with related keys goes, and they move */
+    CHECK_RV(PV->lookup(s, "/p", &st, p), APR_SUCCESS);
+    vp = st.version;
+    CHECK_RV(PV->claim(s, "/p/2", 0, "F", LEASE, p), APR_SUCCESS);
+    CHECK_RV(PV->release(s, "/p/2", "F", rel, p), APR_SUCCESS);
+    CHECK_RV(PV->lookup(s, "/p/2", &st, p), APR_NOTFOUND);
+    CHECK_RV(PV->lookup(s, "/p", &st, p), APR_SUCCESS);
+    CHECK(st.version > vp);
+    /* an empty list is no list */
+    apr_array_clear(rel);
+    CHECK_RV(PV->claim(s, "/p/2", 0, "E", LEASE, p), APR_SUCCESS);
+    CHECK_RV(PV->commit(s, "/p/2", "E", COND_COMMIT_EXISTS, rel, now, &v2,
+                        p), APR_SUCCESS);
+    CHECK(v2 > 0);
+}
+
 static void test_release_break(apr_pool_t *p)
 {
     cond_store *s = T->open(p, "release");
@@ -879,6 +959,7 @@ const test_case contract_cases[] = {
     { "lookup and claim", test_lookup_claim },
     { "lease expiry", test_lease_expiry },
     { "commit", test_commit },
+    { "related", test_related },
     { "release and break_claim", test_release_break },
     { "renew", test_renew },
     { "versions", test_versions },
