@@ -70,23 +70,18 @@ unit/test_pgsql: unit/test_pgsql.c $(CONTRACT) $(STORE_SRCS) $(HDRS)
 unit/test_mmap: unit/test_mmap.c sqlite_mmap.c sqlite_mmap.h
 	$(CC) $(WARN) $(SAN) -g -O1 -I. -o $@ unit/test_mmap.c sqlite_mmap.c -lsqlite3 -lpthread
 
-# What a write costs with versions reserved durably (as shipped) and with
-# an fsync per commit (docs/design.md, "Power cuts").
+# What a write costs the store, SQLite and PostgreSQL, with and without
+# an fsync per commit (docs/benchmarks.md, docs/design.md "Power cuts").
 unit/bench_durable_normal: unit/bench_durable.c $(STORE_SRCS) $(HDRS)
-	$(CC) $(WARN) -O2 $(APR_CFLAGS) -I. -DSQ_SYNC_NAME='"as shipped (NORMAL, reserved)"' \
-	    -o $@ unit/bench_durable.c $(STORE_SRCS) $(APR_LIBS) -lsqlite3
+	$(CC) $(WARN) -O2 $(APR_CFLAGS) -I. \
+	    -o $@ unit/bench_durable.c $(STORE_SRCS) $(APR_LIBS) -lsqlite3 -lpthread
 
 unit/bench_durable_full: unit/bench_durable.c $(STORE_SRCS) $(HDRS)
 	$(CC) $(WARN) -O2 $(APR_CFLAGS) -I. -DSQ_SYNCHRONOUS='"FULL"' \
-	    -DSQ_SYNC_NAME='"synchronous=FULL"' \
-	    -o $@ unit/bench_durable.c $(STORE_SRCS) $(APR_LIBS) -lsqlite3
+	    -o $@ unit/bench_durable.c $(STORE_SRCS) $(APR_LIBS) -lsqlite3 -lpthread
 
 bench-durable: unit/bench_durable_normal unit/bench_durable_full
-	d=$$(mktemp -d /var/tmp/bench_durable.XXXXXX) && \
-	    ./unit/bench_durable_normal $$d 3000 && \
-	    ./unit/bench_durable_full $$d 3000 && \
-	    ./unit/bench_durable_normal $$d 3000 && \
-	    ./unit/bench_durable_full $$d 3000; rm -rf "$$d"
+	sh build/bench_store.sh
 
 unit: unit/test_precond unit/test_store unit/test_pgsql unit/test_mmap
 	./unit/test_precond
