@@ -13,6 +13,9 @@
 /* Bytes of a write's response body read ahead of the client before they
  * are passed on, while the module waits for the backend's end */
 #define COND_READ_AHEAD 65536
+/* How long the commit filter waits for a CGI to finish its output before
+ * it commits holding the claim instead (conditional_read_now) */
+#define COND_SETTLE_WAIT apr_time_from_msec(50)
 
 /* This child's identity for claim owners, "host:pid:nonce:": unique, and
  * telling an administrator (conditionalctl show) who holds a claim. */
@@ -624,11 +627,39 @@ static apr_status_t conditional_read_to_eos(ap_filter_t *f,
 }
 
 /*
+ * Read bucket e without waiting for a backend that is still writing: a
+ * pipe (a CGI's output) gets COND_SETTLE_WAIT to deliver what it has and
+ * its end - a script that has printed everything is exiting - and a
+ * script that printed its headers first and writes afterwards does not
+ * make the response wait for it here.
+ */
+static apr_status_t conditional_read_now(apr_bucket *e, const char **data,
+                                         apr_size_t *len)
+{
+    apr_interval_time_t was;
+    apr_file_t *pipe;
+    apr_status_t rv = apr_bucket_read(e, data, len, APR_NONBLOCK_READ);
+
+    if (!APR_STATUS_IS_EAGAIN(rv) || !APR_BUCKET_IS_PIPE(e)) {
+        return rv;
+    }
+    pipe = e->data;
+    if (apr_file_pipe_timeout_get(pipe, &was) != APR_SUCCESS) {
+        return rv;
+    }
+    apr_file_pipe_timeout_set(pipe, COND_SETTLE_WAIT);
+    rv = apr_bucket_read(e, data, len, APR_BLOCK_READ);
+    apr_file_pipe_timeout_set(pipe, was);
+    return rv;
+}
+
+/*
  * Is the whole response in bb already: EOS, and every bucket before it
- * read (a CGI's pipe to its end) within COND_READ_AHEAD bytes, nothing
- * passed on? Then the backend is done before its headers leave, and the
- * write settles in one store transaction (conditional_settle): commit,
- * release and related keys together.
+ * read (a CGI's pipe to its end, see conditional_read_now) within
+ * COND_READ_AHEAD bytes, nothing passed on? Then the backend is done
+ * before its headers leave, and the write settles in one store
+ * transaction (conditional_settle): commit, release and related keys
+ * together. Otherwise the commit keeps the claim until the end.
  */
 static int conditional_complete(apr_bucket_brigade *bb)
 {
@@ -646,7 +677,7 @@ static int conditional_complete(apr_bucket_brigade *bb)
         if (APR_BUCKET_IS_METADATA(e)) {
             continue;
         }
-        if (apr_bucket_read(e, &data, &len, APR_BLOCK_READ) != APR_SUCCESS
+        if (conditional_read_now(e, &data, &len) != APR_SUCCESS
             || (held += len) > COND_READ_AHEAD) {
             return 0;
         }
