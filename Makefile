@@ -17,9 +17,9 @@ CC       ?= cc
 WARN      = -Wall -Wextra -Werror
 SRCS      = mod_conditional.c mod_conditional_config.c mod_conditional_write.c \
             mod_conditional_response.c mod_conditional_status.c \
-            mod_conditional_renew.c mod_conditional_dbd.c precond.c \
+            mod_conditional_renew.c mod_conditional_dbd.c precond.c variant.c \
             store.c sqlite_store.c sqlite_mmap.c pgsql_store.c
-HDRS      = mod_conditional_private.h precond.h store.h sqlite_mmap.h \
+HDRS      = mod_conditional_private.h precond.h variant.h store.h sqlite_mmap.h \
             pgsql_store.h
 # SANITIZE=1 builds module and unit tests with ASan/UBSan.
 ifeq ($(SANITIZE),1)
@@ -57,6 +57,9 @@ install: all
 unit/test_precond: unit/test_precond.c precond.c precond.h
 	$(CC) $(WARN) $(SAN) -g -O1 $(APR_CFLAGS) -I. -o $@ unit/test_precond.c precond.c $(APR_LIBS)
 
+unit/test_variant: unit/test_variant.c variant.c variant.h precond.c precond.h
+	$(CC) $(WARN) $(SAN) -g -O1 $(APR_CFLAGS) -I. -o $@ unit/test_variant.c variant.c precond.c $(APR_LIBS)
+
 CONTRACT = unit/store_contract.c unit/store_contract.h
 
 unit/test_store: unit/test_store.c $(CONTRACT) $(STORE_SRCS) $(HDRS)
@@ -83,8 +86,9 @@ unit/bench_durable_full: unit/bench_durable.c $(STORE_SRCS) $(HDRS)
 bench-durable: unit/bench_durable_normal unit/bench_durable_full
 	sh build/bench_store.sh
 
-unit: unit/test_precond unit/test_store unit/test_pgsql unit/test_mmap
+unit: unit/test_precond unit/test_variant unit/test_store unit/test_pgsql unit/test_mmap
 	./unit/test_precond
+	./unit/test_variant
 	./unit/test_store
 	./unit/test_pgsql
 	./unit/test_mmap
@@ -114,6 +118,6 @@ deb: deps
 
 clean:
 	rm -rf .libs *.la *.lo *.slo *.o mod_conditional.so tools/conditionalctl \
-	    unit/test_precond unit/test_store unit/test_pgsql unit/test_mmap unit/bench_durable_normal \
+	    unit/test_precond unit/test_variant unit/test_store unit/test_pgsql unit/test_mmap unit/bench_durable_normal \
 	    unit/bench_durable_full t/logs t/conf/apache_test_config.pm \
 	    t/conf/extra.conf t/conf/httpd.conf t/conf/modperl_inc.pl t/TEST

@@ -134,29 +134,78 @@ static int precond_current(const cond_resource *res, precond_tag *cur)
     return end && !*end;
 }
 
+/* The version tag, likewise exactly one entity-tag or none. */
+static int precond_version(const cond_resource *res, precond_tag *vt)
+{
+    const char *end;
+
+    if (!res->exists || !res->version_tag) {
+        return 0;
+    }
+    end = precond_scan_tag(res->version_tag, vt);
+    return end && !*end;
+}
+
 static int precond_same(const precond_tag *a, const precond_tag *b)
 {
     return a->len == b->len && !memcmp(a->opaque, b->opaque, a->len);
 }
 
-/* Weak comparison, plus the "-gzip" / "-br" that mod_deflate and
- * mod_brotli append inside the quotes of the tag they pass on, so a client
- * revalidating a compressed copy still gets its 304 (httpd PR 45023). */
-static int precond_weak_same(const precond_tag *t, const precond_tag *cur)
-{
-    const char *sfx;
-    apr_size_t n;
+/* The content codings whose filters append their name to a tag. */
+static const char *const precond_codings[] = { "gzip", "br", "gunzip", NULL };
 
-    if (precond_same(t, cur)) {
+/* s (n bytes) is "" or "-<16 lowercase hex>" and/or "-<coding>". */
+static int precond_version_suffix(const char *s, apr_size_t n)
+{
+    apr_size_t i;
+    int c;
+
+    if (n >= 17 && s[0] == '-') {
+        for (i = 1; i < 17 && (apr_isdigit(s[i])
+                               || (s[i] >= 'a' && s[i] <= 'f')); i++) {
+        }
+        if (i == 17) {
+            s += 17;
+            n -= 17;
+        }
+    }
+    if (!n) {
         return 1;
     }
-    if (t->len <= cur->len || memcmp(t->opaque, cur->opaque, cur->len)) {
+    for (c = 0; precond_codings[c]; c++) {
+        apr_size_t len = strlen(precond_codings[c]);
+        if (n == len + 1 && s[0] == '-' && !memcmp(s + 1, precond_codings[c],
+                                                   len)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* t belongs to the version whose tag is vt (both scanned); a strong
+ * comparison never takes a weak tag. */
+static int precond_in_version(const precond_tag *t, const precond_tag *vt,
+                              int strong)
+{
+    return (!strong || (!t->weak && !vt->weak)) && t->len >= vt->len
+           && !memcmp(t->opaque, vt->opaque, vt->len)
+           && precond_version_suffix(t->opaque + vt->len, t->len - vt->len);
+}
+
+int cond_tag_of_version(const char *tag, const char *version_tag)
+{
+    precond_tag t, vt;
+    const char *end;
+
+    if (!tag || !version_tag) {
         return 0;
     }
-    sfx = t->opaque + cur->len;
-    n = t->len - cur->len;
-    return (n == 5 && !memcmp(sfx, "-gzip", 5))
-           || (n == 3 && !memcmp(sfx, "-br", 3));
+    end = precond_scan_tag(tag, &t);
+    if (!end || *end) {
+        return 0;
+    }
+    end = precond_scan_tag(version_tag, &vt);
+    return end && !*end && precond_in_version(&t, &vt, 1);
 }
 
 /*
@@ -168,11 +217,12 @@ static int precond_weak_same(const precond_tag *t, const precond_tag *cur)
  * a deleted resource keeps no current representation to compare with.
  */
 static int precond_match(const char *list, const cond_resource *res,
-                         int weak, precond_found *found)
+                         int weak, int family, precond_found *found)
 {
-    precond_tag cur = { NULL, 0, 0 }, t = { NULL, 0, 0 };
+    precond_tag cur = { NULL, 0, 0 }, t = { NULL, 0, 0 }, vt = { NULL, 0, 0 };
     precond_elem e;
     int have_cur = precond_current(res, &cur);
+    int have_vt = family && precond_version(res, &vt);
     int stars = 0, others = 0, bad = 0, match = 0;
 
     found->star = found->weak_hit = 0;
@@ -185,11 +235,14 @@ static int precond_match(const char *list, const cond_resource *res,
         if (e == PRECOND_ELEM_BAD) {
             bad = 1;
         }
+        else if (have_vt && precond_in_version(&t, &vt, !weak)) {
+            match = 1;
+        }
         else if (!have_cur) {
             continue;
         }
         else if (weak) {
-            match |= precond_weak_same(&t, &cur);
+            match |= precond_same(&t, &cur);
         }
         else if (precond_same(&t, &cur)) {
             if (!t.weak && !cur.weak) {
@@ -221,7 +274,8 @@ int cond_list_match_strong(const char *list, const char *etag, int exists)
     res.exists = exists;
     res.etag = etag;
     res.mtime = 0;
-    return precond_match(list, &res, 0, &found);
+    res.version_tag = NULL;
+    return precond_match(list, &res, 0, 0, &found);
 }
 
 int cond_list_match_weak(const char *list, const char *etag, int exists)
@@ -235,7 +289,8 @@ int cond_list_match_weak(const char *list, const char *etag, int exists)
     res.exists = exists;
     res.etag = etag;
     res.mtime = 0;
-    return precond_match(list, &res, 1, &found);
+    res.version_tag = NULL;
+    return precond_match(list, &res, 1, 0, &found);
 }
 
 /* ------------------------------------------------------------------ */
@@ -381,7 +436,7 @@ static cond_verdict precond_if_match(const cond_request *req,
                                      const cond_resource *res, cond_why *why)
 {
     precond_found found;
-    int m = precond_match(req->if_match, res, 0, &found);
+    int m = precond_match(req->if_match, res, 0, 1, &found);
 
     if (m < 0) {
         return precond_verdict(why, COND_WHY_MALFORMED, COND_FAILED);
@@ -421,7 +476,10 @@ static cond_verdict precond_if_none_match(const cond_request *req,
 {
     precond_found found;
 
-    if (precond_match(req->if_none_match, res, 1, &found) <= 0) {
+    /* A read's 304 is for the one representation it would get; a write
+     * must not go ahead over any representation of the version. */
+    if (precond_match(req->if_none_match, res, 1,
+                      req->method != COND_METHOD_READ, &found) <= 0) {
         return precond_verdict(why, COND_WHY_MATCH, COND_PROCEED);
     }
     if (req->method == COND_METHOD_READ) {
@@ -454,7 +512,7 @@ static cond_verdict precond_if_modified_since(const cond_request *req,
 cond_verdict cond_evaluate(const cond_request *req, const cond_resource *res,
                            apr_time_t now, cond_why *why)
 {
-    static const cond_resource none = { 0, NULL, 0 };
+    static const cond_resource none = { 0, NULL, 0, NULL };
     cond_why ignored;
     cond_verdict v;
 
@@ -546,4 +604,41 @@ int cond_has_write_precondition(const cond_request *req)
         }
     }
     return cond_parse_date(req->if_unmodified_since) != 0;
+}
+
+/*
+ * If-Range (RFC 9110 13.1.5) holds one validator, never a list: a strong
+ * entity-tag compared strongly, or an HTTP-date that must equal the
+ * Last-Modified exactly. Anything else sends the whole representation.
+ */
+int cond_if_range(const char *if_range, const char *etag,
+                  apr_time_t last_modified)
+{
+    precond_tag t, cur;
+    const char *end;
+    apr_time_t date;
+
+    if (!if_range) {
+        return 0;
+    }
+    while (precond_is_ows(*if_range)) {
+        if_range++;
+    }
+    if (*if_range == '"' || (if_range[0] == 'W' && if_range[1] == '/')) {
+        end = precond_scan_tag(if_range, &t);
+        if (!end || !etag) {
+            return 0;
+        }
+        while (precond_is_ows(*end)) {
+            end++;
+        }
+        if (*end || t.weak) {
+            return 0;
+        }
+        end = precond_scan_tag(etag, &cur);
+        return end && !*end && !cur.weak && precond_same(&t, &cur);
+    }
+    date = cond_parse_date(if_range);
+    return date && last_modified
+           && apr_time_sec(date) == apr_time_sec(last_modified);
 }

@@ -32,9 +32,15 @@ typedef struct {
 /* The selected resource as the store knows it. */
 typedef struct {
     int exists;           /* a current representation exists */
-    const char *etag;     /* its strong entity-tag, quotes included, e.g.
+    const char *etag;     /* the strong entity-tag of the representation the
+                           * request would get, quotes included, e.g.
                            * "\"5f2a9c01d3e4b6a7-1c\"", or NULL when none */
     apr_time_t mtime;     /* last modification, 0 when unknown */
+    const char *version_tag;  /* the resource's version tag, or NULL: every
+                           * representation of this version has it or it
+                           * plus suffixes inside the quotes (see
+                           * cond_tag_of_version); If-Match and a write's
+                           * If-None-Match accept any of them */
 } cond_resource;
 
 typedef enum {
@@ -79,11 +85,30 @@ int cond_has_write_precondition(const cond_request *req);
  * 'list' is a header value. Returns 1 on a match, 0 on no match, and -1
  * when the list is malformed (only cond_list_match_strong reports -1; the
  * weak matcher skips malformed elements). "*" matches when exists.
- * The weak matcher also accepts the tag with a "-gzip" or "-br" suffix
- * inside the quotes, as mod_deflate/mod_brotli rewrite it (httpd PR 45023).
+ * No suffix is special here: "-gzip" names another representation.
  */
 int cond_list_match_strong(const char *list, const char *etag, int exists);
 int cond_list_match_weak(const char *list, const char *etag, int exists);
+
+/*
+ * Whether 'tag' (one entity-tag, W/ and quotes included) belongs to the
+ * version whose tag is 'version_tag': it is that tag, or that tag with a
+ * variant suffix ("-" and 16 lowercase hex) and/or a content-coding suffix
+ * mod_deflate / mod_brotli add ("-gzip", "-br", "-gunzip") inside the
+ * quotes. Weak tags never belong (they are no strong validator). 1 or 0.
+ */
+int cond_tag_of_version(const char *tag, const char *version_tag);
+
+/*
+ * RFC 9110 13.1.5: whether a Range may be served under this If-Range value.
+ * 'etag' is the strong tag the representation would go out with (NULL when
+ * not known), 'last_modified' the Last-Modified it would carry (0: none).
+ * True only for a strong tag equal to 'etag', or a valid HTTP-date equal to
+ * 'last_modified'; a weak tag, a stale one, a list, junk or a missing
+ * validator all mean: ignore the Range, send the whole representation.
+ */
+int cond_if_range(const char *if_range, const char *etag,
+                  apr_time_t last_modified);
 
 /* Parse an HTTP-date in any of the three formats of RFC 9110 5.6.7;
  * returns 0 when invalid. */

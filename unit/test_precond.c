@@ -262,25 +262,21 @@ static const eval_case eval_cases[] = {
     { "INM quoted comma", RD, NULL, "\"a,b\"," ETAG, NULL, NULL,
       HERE, N304, W_NM },
 
-    /* mod_deflate / mod_brotli suffixes (httpd PR 45023) */
-    { "INM gzip", RD, NULL, ETAG_GZ, NULL, NULL, HERE, N304, W_NM },
-    { "INM br", RD, NULL, ETAG_BR, NULL, NULL, HERE, N304, W_NM },
+    /* a coding suffix names another representation (the one mod_deflate
+     * or mod_brotli made): a read's 304 is only for its own tag */
+    { "INM gzip", RD, NULL, ETAG_GZ, NULL, NULL, HERE, GO, W_MATCH },
+    { "INM br", RD, NULL, ETAG_BR, NULL, NULL, HERE, GO, W_MATCH },
     { "INM weak gzip", RD, NULL, "W/" ETAG_GZ, NULL, NULL,
-      HERE, N304, W_NM },
-    { "INM weak br in list", RD, NULL, OTHER ", W/" ETAG_BR, NULL, NULL,
-      HERE, N304, W_NM },
-    { "INM deflate suffix", RD, NULL, "\"5f2a9c01d3e4b6a7-1c-deflate\"",
-      NULL, NULL, HERE, GO, W_MATCH },
-    { "INM gzip twice", RD, NULL, "\"5f2a9c01d3e4b6a7-1c-gzip-gzip\"",
-      NULL, NULL, HERE, GO, W_MATCH },
-    { "INM gzip on stale", RD, NULL, "\"5f2a9c01d3e4b6a7-1b-gzip\"",
-      NULL, NULL, HERE, GO, W_MATCH },
-    { "INM gzip uppercase", RD, NULL, "\"5f2a9c01d3e4b6a7-1c-GZIP\"",
-      NULL, NULL, HERE, GO, W_MATCH },
-    { "INM gzip outside quotes", RD, NULL, ETAG "-gzip", NULL, NULL,
       HERE, GO, W_MATCH },
-    { "INM gzip absent", RD, NULL, ETAG_GZ, NULL, NULL, GONE, GO, W_MATCH },
-    { "INM bare suffix", RD, NULL, "\"-gzip\"", NULL, NULL, HERE,
+    { "INM gzip is current", RD, NULL, ETAG_GZ, NULL, NULL, 1, ETAG_GZ,
+      SEC(T), N304, W_NM },
+    { "INM plain on gzip", RD, NULL, ETAG, NULL, NULL, 1, ETAG_GZ,
+      SEC(T), GO, W_MATCH },
+    { "INM weak br in list", RD, NULL, OTHER ", W/" ETAG_BR, NULL, NULL,
+      1, ETAG_BR, SEC(T), N304, W_NM },
+    { "INM gzip twice", RD, NULL, "\"5f2a9c01d3e4b6a7-1c-gzip-gzip\"",
+      NULL, NULL, 1, ETAG_GZ, SEC(T), GO, W_MATCH },
+    { "INM gzip absent", RD, NULL, ETAG_GZ, NULL, NULL, 0, ETAG_GZ, SEC(T),
       GO, W_MATCH },
 
     /* a malformed element never matches, the others still can */
@@ -322,7 +318,6 @@ static const eval_case eval_cases[] = {
     { "INM tag write", WR, NULL, ETAG, NULL, NULL, HERE, F412, W_NM },
     { "INM tag PUT", PUT, NULL, ETAG, NULL, NULL, HERE, F412, W_NM },
     { "INM weak tag PUT", PUT, NULL, ETAG_W, NULL, NULL, HERE, F412, W_NM },
-    { "INM gzip write", WR, NULL, ETAG_GZ, NULL, NULL, HERE, F412, W_NM },
     { "INM stale write", WR, NULL, OTHER, NULL, NULL, HERE, GO, W_MATCH },
     { "INM tag write absent", WR, NULL, ETAG, NULL, NULL, GONE, GO, W_MATCH },
     { "INM junk PUT", PUT, NULL, "junk", NULL, NULL, HERE, GO, W_MATCH },
@@ -431,7 +426,7 @@ static void test_evaluate(void)
     for (i = 0; i < sizeof(eval_cases) / sizeof(eval_cases[0]); i++) {
         const eval_case *c = &eval_cases[i];
         cond_request req = { c->method, c->im, c->inm, c->ims, c->ius };
-        cond_resource res = { c->exists, c->etag, c->mtime };
+        cond_resource res = { c->exists, c->etag, c->mtime, NULL };
         cond_why why = (cond_why)-1;
         cond_verdict v = cond_evaluate(&req, &res, NOW, &why);
         int ok = v == c->verdict && why == c->why;
@@ -443,6 +438,192 @@ static void test_evaluate(void)
         /* 'why' is optional and must not change the verdict */
         check(cond_evaluate(&req, &res, NOW, NULL) == v, "evaluate",
               c->name, "(why NULL)", 0, 0);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* One version, many representations: the version tag                   */
+
+#define VTAG    "\"5f2a9c01d3e4b6a7-1c\""
+#define VAR     "\"5f2a9c01d3e4b6a7-1c-0123456789abcdef\""
+#define VAR_GZ  "\"5f2a9c01d3e4b6a7-1c-0123456789abcdef-gzip\""
+#define VAR2    "\"5f2a9c01d3e4b6a7-1c-fedcba9876543210\""
+
+typedef struct {
+    const char *name;
+    cond_method method;
+    const char *im, *inm;
+    const char *etag;         /* the representation's own tag */
+    cond_verdict verdict;
+    cond_why why;
+} family_case;
+
+static const family_case family_cases[] = {
+    /* writes take any tag of the current version */
+    { "IM version tag", WR, VTAG, NULL, NULL, GO, W_MATCH },
+    { "IM variant", WR, VAR, NULL, NULL, GO, W_MATCH },
+    { "IM variant gzip", PUT, VAR_GZ, NULL, NULL, GO, W_MATCH },
+    { "IM version gzip", WR, ETAG_GZ, NULL, NULL, GO, W_MATCH },
+    { "IM version br", WR, ETAG_BR, NULL, NULL, GO, W_MATCH },
+    { "IM version gunzip", WR, "\"5f2a9c01d3e4b6a7-1c-gunzip\"", NULL,
+      NULL, GO, W_MATCH },
+    { "IM gzip in list", WR, OTHER ", " ETAG_GZ, NULL, NULL, GO, W_MATCH },
+    { "IM other variant", WR, VAR2, NULL, VAR, GO, W_MATCH },
+    /* ... and nothing else */
+    { "IM stale gzip", WR, "\"5f2a9c01d3e4b6a7-1b-gzip\"", NULL, NULL,
+      F412, W_STALE },
+    { "IM stale variant", WR, "\"5f2a9c01d3e4b6a7-1b-0123456789abcdef\"",
+      NULL, NULL, F412, W_STALE },
+    { "IM weak gzip", WR, "W/" ETAG_GZ, NULL, NULL, F412, W_STALE },
+    { "IM gzip twice", WR, "\"5f2a9c01d3e4b6a7-1c-gzip-gzip\"", NULL, NULL,
+      F412, W_STALE },
+    { "IM unknown coding", WR, "\"5f2a9c01d3e4b6a7-1c-deflate\"", NULL,
+      NULL, F412, W_STALE },
+    { "IM uppercase coding", WR, "\"5f2a9c01d3e4b6a7-1c-GZIP\"", NULL,
+      NULL, F412, W_STALE },
+    { "IM short hash", WR, "\"5f2a9c01d3e4b6a7-1c-0123456789abcde\"", NULL,
+      NULL, F412, W_STALE },
+    { "IM uppercase hash", WR, "\"5f2a9c01d3e4b6a7-1c-0123456789ABCDEF\"",
+      NULL, NULL, F412, W_STALE },
+    { "IM longer version", WR, "\"5f2a9c01d3e4b6a7-1c0\"", NULL, NULL,
+      F412, W_STALE },
+    { "IM version prefix", WR, "\"5f2a9c01d3e4b6a7-1\"", NULL, NULL,
+      F412, W_STALE },
+    { "IM suffix outside", WR, VTAG "-gzip", NULL, NULL, F412, W_MAL },
+    /* a write's If-None-Match fails on any representation of it */
+    { "INM gzip write", WR, NULL, ETAG_GZ, NULL, F412, W_NM },
+    { "INM weak variant PUT", PUT, NULL, "W/" VAR, NULL, F412, W_NM },
+    { "INM stale gzip write", WR, NULL, "\"5f2a9c01d3e4b6a7-1b-gzip\"", NULL,
+      GO, W_MATCH },
+    /* a read's 304 only for its own representation */
+    { "INM read version tag", RD, NULL, VTAG, VAR, GO, W_MATCH },
+    { "INM read other variant", RD, NULL, VAR2, VAR, GO, W_MATCH },
+    { "INM read gzip of own", RD, NULL, VAR_GZ, VAR, GO, W_MATCH },
+    { "INM read own", RD, NULL, VAR, VAR, N304, W_NM },
+    { "INM read own weak", RD, NULL, "W/" VAR_GZ, VAR_GZ, N304, W_NM },
+    { "INM read unknown", RD, NULL, VAR, NULL, GO, W_MATCH },
+    { "IM read variant", RD, VAR2, NULL, VAR, GO, W_MATCH },
+};
+
+static void test_family(void)
+{
+    size_t i;
+    char buf[128];
+
+    for (i = 0; i < sizeof(family_cases) / sizeof(family_cases[0]); i++) {
+        const family_case *c = &family_cases[i];
+        cond_request req = { c->method, c->im, c->inm, NULL, NULL };
+        cond_resource res = { 1, c->etag ? c->etag : VTAG, SEC(T), VTAG };
+        cond_why why = (cond_why)-1;
+        cond_verdict v;
+
+        if (!c->etag && c->method == RD) {
+            res.etag = NULL;
+        }
+        v = cond_evaluate(&req, &res, NOW, &why);
+        snprintf(buf, sizeof(buf), "(%s/%s, want %s/%s)", verdict_str(v),
+                 cond_why_str(why), verdict_str(c->verdict),
+                 cond_why_str(c->why));
+        check(v == c->verdict && why == c->why, "family", c->name, buf, v,
+              c->verdict);
+    }
+    /* a version tag of an absent resource matches nothing */
+    {
+        cond_request req = { WR, ETAG_GZ, NULL, NULL, NULL };
+        cond_resource res = { 0, VTAG, SEC(T), VTAG };
+        check(cond_evaluate(&req, &res, NOW, NULL) == F412, "family",
+              "IM gzip absent", NULL, 0, 0);
+    }
+}
+
+typedef struct {
+    const char *tag, *version_tag;
+    int want;
+} of_version_case;
+
+static const of_version_case of_version_cases[] = {
+    { VTAG, VTAG, 1 },
+    { VAR, VTAG, 1 },
+    { VAR_GZ, VTAG, 1 },
+    { ETAG_GZ, VTAG, 1 },
+    { ETAG_BR, VTAG, 1 },
+    { OTHER, VTAG, 0 },
+    { "W/" VAR, VTAG, 0 },
+    { VAR, "W/" VTAG, 0 },
+    { VAR " ", VTAG, 0 },
+    { VAR, NULL, 0 },
+    { NULL, VTAG, 0 },
+    { "\"5f2a9c01d3e4b6a7-1c-gzip-0123456789abcdef\"", VTAG, 0 },
+    { "\"5f2a9c01d3e4b6a7-1c-\"", VTAG, 0 },
+    { "\"5f2a9c01d3e4b6a7-1c-0123456789abcdef-\"", VTAG, 0 },
+    { "junk", VTAG, 0 },
+};
+
+static void test_of_version(void)
+{
+    size_t i;
+    char name[96];
+
+    for (i = 0; i < sizeof(of_version_cases) / sizeof(of_version_cases[0]);
+         i++) {
+        const of_version_case *c = &of_version_cases[i];
+        int got = cond_tag_of_version(c->tag, c->version_tag);
+
+        snprintf(name, sizeof(name), "#%u [%.60s]", (unsigned)i,
+                 c->tag ? c->tag : "(null)");
+        check(got == c->want, "of version", name, NULL, got, c->want);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* If-Range (RFC 9110 13.1.5)                                           */
+
+typedef struct {
+    const char *name;
+    const char *if_range;
+    const char *etag;
+    apr_time_t lm;
+    int want;             /* 1: the range may be served */
+} if_range_case;
+
+static const if_range_case if_range_cases[] = {
+    { "current tag", ETAG, ETAG, SEC(T), 1 },
+    { "current variant gzip", VAR_GZ, VAR_GZ, SEC(T), 1 },
+    { "OWS around tag", " \t" ETAG " ", ETAG, SEC(T), 1 },
+    { "stale tag", OTHER, ETAG, SEC(T), 0 },
+    { "weak tag", ETAG_W, ETAG, SEC(T), 0 },
+    { "weak current", ETAG, ETAG_W, SEC(T), 0 },
+    { "other variant", VAR2, VAR, SEC(T), 0 },
+    { "identity tag, gzip sent", VAR, VAR_GZ, SEC(T), 0 },
+    { "gzip tag, identity sent", VAR_GZ, VAR, SEC(T), 0 },
+    { "unknown representation", ETAG, NULL, SEC(T), 0 },
+    { "list", ETAG ", " ETAG, ETAG, SEC(T), 0 },
+    { "star", "*", ETAG, SEC(T), 0 },
+    { "unterminated", "\"5f2a9c01d3e4b6a7-1c", ETAG, SEC(T), 0 },
+    { "unquoted", "5f2a9c01d3e4b6a7-1c", ETAG, SEC(T), 0 },
+    { "lowercase w/", "w/" ETAG, ETAG, SEC(T), 0 },
+    { "empty", "", ETAG, SEC(T), 0 },
+    { "absent", NULL, ETAG, SEC(T), 0 },
+    { "date equal", D_IMF, ETAG, SEC(T), 1 },
+    { "date rfc850 equal", D_850, ETAG, SEC(T), 1 },
+    { "date asctime equal", D_ASC, ETAG, SEC(T), 1 },
+    { "date earlier", D_EARLY, ETAG, SEC(T), 0 },
+    { "date later", D_LATE, ETAG, SEC(T), 0 },
+    { "date, no Last-Modified", D_IMF, ETAG, 0, 0 },
+    { "date junk", D_IMF "x", ETAG, SEC(T), 0 },
+    { "date twice", D_IMF ", " D_IMF, ETAG, SEC(T), 0 },
+    { "date equal, no tag", D_IMF, NULL, SEC(T), 1 },
+};
+
+static void test_if_range(void)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(if_range_cases) / sizeof(if_range_cases[0]);
+         i++) {
+        const if_range_case *c = &if_range_cases[i];
+        int got = cond_if_range(c->if_range, c->etag, c->lm);
+        check(got == c->want, "if-range", c->name, NULL, got, c->want);
     }
 }
 
@@ -472,9 +653,10 @@ static const list_case list_cases[] = {
     { ",,,", ETAG, 1, 0, 0 },
     { "\"a\",\"b\",\"c\"", "\"c\"", 1, 1, 1 },
     { "\"a\" , W/\"b\" ,\"c\"", "\"b\"", 1, 0, 1 },
-    { ETAG_GZ, ETAG, 1, 0, 1 },
-    { ETAG_BR, ETAG, 1, 0, 1 },
-    { "W/" ETAG_GZ, ETAG, 1, 0, 1 },
+    { ETAG_GZ, ETAG, 1, 0, 0 },
+    { ETAG_BR, ETAG, 1, 0, 0 },
+    { "W/" ETAG_GZ, ETAG, 1, 0, 0 },
+    { ETAG_GZ, ETAG_GZ, 1, 1, 1 },
     { ETAG_GZ, ETAG, 0, 0, 0 },
     { ETAG, ETAG_GZ, 1, 0, 0 },
     { "\"5f2a9c01d3e4b6a7-1c-zip\"", ETAG, 1, 0, 0 },
@@ -765,7 +947,7 @@ static const big_case big_cases[] = {
     { "\"\"", NULL, -1, 0 },
     { "\"\",", ETAG, 1, 1 },
     { "\"x\", ", ETAG, 1, 1 },
-    { "W/\"x\",", ETAG_GZ, 0, 1 },
+    { "W/\"x\",", "W/" ETAG, 0, 1 },
     { "W/", NULL, -1, 0 },
     { "*", NULL, -1, 0 },
     { "*,", NULL, 1, 1 },
@@ -781,7 +963,7 @@ static void test_hostile(void)
 {
     size_t i;
     char name[64];
-    char *tagged = malloc(BIG + sizeof(ETAG_GZ));
+    char *tagged = malloc(BIG + sizeof("W/" ETAG));
 
     if (!tagged) {
         abort();
@@ -790,7 +972,7 @@ static void test_hostile(void)
         const big_case *c = &big_cases[i];
         char *s = fill(c->unit);
         cond_request req = { COND_METHOD_READ, NULL, NULL, s, s };
-        cond_resource res = { 1, ETAG, SEC(T) };
+        cond_resource res = { 1, ETAG, SEC(T), NULL };
         const char *list = s;
         int got;
 
@@ -829,7 +1011,7 @@ static void test_hostile(void)
 static void test_nulls(void)
 {
     cond_request req = { COND_METHOD_READ, NULL, NULL, NULL, NULL };
-    cond_resource res = { 1, ETAG, SEC(T) };
+    cond_resource res = { 1, ETAG, SEC(T), NULL };
     cond_why why = COND_WHY_STALE;
 
     check(cond_evaluate(NULL, &res, NOW, &why) == COND_PROCEED
@@ -860,6 +1042,9 @@ int main(void)
 {
     apr_initialize();
     test_evaluate();
+    test_family();
+    test_of_version();
+    test_if_range();
     test_lists();
     test_etagc();
     test_dates();

@@ -1,0 +1,343 @@
+/*
+ * test_variant.c - table-driven tests for variant tags and the metadata
+ * of each representation (variant.c).
+ *
+ * Prints every failing row and a last line "N passed, M failed"; exits
+ * non-zero when anything failed.
+ */
+
+#include <stdio.h>
+#include <string.h>
+#include <stdlib.h>
+
+#include <apr_general.h>
+#include <apr_strings.h>
+
+#include "precond.h"
+#include "variant.h"
+
+static int passed, failed;
+static apr_pool_t *pool;
+
+static void check_str(const char *table, const char *name, const char *got,
+                      const char *want)
+{
+    int ok = (!got && !want) || (got && want && !strcmp(got, want));
+
+    if (ok) {
+        passed++;
+        return;
+    }
+    failed++;
+    printf("FAIL %s: %s: got [%s], want [%s]\n", table, name,
+           got ? got : "(null)", want ? want : "(null)");
+}
+
+static void check(int ok, const char *table, const char *name)
+{
+    if (ok) {
+        passed++;
+        return;
+    }
+    failed++;
+    printf("FAIL %s: %s\n", table, name);
+}
+
+/* A request's headers: "name\0value" pairs in a NULL-terminated list,
+ * names lowercase as cond_vary_names gives them. */
+static const char *get_header(void *baton, const char *name)
+{
+    const char *const *h = baton;
+
+    for (; *h; h += 2) {
+        if (!strcasecmp(h[0], name)) {
+            return h[1];
+        }
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    const char *vary;
+    const char *names;
+} names_case;
+
+static const names_case names_cases[] = {
+    { NULL, "" },
+    { "", "" },
+    { " , ,", "" },
+    { "Accept", "accept" },
+    { "Accept-Language, Accept", "accept,accept-language" },
+    { "accept, ACCEPT, Accept", "accept" },
+    /* two field lines joined */
+    { "Accept-Encoding, Accept-Language", "accept-encoding,accept-language" },
+    { "Accept,\tCookie ,User-Agent", "accept,cookie,user-agent" },
+    { "*", NULL },
+    { "Accept, *", NULL },
+    { "Accept, Acc\"ept", NULL },
+    { "Accept; q=1", NULL },
+};
+
+static void test_names(void)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(names_cases) / sizeof(names_cases[0]); i++) {
+        const names_case *c = &names_cases[i];
+        check_str("vary names", c->vary ? c->vary : "(null)",
+                  cond_vary_names(pool, c->vary), c->names);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+
+static const char *const req_none[] = { NULL };
+static const char *const req_json[] = { "accept", "application/json", NULL };
+static const char *const req_xml[] = { "accept", "application/xml", NULL };
+static const char *const req_empty[] = { "accept", "", NULL };
+static const char *const req_json_fr[] = { "Accept", "application/json",
+                                           "Accept-Language", "fr", NULL };
+static const char *const req_json_en[] = { "accept", "application/json",
+                                           "accept-language", "en", NULL };
+static const char *const req_lang_fr[] = { "accept-language", "fr", NULL };
+
+typedef struct {
+    const char *name;
+    const char *names;
+    const char *const *a, *const *b;
+    int same;           /* the two requests get the same hash */
+} hash_case;
+
+static const hash_case hash_cases[] = {
+    { "same values", "accept", req_json, req_json, 1 },
+    { "other values", "accept", req_json, req_xml, 0 },
+    { "absent vs empty", "accept", req_none, req_empty, 0 },
+    { "empty vs value", "accept", req_empty, req_json, 0 },
+    { "unnamed header ignored", "accept", req_json, req_json_fr, 1 },
+    { "second name differs", "accept,accept-language", req_json_fr,
+      req_json_en, 0 },
+    { "name case", "accept,accept-language", req_json_fr, req_json_fr, 1 },
+    { "value not shifted into name", "accept,accept-language", req_json,
+      req_lang_fr, 0 },
+    { "no names", "", req_json, req_xml, 1 },
+};
+
+static void test_hash(void)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(hash_cases) / sizeof(hash_cases[0]); i++) {
+        const hash_case *c = &hash_cases[i];
+        const char *a = cond_vary_hash(pool, c->names, get_header,
+                                       (void *)c->a);
+        const char *b = cond_vary_hash(pool, c->names, get_header,
+                                       (void *)c->b);
+        check((!strcmp(a, b)) == c->same, "vary hash", c->name);
+        check(!*a || (strlen(a) == 16 && strspn(a, "0123456789abcdef") == 16),
+              "vary hash form", c->name);
+    }
+    check_str("vary hash", "none present", cond_vary_hash(pool, "accept",
+              get_header, (void *)req_none), "");
+    check_str("vary hash", "no names", cond_vary_hash(pool, "", get_header,
+              (void *)req_json), "");
+    check_str("vary hash", "NULL names", cond_vary_hash(pool, NULL,
+              get_header, (void *)req_json), "");
+}
+
+/* ------------------------------------------------------------------ */
+
+static void test_tags(void)
+{
+    const char *vt = cond_tag(pool, "5f2a9c01d3e4b6a7", 0x1c, NULL);
+    const char *t = cond_tag(pool, "5f2a9c01d3e4b6a7", 0x1c,
+                             "0123456789abcdef");
+
+    check_str("tag", "version", vt, "\"5f2a9c01d3e4b6a7-1c\"");
+    check_str("tag", "empty hash", cond_tag(pool, "5f2a9c01d3e4b6a7", 0x1c,
+                                            ""), vt);
+    check_str("tag", "variant", t,
+              "\"5f2a9c01d3e4b6a7-1c-0123456789abcdef\"");
+    check_str("tag", "big version", cond_tag(pool, "ab", APR_INT64_C(1) << 40,
+                                             NULL), "\"ab-10000000000\"");
+    /* every variant tag, compressed or not, belongs to its version */
+    check(cond_tag_of_version(t, vt), "tag", "variant of version");
+    check(cond_tag_of_version("\"5f2a9c01d3e4b6a7-1c-0123456789abcdef-gzip\"",
+                              vt), "tag", "gzip variant of version");
+    check(!cond_tag_of_version(t, cond_tag(pool, "5f2a9c01d3e4b6a7", 0x1d,
+                                           NULL)), "tag", "not of next");
+}
+
+/* ------------------------------------------------------------------ */
+
+static apr_array_header_t *two_variants(void)
+{
+    apr_array_header_t *vs = apr_array_make(pool, 2, sizeof(cond_variant *));
+    const char *names = cond_vary_names(pool, "Accept, Accept-Encoding");
+    cond_variant *v = cond_variant_make(pool, names,
+                                        cond_vary_hash(pool, names,
+                                                       get_header,
+                                                       (void *)req_json));
+
+    cond_variant_add(v, "ETag", "\"x-1c-aa\"");
+    cond_variant_add(v, "Vary", "Accept");
+    cond_variant_add(v, "Vary", "Accept-Encoding");
+    cond_variant_add(v, "Cache-Control", "max-age=2");
+    cond_variant_add(v, "Cache-Control", "private");
+    cond_variant_add(v, "Content-Location", "/doc.json");
+    cond_variants_put(vs, v);
+    v = cond_variant_make(pool, names, cond_vary_hash(pool, names,
+                                                      get_header,
+                                                      (void *)req_xml));
+    cond_variant_add(v, "ETag", "\"x-1c-bb\"");
+    cond_variant_add(v, "Content-Location", "/doc.xml");
+    cond_variant_add(v, "Expires", "+60");
+    cond_variants_put(vs, v);
+    return vs;
+}
+
+static void test_round_trip(void)
+{
+    apr_array_header_t *vs = two_variants(), *back;
+    const char *meta = cond_variants_serialise(pool, 0x1c, vs);
+    const cond_variant *v;
+    const cond_meta_line *l;
+
+    back = cond_variants_parse(pool, meta, 0x1c);
+    check(back->nelts == 2, "meta", "two variants back");
+    if (back->nelts != 2) {
+        return;
+    }
+    check_str("meta", "same text", cond_variants_serialise(pool, 0x1c, back),
+              meta);
+    v = APR_ARRAY_IDX(back, 0, cond_variant *);
+    check(v->lines->nelts == 6, "meta", "every line kept");
+    l = &APR_ARRAY_IDX(v->lines, 2, cond_meta_line);
+    check_str("meta", "repeated Vary, second line", l->value,
+              "Accept-Encoding");
+    check_str("meta", "get first", cond_variant_get(v, "cache-control"),
+              "max-age=2");
+    check_str("meta", "get missing", cond_variant_get(v, "Expires"), NULL);
+
+    /* the request selects its own variant, and only a known one */
+    v = cond_variants_select(pool, back, get_header, (void *)req_xml);
+    check_str("select", "xml", v ? cond_variant_get(v, "ETag") : NULL,
+              "\"x-1c-bb\"");
+    v = cond_variants_select(pool, back, get_header, (void *)req_json_fr);
+    check_str("select", "json, language not in Vary",
+              v ? cond_variant_get(v, "ETag") : NULL, "\"x-1c-aa\"");
+    check(!cond_variants_select(pool, back, get_header, (void *)req_none),
+          "select", "unknown variant");
+
+    /* only for the version they were stored at */
+    check(cond_variants_parse(pool, meta, 0x1d)->nelts == 0, "meta",
+          "other version");
+    check(cond_variants_parse(pool, meta, 0x1)->nelts == 0, "meta",
+          "version prefix");
+    check(cond_variants_parse(pool, NULL, 0x1c)->nelts == 0, "meta", "NULL");
+    check(cond_variants_parse(pool, "Cache-Control: max-age=60\n", 0x1c)
+          ->nelts == 0, "meta", "old format");
+    check(cond_variants_parse(pool, "variants 1 1c\nETag: \"a\"\n", 0x1c)
+          ->nelts == 0, "meta", "line before any variant");
+    check(cond_variants_parse(pool, apr_pstrcat(pool, meta, "junk\n", NULL),
+                              0x1c)->nelts == 0, "meta", "damaged");
+    check(cond_variants_parse(pool, "variants 1 1c\n", 0x1c)->nelts == 0,
+          "meta", "none");
+}
+
+static void test_put(void)
+{
+    apr_array_header_t *vs = two_variants();
+    cond_variant *v = cond_variant_make(pool, "accept,accept-encoding",
+                                        APR_ARRAY_IDX(vs, 0, cond_variant *)
+                                        ->hash);
+    char hash[17];
+    int i;
+
+    cond_variant_add(v, "ETag", "\"x-1c-cc\"");
+    cond_variants_put(vs, v);
+    check(vs->nelts == 2, "put", "same variant replaced");
+    check_str("put", "replacement", cond_variant_get(
+              APR_ARRAY_IDX(vs, 0, cond_variant *), "ETag"), "\"x-1c-cc\"");
+    for (i = 0; i < COND_MAX_VARIANTS + 3; i++) {
+        apr_snprintf(hash, sizeof(hash), "%016x", i);
+        cond_variants_put(vs, cond_variant_make(pool, "accept",
+                                                apr_pstrdup(pool, hash)));
+    }
+    check(vs->nelts == COND_MAX_VARIANTS, "put", "bounded");
+    check_str("put", "oldest dropped",
+              APR_ARRAY_IDX(vs, 0, cond_variant *)->hash,
+              "0000000000000003");
+    /* a value with a newline is never written out */
+    v = cond_variant_make(pool, "", "");
+    cond_variant_add(v, "Cache-Control", "a\nETag: \"forged\"");
+    apr_array_clear(vs);
+    cond_variants_put(vs, v);
+    check_str("put", "newline dropped", cond_variants_serialise(pool, 1, vs),
+              "variants 1 1\n= - -\n");
+}
+
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    const char *expires;
+    long long date;         /* seconds */
+    const char *offset;
+} expires_case;
+
+#define T 784111777LL       /* Sun, 06 Nov 1994 08:49:37 GMT */
+
+static const expires_case expires_cases[] = {
+    { "Sun, 06 Nov 1994 08:50:37 GMT", T, "+60" },
+    { "Sun, 06 Nov 1994 08:49:37 GMT", T, "+0" },
+    { "Sun, 06 Nov 1994 08:48:37 GMT", T, "-60" },
+    { "Sunday, 06-Nov-94 09:49:37 GMT", T, "+3600" },
+    { "0", T, NULL },
+    { "-1", T, NULL },
+    { "", T, NULL },
+    { NULL, T, NULL },
+    { "Sun, 06 Nov 1994 08:50:37 GMT", 0, NULL },
+};
+
+static void test_expires(void)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(expires_cases) / sizeof(expires_cases[0]); i++) {
+        const expires_case *c = &expires_cases[i];
+        check_str("expires offset", c->expires ? c->expires : "(null)",
+                  cond_expires_offset(pool, c->expires,
+                                      apr_time_from_sec(c->date)), c->offset);
+    }
+    check_str("expires at", "+60", cond_expires_at(pool, "+60",
+              apr_time_from_sec(T)), "Sun, 06 Nov 1994 08:50:37 GMT");
+    check_str("expires at", "-60", cond_expires_at(pool, "-60",
+              apr_time_from_sec(T)), "Sun, 06 Nov 1994 08:48:37 GMT");
+    check_str("expires at", "later request", cond_expires_at(pool, "+60",
+              apr_time_from_sec(T + 7200)), "Sun, 06 Nov 1994 10:50:37 GMT");
+    check_str("expires at", "no sign", cond_expires_at(pool, "60",
+              apr_time_from_sec(T)), NULL);
+    check_str("expires at", "junk", cond_expires_at(pool, "+6x",
+              apr_time_from_sec(T)), NULL);
+    check_str("expires at", "sign only", cond_expires_at(pool, "+",
+              apr_time_from_sec(T)), NULL);
+    check_str("expires at", "huge", cond_expires_at(pool,
+              "+99999999999999999999", apr_time_from_sec(T)), NULL);
+}
+
+int main(void)
+{
+    apr_initialize();
+    apr_pool_create(&pool, NULL);
+    test_names();
+    test_hash();
+    test_tags();
+    test_round_trip();
+    test_put();
+    test_expires();
+    apr_pool_destroy(pool);
+    apr_terminate();
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,334 @@
+/*
+ * variant.c - one tag per representation, one version per resource.
+ *
+ * The metadata string kept per key (store.h) looks like this:
+ *
+ *   variants 1 1c                      format 1, for version 0x1c
+ *   = 0123456789abcdef accept,accept-encoding
+ *   ETag: "5f2a9c01d3e4b6a7-1c-89ab...-gzip"
+ *   Vary: Accept
+ *   Vary: Accept-Encoding
+ *   Cache-Control: max-age=60
+ *   Expires: +60
+ *   = - -                              a variant with no Vary
+ *   ...
+ *
+ * One line per field line, so a header a backend repeats is replayed line
+ * by line. A field value never holds a newline (RFC 9110 5.5), so lines
+ * need no escaping; a value that does is not stored.
+ */
+
+#include <string.h>
+#include <stdlib.h>
+
+#include <apr_lib.h>
+#include <apr_strings.h>
+#include <apr_sha1.h>
+
+#include "precond.h"
+#include "variant.h"
+
+#define VARIANT_MAGIC "variants 1 "
+
+/* ------------------------------------------------------------------ */
+/* Vary and the request's hash                                          */
+
+static int variant_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int variant_is_tchar(char c)
+{
+    return apr_isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+const char *cond_vary_names(apr_pool_t *p, const char *vary)
+{
+    apr_array_header_t *names = apr_array_make(p, 4, sizeof(char *));
+    char *copy, *tok, *state;
+    const char *out = "";
+    int i;
+
+    if (!vary) {
+        return "";
+    }
+    copy = apr_pstrdup(p, vary);
+    for (tok = apr_strtok(copy, ", \t", &state); tok;
+         tok = apr_strtok(NULL, ", \t", &state)) {
+        char *c;
+        if (!strcmp(tok, "*")) {
+            return NULL;
+        }
+        for (c = tok; *c; c++) {
+            if (!variant_is_tchar(*c)) {
+                return NULL;    /* not a field name: nothing can be known */
+            }
+            *c = apr_tolower(*c);
+        }
+        APR_ARRAY_PUSH(names, char *) = tok;
+    }
+    qsort(names->elts, names->nelts, sizeof(char *), variant_cmp);
+    for (i = 0; i < names->nelts; i++) {
+        const char *n = APR_ARRAY_IDX(names, i, const char *);
+        if (i && !strcmp(n, APR_ARRAY_IDX(names, i - 1, const char *))) {
+            continue;
+        }
+        out = *out ? apr_pstrcat(p, out, ",", n, NULL) : n;
+    }
+    return out;
+}
+
+const char *cond_vary_hash(apr_pool_t *p, const char *names,
+                           cond_header_fn *get, void *baton)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char digest[APR_SHA1_DIGESTSIZE];
+    apr_sha1_ctx_t ctx;
+    char *copy, *name, *state, *out;
+    int present = 0, i;
+
+    if (!names || !*names) {
+        return "";
+    }
+    apr_sha1_init(&ctx);
+    copy = apr_pstrdup(p, names);
+    for (name = apr_strtok(copy, ",", &state); name;
+         name = apr_strtok(NULL, ",", &state)) {
+        const char *v = get(baton, name);
+        /* name NUL flag value NUL: absent and empty never collide */
+        apr_sha1_update_binary(&ctx, (const unsigned char *)name,
+                               strlen(name) + 1);
+        apr_sha1_update_binary(&ctx, (const unsigned char *)(v ? "1" : "0"),
+                               1);
+        if (v) {
+            present = 1;
+            apr_sha1_update_binary(&ctx, (const unsigned char *)v,
+                                   strlen(v) + 1);
+        }
+    }
+    if (!present) {
+        return "";
+    }
+    apr_sha1_final(digest, &ctx);
+    out = apr_palloc(p, 17);
+    for (i = 0; i < 8; i++) {
+        out[2 * i] = hex[digest[i] >> 4];
+        out[2 * i + 1] = hex[digest[i] & 0xf];
+    }
+    out[16] = '\0';
+    return out;
+}
+
+const char *cond_tag(apr_pool_t *p, const char *id, apr_int64_t version,
+                     const char *vhash)
+{
+    char ver[32];
+
+    apr_snprintf(ver, sizeof(ver), "%" APR_UINT64_T_HEX_FMT,
+                 (apr_uint64_t)version);
+    return apr_pstrcat(p, "\"", id, "-", ver, vhash && *vhash ? "-" : "",
+                       vhash ? vhash : "", "\"", NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* Variants                                                             */
+
+cond_variant *cond_variant_make(apr_pool_t *p, const char *names,
+                                const char *hash)
+{
+    cond_variant *v = apr_palloc(p, sizeof(*v));
+
+    v->names = names ? names : "";
+    v->hash = hash ? hash : "";
+    v->lines = apr_array_make(p, 6, sizeof(cond_meta_line));
+    return v;
+}
+
+void cond_variant_add(cond_variant *v, const char *name, const char *value)
+{
+    cond_meta_line *l = apr_array_push(v->lines);
+
+    l->name = name;
+    l->value = value;
+}
+
+const char *cond_variant_get(const cond_variant *v, const char *name)
+{
+    int i;
+
+    for (i = 0; i < v->lines->nelts; i++) {
+        const cond_meta_line *l = &APR_ARRAY_IDX(v->lines, i, cond_meta_line);
+        if (!strcasecmp(l->name, name)) {
+            return l->value;
+        }
+    }
+    return NULL;
+}
+
+/* "= <hash> <names>", '-' standing for "" */
+static cond_variant *variant_parse_head(apr_pool_t *p, char *line)
+{
+    char *hash = line + 2, *names = strchr(hash, ' ');
+
+    if (line[0] != '=' || line[1] != ' ' || !names) {
+        return NULL;
+    }
+    *names++ = '\0';
+    return cond_variant_make(p, strcmp(names, "-") ? names : "",
+                             strcmp(hash, "-") ? hash : "");
+}
+
+static int variant_parse_line(cond_variant *v, char *line)
+{
+    char *colon = strchr(line, ':');
+
+    if (!colon || colon == line || colon[1] != ' ') {
+        return 0;
+    }
+    *colon = '\0';
+    cond_variant_add(v, line, colon + 2);
+    return 1;
+}
+
+apr_array_header_t *cond_variants_parse(apr_pool_t *p, const char *meta,
+                                        apr_int64_t version)
+{
+    apr_array_header_t *out = apr_array_make(p, 2, sizeof(cond_variant *));
+    cond_variant *cur = NULL;
+    char *copy, *line, *state, *end;
+
+    if (!meta || strncmp(meta, VARIANT_MAGIC, sizeof(VARIANT_MAGIC) - 1)) {
+        return out;
+    }
+    copy = apr_pstrdup(p, meta + sizeof(VARIANT_MAGIC) - 1);
+    line = apr_strtok(copy, "\n", &state);
+    if (!line || (apr_int64_t)apr_strtoi64(line, &end, 16) != version
+        || *end) {
+        return out;
+    }
+    while ((line = apr_strtok(NULL, "\n", &state)) != NULL) {
+        if (line[0] == '=') {
+            cur = variant_parse_head(p, line);
+            if (!cur) {
+                break;
+            }
+            APR_ARRAY_PUSH(out, cond_variant *) = cur;
+        }
+        else if (!cur || !variant_parse_line(cur, line)) {
+            break;
+        }
+    }
+    if (line) {
+        apr_array_clear(out);   /* damaged: trust none of it */
+    }
+    return out;
+}
+
+static int variant_has_newline(const char *s)
+{
+    return strchr(s, '\n') || strchr(s, '\r');
+}
+
+const char *cond_variants_serialise(apr_pool_t *p, apr_int64_t version,
+                                    const apr_array_header_t *variants)
+{
+    apr_array_header_t *parts = apr_array_make(p, 16, sizeof(char *));
+    int i, j;
+
+    APR_ARRAY_PUSH(parts, const char *) =
+        apr_psprintf(p, VARIANT_MAGIC "%" APR_UINT64_T_HEX_FMT "\n",
+                     (apr_uint64_t)version);
+    for (i = 0; i < variants->nelts; i++) {
+        const cond_variant *v = APR_ARRAY_IDX(variants, i, cond_variant *);
+        APR_ARRAY_PUSH(parts, const char *) =
+            apr_pstrcat(p, "= ", *v->hash ? v->hash : "-", " ",
+                        *v->names ? v->names : "-", "\n", NULL);
+        for (j = 0; j < v->lines->nelts; j++) {
+            const cond_meta_line *l = &APR_ARRAY_IDX(v->lines, j,
+                                                     cond_meta_line);
+            if (variant_has_newline(l->name) || variant_has_newline(l->value)) {
+                continue;
+            }
+            APR_ARRAY_PUSH(parts, const char *) =
+                apr_pstrcat(p, l->name, ": ", l->value, "\n", NULL);
+        }
+    }
+    return apr_array_pstrcat(p, parts, 0);
+}
+
+void cond_variants_put(apr_array_header_t *variants, cond_variant *v)
+{
+    cond_variant **elts = (cond_variant **)variants->elts;
+    int i;
+
+    for (i = 0; i < variants->nelts; i++) {
+        if (!strcmp(elts[i]->names, v->names)
+            && !strcmp(elts[i]->hash, v->hash)) {
+            elts[i] = v;
+            return;
+        }
+    }
+    if (variants->nelts >= COND_MAX_VARIANTS) {
+        memmove(elts, elts + 1, (variants->nelts - 1) * sizeof(*elts));
+        variants->nelts--;
+    }
+    APR_ARRAY_PUSH(variants, cond_variant *) = v;
+}
+
+const cond_variant *cond_variants_select(apr_pool_t *p,
+                                         const apr_array_header_t *variants,
+                                         cond_header_fn *get, void *baton)
+{
+    int i;
+
+    for (i = variants->nelts - 1; i >= 0; i--) {
+        const cond_variant *v = APR_ARRAY_IDX(variants, i, cond_variant *);
+        if (!strcmp(cond_vary_hash(p, v->names, get, baton), v->hash)) {
+            return v;
+        }
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Expires                                                              */
+
+const char *cond_expires_offset(apr_pool_t *p, const char *expires,
+                                apr_time_t date)
+{
+    apr_time_t t = cond_parse_date(expires);
+    apr_int64_t d;
+
+    if (!t || !date) {
+        return NULL;
+    }
+    d = (apr_int64_t)apr_time_sec(t) - (apr_int64_t)apr_time_sec(date);
+    return apr_psprintf(p, "%c%" APR_INT64_T_FMT, d < 0 ? '-' : '+',
+                        d < 0 ? -d : d);
+}
+
+const char *cond_expires_at(apr_pool_t *p, const char *offset,
+                            apr_time_t now)
+{
+    char *end, *date;
+    apr_int64_t d;
+
+    if (!offset || (offset[0] != '+' && offset[0] != '-')
+        || !apr_isdigit(offset[1])) {
+        return NULL;
+    }
+    d = apr_strtoi64(offset + 1, &end, 10);
+    if (*end || d > APR_INT64_C(315360000000)) {
+        return NULL;    /* junk, or ten thousand years out */
+    }
+    if (offset[0] == '-') {
+        d = -d;
+    }
+    date = apr_palloc(p, APR_RFC822_DATE_LEN);
+    if (apr_rfc822_date(date, apr_time_from_sec(apr_time_sec(now) + d))
+        != APR_SUCCESS) {
+        return NULL;
+    }
+    return date;
+}

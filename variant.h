@@ -1,0 +1,118 @@
+/*
+ * variant.h - one tag per representation, one version per resource.
+ *
+ * A resource has one version in the store; each representation of it (the
+ * variants a backend selects by the request headers it names in Vary, and
+ * the codings mod_deflate / mod_brotli add) gets its own strong tag derived
+ * from that version:
+ *
+ *   "<store identity>-<hex version>"                  no Vary, or none of
+ *                                                     the named request
+ *                                                     headers present
+ *   "<store identity>-<hex version>-<16 hex>"         a hash of the values
+ *                                                     of the named headers
+ *   ...-gzip" / ...-br"                               added by the
+ *                                                     compressing filter
+ *
+ * The store's opaque metadata string holds, for the current version only,
+ * what each variant seen so far went out with (its final ETag, Vary and
+ * Cache-Control lines, Content-Location, Expires), so a 304 repeats what
+ * that variant's 200 carried. Pure logic: APR and apr-util only, no httpd.
+ * Unit-tested in unit/test_variant.c.
+ */
+#ifndef COND_VARIANT_H
+#define COND_VARIANT_H
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+#include <apr_time.h>
+
+/* Every field line of request header 'name' joined with ", ", or NULL
+ * when the request has none. */
+typedef const char *cond_header_fn(void *baton, const char *name);
+
+/* Most variants remembered per key; the oldest is dropped beyond. */
+#define COND_MAX_VARIANTS 16
+
+/*
+ * The field names of a Vary value (several lines joined with ", "),
+ * lowercased, sorted, without duplicates, joined with ",": the canonical
+ * form hashed and stored. "" when it names none; NULL when it holds "*"
+ * (the representation depends on more than request headers: no variant
+ * of it can be named, so it gets no tag).
+ */
+const char *cond_vary_names(apr_pool_t *p, const char *vary);
+
+/*
+ * The request's variant hash for canonical names: 16 lowercase hex digits
+ * of SHA-1 over each name and its value (absent and empty differ), or ""
+ * when names is "" or the request carries none of the named headers.
+ */
+const char *cond_vary_hash(apr_pool_t *p, const char *names,
+                           cond_header_fn *get, void *baton);
+
+/* The tag of one representation: "\"<id>-<hex version>\"", with "-<vhash>"
+ * before the closing quote when vhash is not "" (or NULL). */
+const char *cond_tag(apr_pool_t *p, const char *id, apr_int64_t version,
+                     const char *vhash);
+
+/* One field line of a remembered variant. */
+typedef struct {
+    const char *name;
+    const char *value;
+} cond_meta_line;
+
+/* One representation as it last went out at the current version. */
+typedef struct {
+    const char *names;          /* canonical final Vary names ("" none) */
+    const char *hash;           /* the request's hash over them ("" none) */
+    apr_array_header_t *lines;  /* cond_meta_line, in order; repeated
+                                 * names stay separate lines */
+} cond_variant;
+
+/* A new, empty variant. */
+cond_variant *cond_variant_make(apr_pool_t *p, const char *names,
+                                const char *hash);
+
+/* Add one field line (name and value are not copied). */
+void cond_variant_add(cond_variant *v, const char *name, const char *value);
+
+/* The first value of 'name' (case-insensitive) in v, or NULL. */
+const char *cond_variant_get(const cond_variant *v, const char *name);
+
+/*
+ * The variants a metadata string holds for 'version' (cond_variant *
+ * elements). Metadata of any other version, of an older format, or
+ * unparsable gives none: every variant then goes to the backend once.
+ */
+apr_array_header_t *cond_variants_parse(apr_pool_t *p, const char *meta,
+                                        apr_int64_t version);
+
+/* The metadata string for 'version' holding 'variants'. */
+const char *cond_variants_serialise(apr_pool_t *p, apr_int64_t version,
+                                    const apr_array_header_t *variants);
+
+/* Put v in place of the variant with the same names and hash, or add it,
+ * dropping the oldest beyond COND_MAX_VARIANTS. */
+void cond_variants_put(apr_array_header_t *variants, cond_variant *v);
+
+/* The variant the request would get: the latest whose names, hashed over
+ * the request's headers, give its hash. NULL when none is known. */
+const cond_variant *cond_variants_select(apr_pool_t *p,
+                                         const apr_array_header_t *variants,
+                                         cond_header_fn *get, void *baton);
+
+/*
+ * Expires kept relative to the response's own Date, so a 304 sent later
+ * carries what a 200 sent then would: "+N" / "-N" seconds, or NULL when
+ * either date is not a valid HTTP-date (the value is then kept as is).
+ */
+const char *cond_expires_offset(apr_pool_t *p, const char *expires,
+                                apr_time_t date);
+
+/* The Expires value for an offset "+N"/"-N" at time 'now'; NULL when the
+ * offset is malformed. */
+const char *cond_expires_at(apr_pool_t *p, const char *offset,
+                            apr_time_t now);
+
+#endif /* COND_VARIANT_H */
