@@ -256,11 +256,15 @@ static int conditional_read(request_rec *r, conditional_req *rq)
         return DECLINED;
     }
     rq->found = rv == APR_SUCCESS;
+    conditional_select_variant(r, rq);
     conditional_fill_request(r, &cr, COND_METHOD_READ);
     conditional_resource(r, rq, &res);
     v = cond_evaluate(&cr, &res, r->request_time, &why);
-    if (v == COND_NOT_MODIFIED && rq->before.claim_owner) {
-        v = COND_PROCEED;   /* If-None-Match: *, but a DELETE may be running */
+    /* A 304 only for a representation whose 200 the store has kept (not
+     * while a write, a DELETE perhaps, is in flight): a variant not seen
+     * at this version goes to the backend. */
+    if (v == COND_NOT_MODIFIED && (!rq->variant || rq->before.claim_owner)) {
+        v = COND_PROCEED;
     }
     if (v == COND_NOT_MODIFIED) {
         conditional_respond_with(rq, HTTP_NOT_MODIFIED, NULL);
@@ -271,8 +275,11 @@ static int conditional_read(request_rec *r, conditional_req *rq)
                                  cond_why_str(why));
         return OK;
     }
+    conditional_if_range(r, rq);
     conditional_strip_validators(r);
     ap_add_output_filter_handle(conditional_tag_frec, rq, r, r->connection);
+    ap_add_output_filter_handle(conditional_record_frec, rq, r,
+                                r->connection);
     return OK;
 }
 
@@ -332,9 +339,7 @@ static int conditional_handler(request_rec *r)
         return DECLINED;
     }
     if (rq->respond == HTTP_NOT_MODIFIED) {
-        conditional_meta_apply(r, rq->before.meta);
-        conditional_set_validators(r, rq, rq->before.version,
-                                   rq->before.mtime);
+        conditional_replay_variant(r, rq);
         conditional_note(r, "304");
         r->status = HTTP_NOT_MODIFIED;
         return OK;
@@ -345,51 +350,83 @@ static int conditional_handler(request_rec *r)
 /* ------------------------------------------------------------------ */
 /* Output filters                                                       */
 
-/* A 200 from the backend: tag it only if the key's version was the same and
- * no write was in flight both before the backend ran and now. */
-static void conditional_tag(request_rec *r, conditional_req *rq)
+/* No tag: and a range If-Range allowed is not cut from what may be a
+ * newer version by httpd's byterange filter (which runs after this one). */
+static void conditional_untagged(request_rec *r, conditional_req *rq)
+{
+    if (rq->range_allowed) {
+        apr_table_unset(r->headers_in, "Range");
+        apr_table_unset(r->headers_in, "Request-Range");
+    }
+    conditional_note(r, "untagged");
+}
+
+/* The version this response may be tagged with: the same before the
+ * backend ran and now, no write in flight either time; a key first seen
+ * (or seen again after a 404) through a whole 200 gets a new version. 0:
+ * none. The store's metadata at that version goes to rq->tagged_meta. */
+static apr_int64_t conditional_tag_version(request_rec *r,
+                                           conditional_req *rq,
+                                           apr_time_t *mtime)
 {
     const cond_store_provider *pv = rq->inst->provider;
-    const char *meta = conditional_meta_serialise(r);
+    int whole = r->status == HTTP_OK;
     apr_time_t now = apr_time_now();
     apr_int64_t v = 0;
     cond_state after;
-    apr_status_t rv;
 
+    *mtime = now;
     if (!rq->found) {
-        rv = pv->register_key(rq->inst->store, rq->key, meta, now, &v,
-                              r->pool);
-        if (rv == APR_SUCCESS) {
-            conditional_set_validators(r, rq, v, now);
-            conditional_note(r, conditional_version_note(r->pool, "tag ", v));
-            return;
-        }
-        conditional_note(r, "untagged");
-        return;
+        return whole && pv->register_key(rq->inst->store, rq->key, NULL,
+                                         now, &v, r->pool) == APR_SUCCESS
+               ? v : 0;
     }
-    rv = pv->lookup(rq->inst->store, rq->key, &after, r->pool);
-    if (rv != APR_SUCCESS || rq->before.claim_owner || after.claim_owner
+    if (pv->lookup(rq->inst->store, rq->key, &after, r->pool) != APR_SUCCESS
+        || rq->before.claim_owner || after.claim_owner
         || after.version != rq->before.version) {
-        conditional_note(r, "untagged");
-        return;
+        return 0;
     }
-    v = after.version;
     if (!after.exists || after.version == 0) {
         /* The store thought it absent; the backend shows it again. */
-        if (pv->set_exists(rq->inst->store, rq->key, after.version, 1, meta,
-                           now, &v, r->pool) != APR_SUCCESS) {
-            conditional_note(r, "untagged");
-            return;
-        }
-        after.mtime = now;
+        return whole && pv->set_exists(rq->inst->store, rq->key,
+                                       after.version, 1, NULL, now, &v,
+                                       r->pool) == APR_SUCCESS ? v : 0;
     }
-    else if (!conditional_meta_equal(meta, after.meta)) {
-        pv->set_meta(rq->inst->store, rq->key, after.version, meta, r->pool);
+    *mtime = after.mtime;
+    rq->tagged_meta = after.meta;
+    return after.version;
+}
+
+/*
+ * A 200 or 206 from the backend gets the tag of its representation: the
+ * version, and a hash of the request headers its Vary names. "Vary: *"
+ * names no representation: untagged. The record filter keeps a 200's
+ * final headers for the 304s of the same representation.
+ */
+static void conditional_tag(request_rec *r, conditional_req *rq)
+{
+    const char *names = conditional_response_vary(r);
+    apr_time_t mtime;
+    apr_int64_t v;
+
+    if (!names || !(v = conditional_tag_version(r, rq, &mtime))) {
+        conditional_untagged(r, rq);
+        return;
     }
-    conditional_set_validators(r, rq, v, after.mtime);
+    apr_table_setn(r->headers_out, "ETag",
+                   conditional_variant_etag(r, rq, v,
+                                            cond_vary_hash(r->pool, names,
+                                                conditional_request_header,
+                                                r)));
+    conditional_set_last_modified(r, mtime);
+    if (r->status == HTTP_OK) {
+        rq->tagged = v;
+    }
     conditional_note(r, conditional_version_note(r->pool, "tag ", v));
 }
 
+/* Every 2xx of a GET carries the module's tag or none, never the
+ * backend's own validators. */
 static apr_status_t conditional_tag_filter(ap_filter_t *f,
                                            apr_bucket_brigade *bb)
 {
@@ -398,10 +435,12 @@ static apr_status_t conditional_tag_filter(ap_filter_t *f,
 
     ap_remove_output_filter(f);
     conditional_hdr_unset(r, COND_INVALIDATE_HDR);
-    if (r->status == HTTP_OK) {
+    if (ap_is_HTTP_SUCCESS(r->status)) {
         conditional_hdr_unset(r, "ETag");
         conditional_hdr_unset(r, "Last-Modified");
-        conditional_tag(r, rq);
+        if (r->status == HTTP_OK || r->status == HTTP_PARTIAL_CONTENT) {
+            conditional_tag(r, rq);
+        }
     }
     else if ((r->status == HTTP_NOT_FOUND || r->status == HTTP_GONE)
              && rq->found && rq->before.exists && !rq->before.claim_owner) {
@@ -442,6 +481,19 @@ static void conditional_register_hooks(apr_pool_t *p)
         ap_register_output_filter(COND_FILTER_COMMIT,
                                   conditional_commit_filter, NULL,
                                   AP_FTYPE_CONTENT_SET - 1);
+    /* After every content filter, before the byterange and header
+     * filters: what a representation's 200 finally carries. */
+    conditional_record_frec =
+        ap_register_output_filter(COND_FILTER_RECORD,
+                                  conditional_record_filter, NULL,
+                                  AP_FTYPE_PROTOCOL - 1);
+    /* Never in a chain by name: the end of a probe subrequest's chain. */
+    conditional_sink_frec =
+        ap_register_output_filter(COND_FILTER_SINK, conditional_sink_filter,
+                                  NULL, AP_FTYPE_CONTENT_SET);
+    conditional_empty_frec =
+        ap_register_input_filter(COND_FILTER_EMPTY, conditional_empty_filter,
+                                 NULL, AP_FTYPE_CONTENT_SET);
 }
 
 module AP_MODULE_DECLARE_DATA conditional_module = {

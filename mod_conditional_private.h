@@ -29,6 +29,7 @@
 #include "precond.h"
 #include "store.h"
 #include "pgsql_store.h"
+#include "variant.h"
 
 /* One claim a request in this child holds (mod_conditional_renew.c). */
 typedef struct conditional_held conditional_held;
@@ -44,11 +45,17 @@ APLOG_USE_MODULE(conditional);
 #define COND_UNSET             (-1)
 #define COND_FILTER_TAG        "CONDITIONAL_TAG"
 #define COND_FILTER_COMMIT     "CONDITIONAL_COMMIT"
+#define COND_FILTER_RECORD     "CONDITIONAL_RECORD"
+#define COND_FILTER_SINK       "CONDITIONAL_SINK"
+#define COND_FILTER_EMPTY      "CONDITIONAL_EMPTY"
 #define COND_INVALIDATE_HDR    "Conditional-Invalidate"
 
 /* The filters' records, kept at registration (mod_conditional.c). */
 extern ap_filter_rec_t *conditional_tag_frec;
 extern ap_filter_rec_t *conditional_commit_frec;
+extern ap_filter_rec_t *conditional_record_frec;
+extern ap_filter_rec_t *conditional_sink_frec;
+extern ap_filter_rec_t *conditional_empty_frec;
 
 /* A configured store: shared by every server_rec that names the same spec,
  * or, for a provider that depends on its server's own settings (dbd), one
@@ -97,6 +104,13 @@ typedef struct {
     int invalidate_parent;
     int custom_key;
     request_rec *r;          /* for the cleanup that resolves a claim */
+    const cond_variant *variant;  /* reads: the representation the request
+                                   * gets, as last sent at this version */
+    int range_allowed;       /* reads: If-Range held, Range left in */
+    apr_int64_t tagged;      /* reads: the version a 200 was tagged with */
+    const char *tagged_meta; /* the store's metadata at that version */
+    int backend_has;         /* writes on a key never seen: 0 not asked,
+                              * 1 yes, 2 no, 3 unknown */
 } conditional_req;
 
 
@@ -133,9 +147,6 @@ const char *conditional_version_note(apr_pool_t *p, const char *word,
                                      apr_int64_t version);
 const char *conditional_hdr_get(request_rec *r, const char *name);
 void conditional_hdr_unset(request_rec *r, const char *name);
-const char *conditional_meta_serialise(request_rec *r);
-void conditional_meta_apply(request_rec *r, const char *meta);
-int conditional_meta_equal(const char *a, const char *b);
 void conditional_fill_request(request_rec *r, cond_request *cr,
                               cond_method m);
 void conditional_strip_validators(request_rec *r);
@@ -143,9 +154,29 @@ void conditional_resource(request_rec *r, conditional_req *rq,
                           cond_resource *res);
 void conditional_set_validators(request_rec *r, conditional_req *rq,
                                 apr_int64_t version, apr_time_t mtime);
+apr_time_t conditional_last_modified(request_rec *r, apr_time_t mtime);
+void conditional_set_last_modified(request_rec *r, apr_time_t mtime);
 void conditional_respond_with(conditional_req *rq, int status,
                               const char *problem);
 int conditional_send_problem(request_rec *r, conditional_req *rq);
+
+/* mod_conditional_variant.c: representations, If-Range, existence */
+const char *conditional_request_header(void *baton, const char *name);
+const char *conditional_variant_etag(request_rec *r, conditional_req *rq,
+                                     apr_int64_t version, const char *vhash);
+const char *conditional_response_vary(request_rec *r);
+void conditional_select_variant(request_rec *r, conditional_req *rq);
+void conditional_replay_variant(request_rec *r, conditional_req *rq);
+void conditional_if_range(request_rec *r, conditional_req *rq);
+apr_status_t conditional_record_filter(ap_filter_t *f,
+                                       apr_bucket_brigade *bb);
+apr_status_t conditional_sink_filter(ap_filter_t *f, apr_bucket_brigade *bb);
+apr_status_t conditional_empty_filter(ap_filter_t *f, apr_bucket_brigade *bb,
+                                      ap_input_mode_t mode,
+                                      apr_read_type_e block,
+                                      apr_off_t readbytes);
+int conditional_write_resource(request_rec *r, conditional_req *rq,
+                               const cond_request *cr, cond_resource *res);
 
 /* mod_conditional.c: keys, the store's identity and error text */
 const char *conditional_default_key(request_rec *r, const char *path);

@@ -62,53 +62,6 @@ void conditional_hdr_unset(request_rec *r, const char *name)
     apr_table_unset(r->err_headers_out, name);
 }
 
-/* The representation headers a 304 must repeat (RFC 9110 15.4.5). */
-static const char *const conditional_meta_names[] = {
-    "Cache-Control", "Expires", "Vary", "Content-Location", NULL
-};
-
-const char *conditional_meta_serialise(request_rec *r)
-{
-    const char *out = "";
-    int i;
-
-    for (i = 0; conditional_meta_names[i]; i++) {
-        const char *v = conditional_hdr_get(r, conditional_meta_names[i]);
-        if (v) {
-            out = apr_pstrcat(r->pool, out, conditional_meta_names[i], ": ",
-                              v, "\n", NULL);
-        }
-    }
-    return *out ? out : NULL;
-}
-
-void conditional_meta_apply(request_rec *r, const char *meta)
-{
-    char *line, *next;
-
-    if (!meta) {
-        return;
-    }
-    for (line = apr_pstrdup(r->pool, meta); *line; line = next) {
-        char *end = strchr(line, '\n'), *colon;
-
-        next = end ? end + 1 : line + strlen(line);
-        if (end) {
-            *end = '\0';
-        }
-        colon = strchr(line, ':');
-        if (colon && colon[1] == ' ') {
-            *colon = '\0';
-            apr_table_setn(r->headers_out, line, colon + 2);
-        }
-    }
-}
-
-int conditional_meta_equal(const char *a, const char *b)
-{
-    return (!a && !b) || (a && b && !strcmp(a, b));
-}
-
 void conditional_fill_request(request_rec *r, cond_request *cr,
                                      cond_method m)
 {
@@ -141,20 +94,37 @@ void conditional_resource(request_rec *r, conditional_req *rq,
     int known = present && !st->claim_owner;
 
     res->exists = present;
-    res->etag = known ? conditional_etag(r->pool, rq->inst, st->version)
-                      : NULL;
+    res->version_tag = known ? conditional_etag(r->pool, rq->inst,
+                                                st->version)
+                             : NULL;
+    /* A read's 304 needs the tag of the representation it would get;
+     * without one the version tag stands in, but no 304 follows. */
+    res->etag = rq->variant ? cond_variant_get(rq->variant, "ETag")
+                            : res->version_tag;
     res->mtime = known ? st->mtime : 0;
 }
 
 /* Validators on a response: the ETag always, Last-Modified only once its
  * second is over, so an If-Modified-Since can never hide a later write made
- * in the same second. */
+ * in the same second (nor an If-Range date a second version). */
 void conditional_set_validators(request_rec *r, conditional_req *rq,
                                        apr_int64_t version, apr_time_t mtime)
 {
     apr_table_setn(r->headers_out, "ETag",
                    conditional_etag(r->pool, rq->inst, version));
-    if (mtime && apr_time_sec(mtime) < apr_time_sec(r->request_time)) {
+    conditional_set_last_modified(r, mtime);
+}
+
+/* The Last-Modified a response carries: none before its second is over. */
+apr_time_t conditional_last_modified(request_rec *r, apr_time_t mtime)
+{
+    return mtime && apr_time_sec(mtime) < apr_time_sec(r->request_time)
+           ? mtime : 0;
+}
+
+void conditional_set_last_modified(request_rec *r, apr_time_t mtime)
+{
+    if (conditional_last_modified(r, mtime)) {
         char *date = apr_palloc(r->pool, APR_RFC822_DATE_LEN);
         apr_rfc822_date(date, mtime);
         apr_table_setn(r->headers_out, "Last-Modified", date);

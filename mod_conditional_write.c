@@ -134,7 +134,9 @@ static int conditional_claim(request_rec *r, conditional_req *rq,
             }
             goto again;
         }
-        conditional_resource(r, rq, &res);
+        if (conditional_write_resource(r, rq, cr, &res) != OK) {
+            return HTTP_SERVICE_UNAVAILABLE;
+        }
         v = cond_evaluate(cr, &res, r->request_time, &why);
         if (v != COND_PROCEED) {
             conditional_respond_with(rq, HTTP_PRECONDITION_FAILED,

@@ -72,8 +72,11 @@ my @rows = (
       sub { ('If-Match' => qq{$_[0]{old}, $_[0]{tag}}) }, 200, 1, 'new' ],
     [ 'PUT, If-Match *, present',        'present', PUT =>
       sub { ('If-Match' => '*') }, 200, 1, 'new' ],
+    # a key the store never saw: the backend is asked first (a HEAD)
     [ 'PUT, If-Match *, missing',        'missing', PUT =>
-      sub { ('If-Match' => '*') }, 412, 0, 'none', 'problem' ],
+      sub { ('If-Match' => '*') }, 412, 1, 'none', 'problem' ],
+    [ 'PUT, If-Match *, unseen',         'unseen', PUT =>
+      sub { ('If-Match' => '*') }, 200, 2, 'new' ],
     [ 'PUT, If-Match a tag, missing',    'missing', PUT =>
       sub { ('If-Match' => '"0123456789abcdef-1"') }, 412, 0, 'none',
       'problem' ],
@@ -107,7 +110,9 @@ my @rows = (
     [ 'PUT, If-None-Match *, present',   'present', PUT =>
       sub { ('If-None-Match' => '*') }, 412, 0, 'current', 'problem' ],
     [ 'PUT, If-None-Match *, missing',   'missing', PUT =>
-      sub { ('If-None-Match' => '*') }, 201, 1, 'new' ],
+      sub { ('If-None-Match' => '*') }, 201, 2, 'new' ],
+    [ 'PUT, If-None-Match *, unseen',    'unseen', PUT =>
+      sub { ('If-None-Match' => '*') }, 412, 1, 'none', 'problem' ],
     [ 'PUT, If-None-Match current',      'present', PUT =>
       sub { ('If-None-Match' => $_[0]{tag}) }, 412, 0, 'current',
       'problem' ],

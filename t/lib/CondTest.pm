@@ -117,10 +117,12 @@ sub stored_data {
     return ref $doc eq 'HASH' && ref $doc->{data} eq 'HASH' ? $doc->{data} : {};
 }
 
-# A tag minted by mod_conditional: strong, "<16 hex store id>-<hex version>".
+# A tag minted by mod_conditional: strong, "<16 hex store id>-<hex version>",
+# and "-<16 hex>" for a representation chosen by the request headers its
+# Vary names (docs/directives.md).
 sub is_module_tag {
     my $tag = shift;
-    return defined $tag && $tag =~ /^"[0-9a-f]{16}-[0-9a-f]+"$/;
+    return defined $tag && $tag =~ /^"[0-9a-f]{16}-[0-9a-f]+(?:-[0-9a-f]{16})?"$/;
 }
 
 sub json_of {
