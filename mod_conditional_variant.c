@@ -277,14 +277,17 @@ static const char *const conditional_probe_strip[] = {
 };
 
 /* The status a subrequest with 'method' through the same location gets;
- * whatever it sends goes nowhere. */
-static int conditional_probe(request_rec *r, const char *method)
+ * whatever it sends goes nowhere. The query string goes along only when
+ * the key names resources by it (ConditionalKey): the default key is the
+ * path alone. */
+static int conditional_probe(request_rec *r, conditional_req *rq,
+                             const char *method)
 {
     const char *uri = ap_escape_uri(r->pool, r->uri);
     request_rec *rr, *last;
     int status, i;
 
-    if (r->args) {
+    if (r->args && rq->custom_key) {
         uri = apr_pstrcat(r->pool, uri, "?", r->args, NULL);
     }
     rr = ap_sub_req_method_uri(method, uri, r,
@@ -314,12 +317,12 @@ static int conditional_probe(request_rec *r, const char *method)
  * out of band). Ask it with HEAD (GET when it knows no HEAD) through the
  * same location. Returns 1 it has, 2 it has not, 3 unknown.
  */
-static int conditional_backend_has(request_rec *r)
+static int conditional_backend_has(request_rec *r, conditional_req *rq)
 {
-    int status = conditional_probe(r, "HEAD");
+    int status = conditional_probe(r, rq, "HEAD");
 
     if (status == HTTP_METHOD_NOT_ALLOWED || status == HTTP_NOT_IMPLEMENTED) {
-        status = conditional_probe(r, "GET");
+        status = conditional_probe(r, rq, "GET");
     }
     if (ap_is_HTTP_SUCCESS(status) || status == HTTP_NOT_MODIFIED) {
         return 1;
@@ -350,7 +353,7 @@ int conditional_write_resource(request_rec *r, conditional_req *rq,
         return OK;
     }
     if (!rq->backend_has) {
-        rq->backend_has = conditional_backend_has(r);
+        rq->backend_has = conditional_backend_has(r, rq);
     }
     if (rq->backend_has == 3) {
         return HTTP_SERVICE_UNAVAILABLE;

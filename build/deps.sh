@@ -18,14 +18,17 @@
 #   php-fpm                the PHP backend behind mod_proxy_fcgi (t/fpm.t starts
 #                          its own php-fpm as the test user)
 #   chromium               headless browser: loads the demo's landing page and
-#                          takes a screenshot of it (t/landing.t)
+#                          takes a screenshot of it (t/landing.t); fetches two
+#                          representations through its own cache (t/chromium.t)
+#   varnish                a real cache in front of the module (t/varnish.t;
+#                          t/cachedisk.t uses httpd's own mod_cache_disk)
 # JSON::PP, used by the test CGI and the tests, ships with perl itself.
 set -eu
 
 PACKAGES="gcc libc6-dev make perl apache2 apache2-dev apache2-utils libsqlite3-dev \
 sqlite3 libapache2-mod-perl2 libwww-perl curl wrk \
 postgresql libaprutil1-dbd-pgsql dpkg-dev debhelper lintian \
-php-fpm chromium"
+php-fpm chromium varnish"
 
 missing=""
 for pkg in $PACKAGES; do

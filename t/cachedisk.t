@@ -1,0 +1,116 @@
+# httpd's own cache in front (issue 11): a second httpd, started here on a
+# free port, with mod_cache + mod_cache_disk and mod_proxy to this test
+# server, caching several representations of one negotiated, compressed
+# resource (/dnego/). They go stale every 2 s and mod_cache revalidates
+# them with the tags it stored: every client must always get the body,
+# type, language and coding it asked for, the revalidations must be the
+# module's 304s, mod_cache must find no contradiction in them (it throws
+# the entry away when a 304's Content-Location differs from its 200's), and
+# a write must show once the entries are stale.
+
+use strict;
+use warnings FATAL => 'all';
+no warnings 'uninitialized';
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use Apache::Test qw(-withtestmore);
+use Apache::TestRequest ();
+use LWP::UserAgent ();
+use CondTest;
+use CondProc;
+
+my $httpd = Apache::Test::vars('httpd');
+my $apxs = $ENV{APXS} || find_program('apxs', 'apxs2');
+chomp(my $libexec = $apxs ? `$apxs -q LIBEXECDIR 2>/dev/null` : '');
+my @mods = qw(mpm_event authz_core proxy proxy_http cache cache_disk);
+my @missing = grep { !-e "$libexec/mod_$_.so" } @mods;
+plan skip_all => "httpd modules missing: @missing" if @missing;
+plan tests => 1 + 3 * 4 + 3 + 1;
+
+my $dir = work_dir('cachedisk');
+my $port = free_port();
+my ($backend) = Apache::TestRequest::hostport() =~ /:(\d+)$/;
+mkdir "$dir/cache";
+open my $conf, '>', "$dir/httpd.conf" or die "$dir/httpd.conf: $!";
+print $conf join '', map { "LoadModule ${_}_module $libexec/mod_$_.so\n" } @mods;
+print $conf <<"EOF";
+ServerRoot "$dir"
+ServerName 127.0.0.1
+Listen 127.0.0.1:$port
+PidFile "$dir/httpd.pid"
+ErrorLog "$dir/error_log"
+LogLevel warn cache:debug
+CacheRoot "$dir/cache"
+CacheEnable disk /
+CacheHeader On
+CacheDirLevels 1
+CacheDirLength 1
+ProxyPass / http://127.0.0.1:$backend/
+EOF
+close $conf;
+my $pid = start_process("$dir/stdout", $httpd, '-X', '-f', "$dir/httpd.conf");
+ok wait_port($port, 60, $pid), "caching httpd listens on $port"
+    or BAIL_OUT('caching httpd did not start: ' . `tail -n 20 $dir/error_log $dir/stdout`);
+
+my $ua = LWP::UserAgent->new(timeout => 60, keep_alive => 0);
+my $name = uniq_name('cache');
+my $path = "/dnego/docs/$name";
+request(PUT => $path, body => 'one');
+
+my %clients = (
+    'json-en'      => [ Accept => 'application/json', 'Accept-Language' => 'en' ],
+    'json-fr'      => [ Accept => 'application/json', 'Accept-Language' => 'fr' ],
+    'xml-en gzip'  => [ Accept => 'application/xml', 'Accept-Language' => 'en',
+                        'Accept-Encoding' => 'gzip' ],
+    'json-fr gzip' => [ Accept => 'application/json', 'Accept-Language' => 'fr',
+                        'Accept-Encoding' => 'gzip' ],
+);
+
+sub round {
+    my ($round, $text) = @_;
+    for my $who (sort keys %clients) {
+        my ($type, $lang, $gz) = $who =~ /^(\w+)-(\w+)( gzip)?$/;
+        my $res = $ua->get("http://127.0.0.1:$port$path", @{ $clients{$who} });
+        my $body = $res->decoded_content // '';
+        my $word = $lang eq 'fr' ? 'bonjour' : 'hello';
+        my $ok = $res->code == 200
+            && $res->header('Content-Type') =~ m{^application/$type\b}
+            && $res->header('Content-Language') eq $lang
+            && ($res->header('Content-Encoding') // '') eq ($gz ? 'gzip' : '')
+            && $body =~ ($type eq 'json' ? qr/^\{"lang":"$lang","text":"$word $text"/
+                                         : qr/^<doc lang="$lang"><text>$word $text</);
+        ok $ok, "$round: $who gets its own representation"
+            or diag sprintf '%s %s %s %s (%s): %.50s', $res->code,
+                scalar $res->header('Content-Type'),
+                scalar $res->header('Content-Language'),
+                scalar $res->header('Content-Encoding') // 'identity',
+                scalar $res->header('X-Cache'), $body;
+    }
+}
+
+sub module_304s {
+    open my $log, '<', logs_dir() . '/conditional_log' or return 0;
+    return scalar grep { m{^GET \Q$path\E 304 304$} } <$log>;
+}
+
+round('first', 'one');
+sleep 3;
+round('stale, revalidated', 'one');
+my $n = module_304s();
+ok $n >= 4, "mod_cache revalidated every representation with a 304 ($n)";
+my $tag = request(GET => $path)->header('ETag');
+my $res = request(PUT => $path, body => 'two', headers => [ 'If-Match' => $tag ]);
+ok $res->is_success, 'a write through the module' or diag $res->code;
+sleep 3;
+round('after a write', 'two');
+my @contradictions = do {
+    open my $log, '<', "$dir/error_log";
+    grep { /contradict|modified/i } <$log>;
+};
+ok !@contradictions, 'mod_cache saw no 304 contradict its 200'
+    or diag @contradictions[0 .. ($#contradictions > 4 ? 4 : $#contradictions)];
+
+stop_process($pid);
+ok !kill(0, $pid), 'caching httpd stopped';

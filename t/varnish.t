@@ -1,0 +1,99 @@
+# Varnish in front (issue 11): a real varnishd (Debian's varnish), started
+# here on a free port with a short default TTL, caching four
+# representations of one negotiated, compressed, proxied resource
+# (/dnego/: JSON/XML by Accept, en/fr by Accept-Language, gzip by
+# mod_deflate). They go stale every 2 s (the backend's max-age, on the
+# second of two Cache-Control lines) and Varnish revalidates them with the
+# tags it holds: every client must always get the body, type, language and
+# coding it asked for, the revalidations must be answered by the module's
+# 304s, and a write must show within the TTL the 200s named - not the 120 s
+# of Varnish's default, which is what a 304 carrying only the first
+# Cache-Control line would give.
+
+use strict;
+use warnings FATAL => 'all';
+no warnings 'uninitialized';
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use Apache::Test qw(-withtestmore);
+use Apache::TestRequest ();
+use LWP::UserAgent ();
+use CondTest;
+use CondProc;
+
+my $varnishd = find_program('/usr/sbin/varnishd', 'varnishd');
+plan skip_all => 'varnishd not found (Debian package "varnish")'
+    unless $varnishd;
+plan tests => 1 + 4 * 4 + 3 + 1;
+
+my $dir = work_dir('varnish');
+my $port = free_port();
+my ($backend) = Apache::TestRequest::hostport() =~ /:(\d+)$/;
+my $pid = start_process("$dir/varnishd.log", $varnishd, '-F', '-j', 'none',
+    '-n', "$dir/n", '-a', "127.0.0.1:$port", '-b', "127.0.0.1:$backend",
+    '-s', 'malloc,32m', '-p', 'default_ttl=120', '-p', 'default_grace=0',
+    '-p', 'default_keep=300');
+ok wait_port($port, 90, $pid), "varnishd listens on $port"
+    or BAIL_OUT('varnishd did not start: ' . `tail -n 20 $dir/varnishd.log`);
+
+my $ua = LWP::UserAgent->new(timeout => 60, keep_alive => 0);
+my $name = uniq_name('varnish');
+my $path = "/dnego/docs/$name";
+request(PUT => $path, body => 'one');
+
+my %clients = (
+    'json-en'      => [ Accept => 'application/json', 'Accept-Language' => 'en' ],
+    'xml-fr'       => [ Accept => 'application/xml', 'Accept-Language' => 'fr' ],
+    'json-en gzip' => [ Accept => 'application/json', 'Accept-Language' => 'en',
+                        'Accept-Encoding' => 'gzip' ],
+    'xml-fr gzip'  => [ Accept => 'application/xml', 'Accept-Language' => 'fr',
+                        'Accept-Encoding' => 'gzip' ],
+);
+
+# Each client gets exactly what it asked for.
+sub round {
+    my ($round, $text) = @_;
+    for my $who (sort keys %clients) {
+        my ($type, $lang, $gz) = $who =~ /^(\w+)-(\w+)( gzip)?$/;
+        my $res = $ua->get("http://127.0.0.1:$port$path", @{ $clients{$who} });
+        my $body = $res->decoded_content // '';
+        my $word = $lang eq 'fr' ? 'bonjour' : 'hello';
+        my $ok = $res->code == 200
+            && $res->header('Content-Type') =~ m{^application/$type\b}
+            && $res->header('Content-Language') eq $lang
+            && ($res->header('Content-Encoding') // '') eq ($gz ? 'gzip' : '')
+            && $body =~ ($type eq 'json' ? qr/^\{"lang":"$lang","text":"$word $text"/
+                                         : qr/^<doc lang="$lang"><text>$word $text</);
+        ok $ok, "$round: $who gets its own representation"
+            or diag sprintf '%s %s %s %s: %.50s', $res->code,
+                scalar $res->header('Content-Type'),
+                scalar $res->header('Content-Language'),
+                scalar $res->header('Content-Encoding') // 'identity', $body;
+    }
+}
+
+sub module_304s {
+    open my $log, '<', logs_dir() . '/conditional_log' or return 0;
+    return scalar grep { m{^GET \Q$path\E 304 304$} } <$log>;
+}
+
+round('first', 'one');
+sleep 3;
+round('stale, revalidated', 'one');
+my $after_first = module_304s();
+ok $after_first >= 2, "Varnish revalidated with the module's 304s ($after_first)";
+sleep 3;
+round('stale again', 'one');
+ok module_304s() > $after_first, '... and again once the 304s aged out';
+
+# A write: within the backend's TTL every client sees it.
+my $tag = request(GET => $path)->header('ETag');
+my $res = request(PUT => $path, body => 'two', headers => [ 'If-Match' => $tag ]);
+ok $res->is_success, 'a write through the module' or diag $res->code;
+sleep 3;
+round('after a write', 'two');
+
+stop_process($pid);
+ok !kill(0, $pid), 'varnishd stopped';
