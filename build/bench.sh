@@ -156,6 +156,9 @@ HOSTPART=$(echo "${KEY%/api/docs/bench}" | sed 's/:[0-9]*$//')
 
 # seed STORE PORT N: N present keys for /api/docs/bk1..bkN in one
 # transaction, versions from the store's sequence; prints the version base.
+# Each key holds the metadata a 200 without Accept would have left (the
+# CGI's "Vary: Accept", no Accept sent: variant.c's format), so its tag
+# gets a 304 without a first 200.
 seed() {
     sqlite3 -cmd '.timeout 10000' "$1" <<EOF
 BEGIN IMMEDIATE;
@@ -164,7 +167,13 @@ WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < $3)
 INSERT INTO resources (key, version, present, mtime, claim_owner,
                        claim_expires, meta)
 SELECT '$HOSTPART:$2/api/docs/bk' || i, (SELECT v FROM b) + i, 1,
-       CAST(strftime('%s', 'now') AS INTEGER) - 3600, NULL, 0, NULL FROM c;
+       CAST(strftime('%s', 'now') AS INTEGER) - 3600, NULL, 0,
+       printf('variants 1 %x' || char(10) || '= - accept' || char(10)
+              || 'ETag: "%s-%x"' || char(10) || 'Vary: Accept' || char(10)
+              || 'Cache-Control: max-age=60' || char(10),
+              (SELECT v FROM b) + i, (SELECT value FROM meta
+                                      WHERE name = 'identity'),
+              (SELECT v FROM b) + i) FROM c;
 UPDATE sequence SET last = last + $3 WHERE id = 1;
 SELECT v FROM b;
 COMMIT;
