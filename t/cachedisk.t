@@ -71,29 +71,13 @@ my %clients = (
 sub round {
     my ($round, $text) = @_;
     for my $who (sort keys %clients) {
-        my ($type, $lang, $gz) = $who =~ /^(\w+)-(\w+)( gzip)?$/;
-        my $res = $ua->get("http://127.0.0.1:$port$path", @{ $clients{$who} });
-        my $body = $res->decoded_content // '';
-        my $word = $lang eq 'fr' ? 'bonjour' : 'hello';
-        my $ok = $res->code == 200
-            && $res->header('Content-Type') =~ m{^application/$type\b}
-            && $res->header('Content-Language') eq $lang
-            && ($res->header('Content-Encoding') // '') eq ($gz ? 'gzip' : '')
-            && $body =~ ($type eq 'json' ? qr/^\{"lang":"$lang","text":"$word $text"/
-                                         : qr/^<doc lang="$lang"><text>$word $text</);
-        ok $ok, "$round: $who gets its own representation"
-            or diag sprintf '%s %s %s %s (%s): %.50s', $res->code,
-                scalar $res->header('Content-Type'),
-                scalar $res->header('Content-Language'),
-                scalar $res->header('Content-Encoding') // 'identity',
-                scalar $res->header('X-Cache'), $body;
+        is_representation($ua->get("http://127.0.0.1:$port$path",
+                                    @{ $clients{$who} }),
+                          $who, $text, "$round: $who gets its own representation");
     }
 }
 
-sub module_304s {
-    open my $log, '<', logs_dir() . '/conditional_log' or return 0;
-    return scalar grep { m{^GET \Q$path\E 304 304$} } <$log>;
-}
+sub module_304s { module_log_count($path, 304) }
 
 round('first', 'one');
 sleep 3;

@@ -24,7 +24,8 @@ use Apache::TestRequest ();
 our @EXPORT = qw(request uniq_name invocations global_invocations stored_doc
                  stored_data is_module_tag problem_of json_of url_of
                  data_dir logs_dir create_doc current_tag http_date
-                 wait_next_second background claim_of AUTH);
+                 wait_next_second background claim_of AUTH
+                 is_representation module_log_count);
 
 # Credentials for /secure/ (t/conf/htpasswd).
 use constant AUTH => [ 'alice', 'wonderland' ];
@@ -196,6 +197,39 @@ sub claim_of {
     my $out = `"$ctl" -s "$db" show "$key" 2>&1`;
     die "conditionalctl show $key: $out" if $? >> 8 == 2;
     return $out =~ /^claim\s+(\S+)/m && $1 ne '-' ? $1 : undef;
+}
+
+# is_representation($res, 'xml-fr gzip', $text, $what): a 200 of the
+# representation t/cgi-bin/nego.cgi makes for that Accept (json/xml),
+# Accept-Language (en/fr) and coding (gzip or none), with text $text (any
+# when undef). A Test::More check; says what it got when it fails.
+sub is_representation {
+    my ($res, $who, $text, $what) = @_;
+    my ($type, $lang, $gz) = $who =~ /^(\w+)-(\w+)( gzip)?$/;
+    my $body = $res->decoded_content // '';
+    my $word = $lang eq 'fr' ? 'bonjour' : 'hello';
+    my $t = defined $text ? quotemeta $text : '';
+    my $ok = $res->code == 200
+        && ($res->header('Content-Type') // '') =~ m{^application/$type\b}
+        && ($res->header('Content-Language') // '') eq $lang
+        && ($res->header('Content-Encoding') // '') eq ($gz ? 'gzip' : '')
+        && $body =~ ($type eq 'json' ? qr/^\{"lang":"$lang","text":"$word $t/
+                                     : qr/^<doc lang="$lang"><text>$word $t/);
+    Test::More::ok($ok, $what) or Test::More::diag(sprintf
+        '%s %s %s %s (%s): %.50s', $res->code,
+        scalar $res->header('Content-Type') // '-',
+        scalar $res->header('Content-Language') // '-',
+        scalar $res->header('Content-Encoding') // 'identity',
+        scalar $res->header('X-Cache') // '', $body);
+    return $ok;
+}
+
+# How many times the module's log (t/conf/extra.conf.in) shows a GET of
+# PATH answered STATUS.
+sub module_log_count {
+    my ($path, $status) = @_;
+    open my $log, '<', logs_dir() . '/conditional_log' or return 0;
+    return scalar grep { m{^GET \Q$path\E $status } } <$log>;
 }
 
 1;
