@@ -59,22 +59,10 @@ my $name = uniq_name('cache');
 my $path = "/dnego/docs/$name";
 request(PUT => $path, body => 'one');
 
-my %clients = (
-    'json-en'      => [ Accept => 'application/json', 'Accept-Language' => 'en' ],
-    'json-fr'      => [ Accept => 'application/json', 'Accept-Language' => 'fr' ],
-    'xml-en gzip'  => [ Accept => 'application/xml', 'Accept-Language' => 'en',
-                        'Accept-Encoding' => 'gzip' ],
-    'json-fr gzip' => [ Accept => 'application/json', 'Accept-Language' => 'fr',
-                        'Accept-Encoding' => 'gzip' ],
-);
-
 sub round {
     my ($round, $text) = @_;
-    for my $who (sort keys %clients) {
-        is_representation($ua->get("http://127.0.0.1:$port$path",
-                                    @{ $clients{$who} }),
-                          $who, $text, "$round: $who gets its own representation");
-    }
+    each_representation($ua, "http://127.0.0.1:$port$path", $round, $text,
+                        'json-en', 'json-fr', 'json-fr gzip', 'xml-en gzip');
 }
 
 sub module_304s { module_log_count($path, 304) }

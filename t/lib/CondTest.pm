@@ -25,7 +25,8 @@ our @EXPORT = qw(request uniq_name invocations global_invocations stored_doc
                  stored_data is_module_tag problem_of json_of url_of
                  data_dir logs_dir create_doc current_tag http_date
                  wait_next_second background claim_of AUTH
-                 is_representation module_log_count);
+                 is_representation each_representation
+                 module_log_count);
 
 # Credentials for /secure/ (t/conf/htpasswd).
 use constant AUTH => [ 'alice', 'wonderland' ];
@@ -222,6 +223,24 @@ sub is_representation {
         scalar $res->header('Content-Encoding') // 'identity',
         scalar $res->header('X-Cache') // '', $body);
     return $ok;
+}
+
+# The request headers that ask nego.cgi for 'xml-fr gzip' and the like.
+sub asking {
+    my ($type, $lang, $gz) = shift =~ /^(\w+)-(\w+)( gzip)?$/;
+    return (Accept => "application/$type", 'Accept-Language' => $lang,
+            $gz ? ('Accept-Encoding' => 'gzip') : ());
+}
+
+# each_representation($ua, $url, $round, $text, 'json-en', 'xml-fr gzip',
+# ...): each client asks $url through $ua and must get its own
+# representation with text $text.
+sub each_representation {
+    my ($ua, $url, $round, $text, @clients) = @_;
+    for my $who (@clients) {
+        is_representation($ua->get($url, asking($who)), $who, $text,
+                          "$round: $who gets its own representation");
+    }
 }
 
 # How many times the module's log (t/conf/extra.conf.in) shows a GET of
