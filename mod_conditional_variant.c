@@ -84,7 +84,13 @@ void conditional_select_variant(request_rec *r, conditional_req *rq)
                                        cond_variants_parse(r->pool, st->meta,
                                                            st->version),
                                        conditional_request_header, r);
-    if (rq->variant && !cond_variant_get(rq->variant, "ETag")) {
+    /* Its tag must still be one of this version under this store's
+     * identity: after an unclean stop the identity moves while the
+     * versions (and their metadata) may come back as they were. */
+    if (rq->variant
+        && !cond_tag_of_version(cond_variant_get(rq->variant, "ETag"),
+                                conditional_etag(r->pool, rq->inst,
+                                                 st->version))) {
         rq->variant = NULL;
     }
 }
