@@ -102,8 +102,10 @@ static int conditional_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     }
     /* The first pass is httpd's dry run: nothing to create yet. */
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        conditional_sites_init(pconf, s, 0);
         return OK;
     }
+    conditional_sites_init(pconf, s, 1);
     conditional_counters_create(pconf, s);
     conditional_parent_pid = getpid();
     apr_pool_cleanup_register(pconf, s, conditional_stores_shutdown,
@@ -127,7 +129,10 @@ static int conditional_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                          "reads will pass through untagged and writes get "
                          "503 until it is usable", inst->spec,
                          conditional_store_error(ptemp));
+            continue;
         }
+        conditional_store_generation(s, inst,
+                                     conditional_store_lease(s, inst));
     }
     return OK;
 }
@@ -194,24 +199,6 @@ const char *conditional_store_error(apr_pool_t *p)
 /* ------------------------------------------------------------------ */
 /* Keys and the read path                                               */
 
-/* Default key: the virtual host as configured (never the client's Host
- * header, so one resource cannot be reached under two keys) plus the
- * decoded, normalised path. */
-const char *conditional_default_key(request_rec *r, const char *path)
-{
-    server_rec *s = r->server;
-    apr_port_t port = s->port;
-
-    if (!port && s->addrs && s->addrs->host_port) {
-        port = s->addrs->host_port;
-    }
-    if (!port && r->connection->local_addr) {
-        port = r->connection->local_addr->port;
-    }
-    return apr_pstrcat(r->pool, s->server_hostname, ":",
-                       apr_itoa(r->pool, port), path, NULL);
-}
-
 static const char *conditional_key(request_rec *r, conditional_dir_conf *dc)
 {
     const char *err = NULL, *key;
@@ -227,6 +214,21 @@ static const char *conditional_key(request_rec *r, conditional_dir_conf *dc)
         return NULL;
     }
     return key;
+}
+
+/* The store cannot say what the current version is: the response goes
+ * out with no validators at all - neither the module's nor the backend's,
+ * which the module cannot vouch for (they may be what the module tagged
+ * before, or collide with its tags) - and the backend never sees the
+ * client's, so it cannot answer 304 or 412 on the strength of a tag it
+ * never issued. */
+static int conditional_pass(request_rec *r, conditional_req *rq)
+{
+    rq->pass = 1;
+    conditional_note(r, "pass-store-error");
+    conditional_strip_validators(r);
+    ap_add_output_filter_handle(conditional_tag_frec, rq, r, r->connection);
+    return OK;
 }
 
 static int conditional_read(request_rec *r, conditional_req *rq)
@@ -250,10 +252,10 @@ static int conditional_read(request_rec *r, conditional_req *rq)
     }
     if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, "COND00009: store "
-                      "lookup failed for key %s%s; passing through untagged",
+                      "lookup failed for key %s%s; passing through "
+                      "without validators",
                       rq->key, conditional_store_error(r->pool));
-        conditional_note(r, "pass-store-error");
-        return DECLINED;
+        return conditional_pass(r, rq);
     }
     rq->found = rv == APR_SUCCESS;
     conditional_select_variant(r, rq);
@@ -319,9 +321,9 @@ static int conditional_fixups(request_rec *r)
     }
     ap_set_module_config(r->request_config, &conditional_module, rq);
     if (m == M_GET) {
-        if (!conditional_tag_prefix(rq->inst, r->pool)) {
-            conditional_note(r, "pass-store-error");
-            return DECLINED;
+        if (!conditional_tag_prefix(rq->inst, r->pool)
+            || conditional_store_quiet(rq->inst, r->request_time)) {
+            return conditional_pass(r, rq);
         }
         return conditional_read(r, rq);
     }
@@ -435,7 +437,11 @@ static apr_status_t conditional_tag_filter(ap_filter_t *f,
 
     ap_remove_output_filter(f);
     conditional_hdr_unset(r, COND_INVALIDATE_HDR);
-    if (ap_is_HTTP_SUCCESS(r->status)) {
+    if (rq->pass) {
+        conditional_hdr_unset(r, "ETag");
+        conditional_hdr_unset(r, "Last-Modified");
+    }
+    else if (ap_is_HTTP_SUCCESS(r->status)) {
         conditional_hdr_unset(r, "ETag");
         conditional_hdr_unset(r, "Last-Modified");
         if (r->status == HTTP_OK || r->status == HTTP_PARTIAL_CONTENT) {
@@ -445,11 +451,16 @@ static apr_status_t conditional_tag_filter(ap_filter_t *f,
     else if ((r->status == HTTP_NOT_FOUND || r->status == HTTP_GONE)
              && rq->found && rq->before.exists && !rq->before.claim_owner) {
         apr_int64_t v;
-        if (rq->inst->provider->set_exists(rq->inst->store, rq->key,
-                                           rq->before.version, 0, NULL,
-                                           apr_time_now(), &v, r->pool)
-            == APR_SUCCESS) {
+        apr_status_t rv = rq->inst->provider->set_exists(
+            rq->inst->store, rq->key, rq->before.version, 0, NULL,
+            apr_time_now(), &v, r->pool);
+        if (rv == APR_SUCCESS) {
             conditional_note(r, "absent");
+        }
+        else if (rv != APR_EAGAIN) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, "COND00027: "
+                          "could not mark key %s absent%s", rq->key,
+                          conditional_store_error(r->pool));
         }
     }
     return ap_pass_brigade(f->next, bb);
@@ -473,6 +484,7 @@ static void conditional_register_hooks(apr_pool_t *p)
     ap_hook_insert_error_filter(conditional_settle_before_error, NULL, NULL,
                                 APR_HOOK_MIDDLE);
     ap_hook_handler(conditional_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_expr_lookup(conditional_expr_lookup, NULL, NULL, APR_HOOK_MIDDLE);
     /* Before mod_deflate/mod_brotli (CONTENT_SET), so they see our ETag. */
     conditional_tag_frec =
         ap_register_output_filter(COND_FILTER_TAG, conditional_tag_filter,

@@ -131,6 +131,67 @@ conditional_store_inst *conditional_store_for(apr_pool_t *p,
     return own;
 }
 
+/*
+ * A store whose identity is not the one the previous generation of this
+ * server used was made anew, or lost its -wal, while the server ran.
+ * Writes that started before may still be running, with their claims in a
+ * file that is gone: the new store cannot see them. For one lease (the
+ * longest such a write counts as alive) the store is left quiet: reads
+ * pass through untagged and writes get 503. The identity is remembered in
+ * the process pool, which outlives restarts.
+ */
+void conditional_store_generation(server_rec *s,
+                                  conditional_store_inst *inst, int lease)
+{
+    apr_pool_t *pp = s->process->pool;
+    const char *key = apr_pstrcat(pp, "conditional-identity:", inst->spec,
+                                  NULL);
+    const char *id = inst->provider->identity(inst->store, pp);
+    void *was = NULL;
+
+    inst->quiet_until = 0;
+    if (!id) {
+        return;
+    }
+    apr_pool_userdata_get(&was, key, pp);
+    if (was && strcmp(was, id)) {
+        inst->quiet_until = apr_time_now() + apr_time_from_sec(lease);
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "COND00026: store %s "
+                     "has a new identity (%s, was %s): it was deleted, "
+                     "replaced or lost its -wal while the server ran. For "
+                     "%d s (ConditionalLeaseTime) reads pass through "
+                     "untagged and writes get 503, so that no write still "
+                     "running from before is missed", inst->spec, id,
+                     (const char *)was, lease);
+    }
+    if (!was || strcmp(was, id)) {
+        apr_pool_userdata_set(apr_pstrdup(pp, id), key, NULL, pp);
+    }
+}
+
+/* The longest ConditionalLeaseTime of the servers that use inst: the
+ * longest any of its writes counts as alive. */
+int conditional_store_lease(server_rec *s, const conditional_store_inst *inst)
+{
+    int lease = 0;
+
+    for (; s; s = s->next) {
+        conditional_server_conf *sc =
+            ap_get_module_config(s->module_config, &conditional_module);
+        int l = sc->lease == COND_UNSET ? COND_DEFAULT_LEASE : sc->lease;
+        if (sc->inst == inst && l > lease) {
+            lease = l;
+        }
+    }
+    return lease;
+}
+
+int conditional_store_quiet(const conditional_store_inst *inst,
+                            apr_time_t now)
+{
+    return inst->quiet_until && now < inst->quiet_until;
+}
+
 static const char *conditional_set_store(cmd_parms *cmd, void *dummy,
                                          const char *arg)
 {

@@ -13,6 +13,7 @@
 #include "http_protocol.h"
 #include "http_request.h"
 #include "ap_expr.h"
+#include "util_cfgtree.h"
 #include "util_filter.h"
 #include "unixd.h"
 #include "mod_status.h"
@@ -70,11 +71,21 @@ typedef struct {
     void *tag_prefix;                    /* "\"<identity>-", NULL until the
                                           * store's identity is known */
     int explicit;                        /* named by ConditionalStore */
+    /* The store got a new identity while the server ran (deleted,
+     * replaced, its -wal lost): until then no tags and no writes, so a
+     * write still in flight from before cannot be missed */
+    apr_time_t quiet_until;
 } conditional_store_inst;
 
 typedef struct {
     conditional_store_inst *inst;        /* NULL: unset (default applies) */
     int lease;                           /* seconds, COND_UNSET */
+    /* The site part of this server's keys (mod_conditional_key.c), set at
+     * post_config: */
+    const char *site;                    /* "host:port[~tell]" */
+    const char *site_base;               /* "host:port" */
+    const char *site_tell;               /* what tells twins apart, or NULL */
+    int site_by_host;                    /* mass vhost: the request's host */
 } conditional_server_conf;
 
 typedef struct {
@@ -103,6 +114,7 @@ typedef struct {
     const char *listed;      /* the backend's Conditional-Invalidate */
     int invalidate_parent;
     int custom_key;
+    int pass;                /* store unusable: no validators either way */
     request_rec *r;          /* for the cleanup that resolves a claim */
     const cond_variant *variant;  /* reads: the representation the request
                                    * gets, as last sent at this version */
@@ -129,6 +141,11 @@ conditional_store_inst *conditional_store_for(apr_pool_t *p,
                                               server_rec *s);
 int conditional_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
                            apr_pool_t *ptemp);
+void conditional_store_generation(server_rec *s,
+                                  conditional_store_inst *inst, int lease);
+int conditional_store_lease(server_rec *s, const conditional_store_inst *inst);
+int conditional_store_quiet(const conditional_store_inst *inst,
+                            apr_time_t now);
 
 /* mod_conditional_dbd.c: mod_dbd's connections for dbd stores */
 const char *conditional_dbd_bind(void);
@@ -178,11 +195,16 @@ apr_status_t conditional_empty_filter(ap_filter_t *f, apr_bucket_brigade *bb,
 int conditional_write_resource(request_rec *r, conditional_req *rq,
                                const cond_request *cr, cond_resource *res);
 
-/* mod_conditional.c: keys, the store's identity and error text */
-const char *conditional_default_key(request_rec *r, const char *path);
+/* mod_conditional.c: the store's identity and error text */
 const char *conditional_tag_prefix(conditional_store_inst *inst,
                                    apr_pool_t *p);
 const char *conditional_store_error(apr_pool_t *p);
+
+/* mod_conditional_key.c: sites, keys and the ap_expr variables */
+void conditional_sites_init(apr_pool_t *p, server_rec *main_s, int log);
+const char *conditional_site(request_rec *r);
+const char *conditional_default_key(request_rec *r, const char *path);
+int conditional_expr_lookup(ap_expr_lookup_parms *parms);
 
 /* mod_conditional_write.c: claims, commit, settlement, invalidation */
 void conditional_owner_init(apr_pool_t *pchild);

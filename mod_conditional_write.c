@@ -196,7 +196,8 @@ int conditional_write(request_rec *r, conditional_req *rq,
                                  "precondition-required");
         return OK;
     }
-    if (!conditional_tag_prefix(rq->inst, r->pool)) {
+    if (!conditional_tag_prefix(rq->inst, r->pool)
+        || conditional_store_quiet(rq->inst, r->request_time)) {
         conditional_respond_with(rq, HTTP_SERVICE_UNAVAILABLE,
                                  "store-unavailable");
         return OK;
@@ -356,9 +357,10 @@ static int conditional_commit(request_rec *r, conditional_req *rq,
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "COND00011: the claim on "
                       "key %s was lost (its lease of ConditionalLeaseTime "
                       "ran out) while the backend ran; the write was not "
-                      "committed, and the key was %s", rq->key,
+                      "committed, and the key was %s%s", rq->key,
                       rv == APR_SUCCESS ? "given a new version"
-                                        : "NOT given a new version");
+                                        : "NOT given a new version",
+                      conditional_store_error(r->pool));
         conditional_note(r, "claim-lost");
     }
     else {
@@ -468,9 +470,9 @@ static void conditional_settle(request_rec *r, conditional_req *rq,
                              apr_time_now(), &v, r->pool);
         if (rv != APR_SUCCESS) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "COND00014: cannot "
-                          "invalidate key %s after its write ended with %d; "
+                          "invalidate key %s after its write ended with %d%s; "
                           "the claim stays until its lease runs out",
-                          rq->key, status);
+                          rq->key, status, conditional_store_error(r->pool));
         }
         conditional_note(r, apr_psprintf(r->pool, "invalidate %d", status));
         break;

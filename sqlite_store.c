@@ -34,6 +34,9 @@
 #include <strings.h>
 #include <stdlib.h>
 #include <sched.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -126,13 +129,30 @@
 #define SQ_WALIDX_PAGE    32768
 #define SQ_WALHDR_WORDS   12
 #define SQ_WALHDR_ISINIT  12        /* byte offset of the isInit flag */
+/* How often a connection looks whether its database and -wal are still
+ * the files at their paths (its -shm: on every call) */
+#define SQ_CHECK_EVERY    apr_time_from_msec(100)
+
+/* The three files of a WAL store, in this order in every array below. */
+enum { SQ_FILE_DB, SQ_FILE_WAL, SQ_FILE_SHM, SQ_NFILES };
+static const char *const store_file_suffix[SQ_NFILES] = { "", "-wal", "-shm" };
+
+/* Which file a path named when it was looked at. */
+typedef struct {
+    dev_t dev;
+    ino_t ino;
+} store_fileid;
 
 struct cond_store {
     const char *path;
     int dir_created;                      /* init made the directory */
+    const char *files[SQ_NFILES];         /* path, path-wal, path-shm */
     const char *vfs;                      /* children: sqlite_mmap's */
     char identity[SQ_ID_BYTES * 2 + 1];   /* "" until known */
+    store_fileid db;                      /* the file init set up */
     apr_reslist_t *conns;                 /* NULL before child_init */
+    volatile apr_status_t refused;        /* see store_refuse */
+    char refused_msg[256];
 };
 
 /* Prepared once per connection; the index is the statement's name. */
@@ -286,11 +306,28 @@ typedef struct {
     apr_int64_t reserved;   /* a durable bound on versions; 0: read it */
     apr_time_t busy_since;  /* store_busy: when this wait began */
     int busy_ms;            /* store_busy: how long it may last */
+    /* The files this connection has open, as their paths named them, and
+     * when the database and -wal were last looked at */
+    store_fileid files[SQ_NFILES];
+    apr_time_t checked;
     store_memo memo[SQ_MEMO_SLOTS];
 } store_conn;
 
 /* ------------------------------------------------------------------ */
 /* Errors                                                               */
+
+/* What the checks of the store's files found wrong in this thread's last
+ * call, until store_get hands it to the caller's pool. */
+static __thread char store_errbuf[256];
+
+static void store_set_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    apr_vsnprintf(store_errbuf, sizeof(store_errbuf), fmt, ap);
+    va_end(ap);
+}
 
 static apr_status_t store_map(sqlite3 *db, int rc)
 {
@@ -299,6 +336,8 @@ static apr_status_t store_map(sqlite3 *db, int rc)
     case SQLITE_ROW:
     case SQLITE_DONE:
         return APR_SUCCESS;
+    }
+    switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
         return APR_TIMEUP;
@@ -347,6 +386,203 @@ static void store_conn_close(store_conn *c)
         free(c->memo[i].buf);
     }
     free(c);
+}
+
+/* ------------------------------------------------------------------ */
+/* The files under the store                                            */
+
+/*
+ * An operator can delete or replace the database file, or its -wal or
+ * -shm, under a running server. A connection keeps the files it opened,
+ * so without a check it would go on reading and writing a file no new
+ * connection will ever see - one store split in two, each handing out tags
+ * the other does not know. And SQLite maps the -shm: a -shm cut short
+ * makes the next read of the mapping a SIGBUS.
+ *
+ * So every call first looks at what the three paths name (three stat()s)
+ * and goes on only when they are the files its connection has open, the
+ * -shm holds at least its first page and the -wal at least the frames
+ * the WAL-index counts. A new connection is opened only when all three
+ * files are there (it would otherwise create a fresh -wal or -shm beside
+ * the ones other connections use) and the database is the one init set up
+ * for this generation of the server. Anything else is refused until httpd
+ * is restarted (init then starts over cleanly; see store_init).
+ */
+
+/* Once a connection has seen its files go, this process refuses the
+ * store until httpd is restarted: whatever was lost with them (versions
+ * among it) must not be handed out again under the same identity, and
+ * the next connection must not quietly start over on fresh files. */
+static void store_refuse(cond_store *s, apr_status_t rv)
+{
+    if (!s->refused) {
+        apr_cpystrn(s->refused_msg, store_errbuf, sizeof(s->refused_msg));
+        __sync_synchronize();
+        s->refused = rv;
+    }
+}
+
+static int store_stat(const char *path, store_fileid *id, apr_off_t *size)
+{
+    struct stat st;
+
+    if (stat(path, &st) != 0) {
+        return errno;
+    }
+    id->dev = st.st_dev;
+    id->ino = st.st_ino;
+    *size = st.st_size;
+    return 0;
+}
+
+static int store_same_file(const store_fileid *a, const store_fileid *b)
+{
+    return a->dev == b->dev && a->ino == b->ino;
+}
+
+/* What the three paths name now (a missing one as device and inode 0);
+ * APR_SUCCESS when all are there and the -shm holds the WAL-index
+ * header. */
+static apr_status_t store_files_now(cond_store *s, store_fileid *ids,
+                                    apr_off_t *sizes)
+{
+    apr_status_t rv = APR_SUCCESS;
+    int i, err;
+
+    for (i = 0; i < SQ_NFILES; i++) {
+        if ((err = store_stat(s->files[i], &ids[i], &sizes[i])) == 0) {
+            continue;
+        }
+        ids[i].dev = 0;
+        ids[i].ino = 0;
+        sizes[i] = 0;
+        if (rv == APR_SUCCESS) {
+            store_set_error("%s is gone (%s): it was deleted or renamed "
+                            "while the server ran; the store is refused "
+                            "until httpd is restarted", s->files[i],
+                            strerror(err));
+            rv = APR_ENOENT;
+        }
+    }
+    if (rv == APR_SUCCESS && sizes[SQ_FILE_SHM] < SQ_WALIDX_PAGE) {
+        store_set_error("%s was cut short (%" APR_OFF_T_FMT " bytes) while "
+                        "the server ran; the store is refused until httpd "
+                        "is restarted", s->files[SQ_FILE_SHM],
+                        sizes[SQ_FILE_SHM]);
+        rv = APR_EGENERAL;
+    }
+    return rv;
+}
+
+static int store_walhdr(const store_conn *c, apr_uint32_t *hdr);
+
+/* The -wal holds every frame the WAL-index header counts: a header and
+ * mxFrame frames of a page and a 24-byte frame header each. Its size is
+ * read after the header (a commit writes its frames before it moves the
+ * header on), and the header only once the -shm is known to hold it. */
+static apr_status_t store_wal_complete(cond_store *s, const store_conn *c)
+{
+    apr_uint32_t hdr[SQ_WALHDR_WORDS], mx, page;
+    apr_uint16_t page16;
+    store_fileid id;
+    apr_off_t size = 0;
+
+    if (!store_walhdr(c, hdr)) {
+        return APR_SUCCESS;
+    }
+    /* walformat.html: mxFrame is the fifth word, szPage the 16 bits at
+     * byte 14 (1 meaning 65536), in the machine's byte order */
+    mx = hdr[4];
+    memcpy(&page16, (const char *)hdr + 14, sizeof(page16));
+    page = page16 == 1 ? 65536 : page16;
+    if (mx && store_stat(s->files[SQ_FILE_WAL], &id, &size) == 0
+        && size < 32 + (apr_off_t)mx * (page + 24)) {
+        store_set_error("%s was cut short (%" APR_OFF_T_FMT " bytes, %u "
+                        "frames committed) while the server ran; the store "
+                        "is refused until httpd is restarted",
+                        s->files[SQ_FILE_WAL], size, (unsigned)mx);
+        return APR_EGENERAL;
+    }
+    return APR_SUCCESS;
+}
+
+/* Files that must not outlive the fault: the -wal and -shm of a database
+ * file no longer at the path belong to that old file and must not be
+ * applied to whatever is put there next; a -wal cut short has lost
+ * commits, and without it init gives the store a new identity, so no
+ * version it hands out again can match an old tag. Only the files this
+ * connection has open are removed. */
+static void store_drop_old_wal(cond_store *s, const store_conn *c,
+                               const store_fileid *ids, int wal_cut)
+{
+    int i;
+
+    for (i = SQ_FILE_WAL; i < SQ_NFILES; i++) {
+        if (store_same_file(&ids[i], &c->files[i])
+            && (!store_same_file(&ids[SQ_FILE_DB], &c->files[SQ_FILE_DB])
+                || (wal_cut && i == SQ_FILE_WAL))) {
+            unlink(s->files[i]);
+        }
+    }
+}
+
+/* Every call: is the -shm still the one mapped, and whole? One stat(),
+ * before anything reads the mapping (store_walhdr, SQLite). */
+static int store_shm_intact(cond_store *s, const store_conn *c)
+{
+    store_fileid id = { 0, 0 };
+    apr_off_t size = 0;
+
+    return store_stat(s->files[SQ_FILE_SHM], &id, &size) == 0
+           && store_same_file(&id, &c->files[SQ_FILE_SHM])
+           && size >= SQ_WALIDX_PAGE;
+}
+
+/* Before every call on a connection: are its files still the store? The
+ * -shm is looked at every time (a cut one is a SIGBUS at the next read of
+ * its mapping); the database and -wal once every SQ_CHECK_EVERY, since a
+ * connection left on a deleted or replaced file only goes on with what
+ * every other connection on that file sees, while no new connection can
+ * open beside it (store_conn_may_open) - and stat() is a system call on
+ * the path of every 304. */
+static apr_status_t store_conn_check(cond_store *s, store_conn *c)
+{
+    store_fileid ids[SQ_NFILES];
+    apr_off_t sizes[SQ_NFILES];
+    apr_time_t now;
+    apr_status_t rv;
+    int i, wal_cut = 0;
+
+    if (!c->wal) {
+        return APR_SUCCESS;
+    }
+    now = apr_time_now();
+    if (store_shm_intact(s, c) && now - c->checked < SQ_CHECK_EVERY
+        && now >= c->checked) {
+        return APR_SUCCESS;
+    }
+    c->checked = now;
+    rv = store_files_now(s, ids, sizes);
+    for (i = 0; rv != APR_ENOENT && i < SQ_NFILES; i++) {
+        if (!store_same_file(&ids[i], &c->files[i])) {
+            store_set_error("%s was replaced by another file while the "
+                            "server ran; the store is refused until httpd "
+                            "is restarted", s->files[i]);
+            rv = APR_ENOENT;
+        }
+    }
+    if (rv == APR_SUCCESS && (rv = store_wal_complete(s, c)) != APR_SUCCESS) {
+        wal_cut = 1;
+    }
+    if (rv != APR_SUCCESS) {
+        store_drop_old_wal(s, c, ids, wal_cut);
+        /* Closing must not checkpoint: the -shm may be cut short. */
+        sqlite3_db_config(c->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+        c->walidx = NULL;
+        c->broken = 1;
+        store_refuse(s, rv);
+    }
+    return rv;
 }
 
 /*
@@ -423,11 +659,84 @@ static int store_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
  * constructor has no way to hand them to the caller. */
 static __thread char store_open_err[256];
 
+/* Does any connection, of any process, this one included, have the
+ * database file open? Each holds a shared lock on it, and /proc/locks
+ * lists every lock ("... READ pid MAJ:MIN:INODE start end"). Unknown
+ * counts as yes. */
+static int store_db_in_use(const store_fileid *db)
+{
+    char needle[64], line[256];
+    int used = 0;
+    FILE *f;
+
+    apr_snprintf(needle, sizeof(needle), " %02x:%02x:%lu ",
+                 major(db->dev), minor(db->dev), (unsigned long)db->ino);
+    if (!(f = fopen("/proc/locks", "r"))) {
+        return 1;
+    }
+    while (!used && fgets(line, sizeof(line), f)) {
+        used = strstr(line, needle) != NULL;
+    }
+    fclose(f);
+    return used;
+}
+
+/*
+ * May a new connection open the store? The database must be the one init
+ * set up. A -wal or -shm that is missing or cut short is one SQLite would
+ * create or rebuild - harmless when no connection has the database open
+ * (SQLite itself removes both when the last connection of a program that
+ * does not keep them closes, the sqlite3 shell for one), a split store
+ * when connections elsewhere still use the old ones.
+ */
+static apr_status_t store_conn_may_open(cond_store *s)
+{
+    store_fileid ids[SQ_NFILES];
+    apr_off_t sizes[SQ_NFILES];
+
+    if (store_stat(s->path, &ids[SQ_FILE_DB], &sizes[SQ_FILE_DB]) != 0) {
+        if (s->db.ino) {
+            store_set_error("%s is gone: it was deleted or renamed while "
+                            "the server ran; the store is refused until "
+                            "httpd is restarted", s->path);
+            return APR_ENOENT;
+        }
+        return APR_SUCCESS;         /* SQLite says why */
+    }
+    if (s->db.ino && !store_same_file(&ids[SQ_FILE_DB], &s->db)) {
+        store_set_error("%s is not the file the server started with: it "
+                        "was replaced while the server ran; the store is "
+                        "refused until httpd is restarted", s->path);
+        return APR_ENOENT;
+    }
+    if (store_files_now(s, ids, sizes) != APR_SUCCESS
+        && store_db_in_use(&ids[SQ_FILE_DB])) {
+        return APR_ENOENT;          /* store_files_now said what */
+    }
+    store_errbuf[0] = '\0';        /* nothing wrong after all */
+    return APR_SUCCESS;
+}
+
+/* Once open (and a -wal and -shm made if there were none): the files it
+ * has, as the paths name them. */
+static apr_status_t store_conn_files(cond_store *s, store_conn *c)
+{
+    apr_off_t sizes[SQ_NFILES];
+    apr_status_t rv = store_files_now(s, c->files, sizes);
+
+    if (rv == APR_SUCCESS && s->db.ino
+        && !store_same_file(&c->files[SQ_FILE_DB], &s->db)) {
+        store_set_error("%s was replaced while a connection opened it",
+                        s->path);
+        rv = APR_ENOENT;
+    }
+    return rv;
+}
+
 /* Open an existing store: never create it here, a missing file is an
  * error (an empty store would hand out versions an old one already did,
  * under the same cached identity). */
-static apr_status_t store_conn_open(const char *path, const char *vfs,
-                                    store_conn **out)
+static apr_status_t store_conn_open(cond_store *s, store_conn **out)
 {
     store_conn *c = calloc(1, sizeof(*c));
     apr_status_t rv;
@@ -437,8 +746,12 @@ static apr_status_t store_conn_open(const char *path, const char *vfs,
     if (!c) {
         return APR_ENOMEM;
     }
-    rc = sqlite3_open_v2(path, &c->db,
-                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, vfs);
+    if ((rv = store_conn_may_open(s)) != APR_SUCCESS) {
+        free(c);
+        return rv;
+    }
+    rc = sqlite3_open_v2(s->path, &c->db,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, s->vfs);
     if (rc != SQLITE_OK) {
         rv = store_map(c->db, rc);
         apr_cpystrn(store_open_err, c->db ? sqlite3_errmsg(c->db)
@@ -451,7 +764,7 @@ static apr_status_t store_conn_open(const char *path, const char *vfs,
     c->busy_ms = SQ_BUSY_MS;
     sqlite3_busy_handler(c->db, store_busy, c);
     sqlite3_wal_hook(c->db, store_wal_hook, c);
-    if (rc == SQLITE_OK && vfs) {
+    if (rc == SQLITE_OK && s->vfs) {
         rc = sqlite3_exec(c->db, "PRAGMA mmap_size=" SQ_MMAP_BYTES,
                           NULL, NULL, NULL);
     }
@@ -475,6 +788,11 @@ static apr_status_t store_conn_open(const char *path, const char *vfs,
     c->wal = store_pragma_text(c->db, "PRAGMA journal_mode", mode,
                                sizeof(mode)) == APR_SUCCESS
              && !strcasecmp(mode, "wal");
+    if (c->wal && (rv = store_conn_files(s, c)) != APR_SUCCESS) {
+        sqlite3_db_config(c->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+        store_conn_close(c);
+        return rv;
+    }
     *out = c;
     return APR_SUCCESS;
 }
@@ -486,7 +804,7 @@ static apr_status_t store_construct(void **res, void *params, apr_pool_t *p)
     apr_status_t rv;
 
     (void)p;
-    rv = store_conn_open(s->path, s->vfs, &c);
+    rv = store_conn_open(s, &c);
     if (rv == APR_SUCCESS) {
         *res = c;
     }
@@ -509,14 +827,23 @@ static apr_status_t store_get(cond_store *s, store_conn **out, int for_write,
     apr_status_t rv;
     int dropped = 0;
 
+    store_errbuf[0] = '\0';
+    if (s->refused) {
+        cond_store_set_error(p, "%s", s->refused_msg);
+        return s->refused;
+    }
     if (!s->conns) {
+        cond_store_set_error(p, "the store was not opened in this process");
         return APR_EINIT;
     }
     for (;;) {
         store_open_err[0] = '\0';
         rv = apr_reslist_acquire(s->conns, &res);
         if (rv != APR_SUCCESS) {
-            if (store_open_err[0]) {
+            if (store_errbuf[0]) {
+                cond_store_set_error(p, "%s", store_errbuf);
+            }
+            else if (store_open_err[0]) {
                 cond_store_set_error(p, "cannot open %s: %s", s->path,
                                      store_open_err);
             }
@@ -525,6 +852,11 @@ static apr_status_t store_get(cond_store *s, store_conn **out, int for_write,
             return rv == APR_EAGAIN ? APR_TIMEUP : rv;
         }
         *out = res;
+        if ((rv = store_conn_check(s, *out)) != APR_SUCCESS) {
+            apr_reslist_invalidate(s->conns, res);
+            cond_store_set_error(p, "%s", store_errbuf);
+            return rv;
+        }
         if (!for_write || !(*out)->readonly) {
             return APR_SUCCESS;
         }
@@ -847,6 +1179,9 @@ static const char *store_create(cond_store **out, const char *arg,
     }
     s = apr_pcalloc(p, sizeof(*s));
     s->path = apr_pstrdup(p, arg);
+    for (n = 0; n < SQ_NFILES; n++) {
+        s->files[n] = apr_pstrcat(p, s->path, store_file_suffix[n], NULL);
+    }
     *out = s;
     return NULL;
 }
@@ -910,22 +1245,33 @@ static apr_status_t store_pragma_text(sqlite3 *db, const char *sql, char *buf,
                                                 : store_map(db, rc);
 }
 
-/* Create the schema and identity in one transaction; concurrent inits (or
- * an existing store) leave the first identity in place. */
-static apr_status_t store_create_schema(sqlite3 *db)
+/* A new random identity in lowercase hex. */
+static apr_status_t store_new_identity(char id[SQ_ID_BYTES * 2 + 1])
 {
     unsigned char raw[SQ_ID_BYTES];
-    char id[SQ_ID_BYTES * 2 + 1];
-    sqlite3_stmt *st = NULL;
-    apr_status_t rv;
-    int rc, i;
+    apr_status_t rv = apr_generate_random_bytes(raw, sizeof(raw));
+    int i;
 
-    rv = apr_generate_random_bytes(raw, sizeof(raw));
     if (rv != APR_SUCCESS) {
         return rv;
     }
     for (i = 0; i < SQ_ID_BYTES; i++) {
         apr_snprintf(id + 2 * i, 3, "%02x", raw[i]);
+    }
+    return APR_SUCCESS;
+}
+
+/* Create the schema and identity in one transaction; concurrent inits (or
+ * an existing store) leave the first identity in place. */
+static apr_status_t store_create_schema(sqlite3 *db)
+{
+    char id[SQ_ID_BYTES * 2 + 1];
+    sqlite3_stmt *st = NULL;
+    apr_status_t rv;
+    int rc;
+
+    if ((rv = store_new_identity(id)) != APR_SUCCESS) {
+        return rv;
     }
     rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (rc == SQLITE_OK) {
@@ -1278,12 +1624,62 @@ static apr_status_t store_shutdown(cond_store *s, apr_pool_t *p)
     return APR_SUCCESS;
 }
 
+/* Give the store a new identity: every tag handed out before stops
+ * matching. */
+static apr_status_t store_rotate_identity(cond_store *s, sqlite3 *db)
+{
+    char id[SQ_ID_BYTES * 2 + 1];
+    sqlite3_stmt *st = NULL;
+    apr_status_t rv;
+    int rc;
+
+    if ((rv = store_new_identity(id)) != APR_SUCCESS) {
+        return rv;
+    }
+    rc = sqlite3_prepare_v2(db, "UPDATE meta SET value = ?1 "
+                            "WHERE name = 'identity'", -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK) {
+        return store_map(db, rc);
+    }
+    return store_read_identity(s, db);
+}
+
+/*
+ * What a store's files say before it is opened. A -wal and -shm beside a
+ * missing database file belong to a deleted one, and SQLite would apply
+ * that -wal to the new file: they are removed. A database found without
+ * its -wal (the server keeps the -wal, emptied, when it stops) lost what
+ * the -wal held that was not yet in the database, versions among it, so
+ * versions could be handed out again: *fresh_identity asks for a new
+ * identity, so no tag from before can match one from after.
+ */
+static void store_init_files(cond_store *s, int *fresh_identity)
+{
+    store_fileid id;
+    apr_off_t size;
+
+    *fresh_identity = 0;
+    if (store_stat(s->path, &id, &size) != 0) {
+        unlink(s->files[SQ_FILE_WAL]);
+        unlink(s->files[SQ_FILE_SHM]);
+    }
+    else if (size > 0 && store_stat(s->files[SQ_FILE_WAL], &id, &size) != 0) {
+        *fresh_identity = 1;
+    }
+}
+
 static apr_status_t store_init(cond_store *s, apr_pool_t *p)
 {
     char *dir = apr_pstrdup(p, s->path);
     sqlite3 *db = NULL;
     apr_status_t rv;
-    int created, rc;
+    apr_off_t size;
+    int created, rc, fresh;
 
     *strrchr(dir, '/') = '\0';
     rv = store_mkdirs(*dir ? dir : "/", &created, p);
@@ -1291,6 +1687,7 @@ static apr_status_t store_init(cond_store *s, apr_pool_t *p)
         return rv;
     }
     s->dir_created |= created;
+    store_init_files(s, &fresh);
     rc = sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READWRITE
                          | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc == SQLITE_OK) {
@@ -1305,6 +1702,13 @@ static apr_status_t store_init(cond_store *s, apr_pool_t *p)
     }
     else {
         rv = store_map(db, rc);
+    }
+    if (rv == APR_SUCCESS && fresh) {
+        rv = store_rotate_identity(s, db);
+    }
+    if (rv == APR_SUCCESS && store_stat(s->path, &s->db, &size) != 0) {
+        store_set_error("%s vanished while it was set up", s->path);
+        rv = APR_ENOENT;
     }
     if (rv != APR_SUCCESS) {
         cond_store_set_error(p, "%s: %s", s->path,
@@ -1359,6 +1763,7 @@ static const char *store_identity(cond_store *s, apr_pool_t *p)
     (void)p;
     return s->identity[0] ? s->identity : NULL;
 }
+
 
 /* ------------------------------------------------------------------ */
 /* Operations                                                           */

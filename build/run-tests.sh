@@ -4,6 +4,9 @@
 #   sh build/run-tests.sh                     the whole suite
 #   sh build/run-tests.sh -verbose t/lock.t   some files, every case shown
 #   sh build/run-tests.sh stress              the long lost-update stress run
+#   SANITIZE=1 sh build/run-tests.sh          against a `make SANITIZE=1` build:
+#                                             httpd runs with libasan preloaded
+#                                             and any ASan/UBSan report fails
 #
 # The server is configured from t/conf/extra.conf.in and loads
 # .libs/mod_conditional.so straight from the tree; nothing is installed.
@@ -42,11 +45,20 @@ if [ "$(id -u)" -eq 0 ]; then
     trap 'exit 130' INT TERM
     mkdir "$work/src"
     tar -C "$top" --exclude=./.git --exclude=./t/logs --exclude=./t/data \
+        --exclude=./fuzz/corpus --exclude=./fuzz/bin --exclude=./fuzz/out \
         -cf - . | tar -C "$work/src" -xf -
+    # A small file system of its own that t/diskfull.t can fill (the test
+    # is skipped where it cannot be mounted).
+    mkdir -p "$work/src/t/full"
+    if mount -t tmpfs -o size=2m,mode=0755 tmpfs "$work/src/t/full" \
+            2>/dev/null; then
+        trap 'umount "$work/src/t/full" 2>/dev/null; rm -rf "$work"' EXIT
+    fi
     chown -R "$TEST_USER" "$work"
     chmod 755 "$work"
     status=0
     runuser -u "$TEST_USER" -- env HOME="$work" APXS="$APXS" \
+        SANITIZE="${SANITIZE:-}" \
         sh "$work/src/build/run-tests.sh" "$@" || status=$?
     rm -rf "$top/t/logs"
     cp -R "$work/src/t/logs" "$top/t/logs" 2>/dev/null || true
@@ -60,7 +72,46 @@ fi
 perl -MApache::TestMM -e 'Apache::TestMM::generate_script("t/TEST")' \
     >/dev/null
 perl t/TEST -clean >/dev/null 2>&1 || true
-rm -rf t/data
+rm -rf t/data t/data-site1 t/data-site2
+
+# A sanitizer build needs its runtime loaded before anything else in httpd
+# (and in the CGI, the CLI and the clients the tests start, which inherit
+# it). Leak checking is off: httpd frees its pools only at exit, if at all.
+# Reports go to files in t/logs/sanitizer/, checked when the run is over.
+sanitize_setup() {
+    san_dir="$top/t/logs/sanitizer"
+    mkdir -p "$san_dir"
+    asan=$(${CC:-cc} -print-file-name=libasan.so)
+    if [ ! -e "$asan" ]; then
+        echo "run-tests.sh: libasan.so not found (${CC:-cc})" >&2
+        exit 1
+    fi
+    export LD_PRELOAD="$asan"
+    export ASAN_OPTIONS="detect_leaks=0:log_path=$san_dir/asan:abort_on_error=0"
+    export UBSAN_OPTIONS="print_stacktrace=1:log_path=$san_dir/ubsan"
+}
+
+# Any report, in a file of its own or in the error log, fails the run.
+sanitize_check() {
+    found=$(find "$san_dir" -type f -size +0 2>/dev/null | head -n 20)
+    if grep -lE 'AddressSanitizer|UndefinedBehaviorSanitizer|runtime error:' \
+            t/logs/error_log >/dev/null 2>&1; then
+        found="$found t/logs/error_log"
+    fi
+    if [ -n "$found" ]; then
+        echo "run-tests.sh: sanitizer reports:" >&2
+        for f in $found; do
+            echo "== $f" >&2
+            grep -A 30 -E 'ERROR: |runtime error:' "$f" | head -n 60 >&2
+        done
+        return 1
+    fi
+    echo "run-tests.sh: no sanitizer reports"
+}
+
+if [ "${SANITIZE:-}" = 1 ]; then
+    sanitize_setup
+fi
 
 # By its pid file: `t/TEST -stop-httpd` would look at the default port
 # rather than the one -port select chose.
@@ -98,4 +149,7 @@ export HARNESS_TIMER=${HARNESS_TIMER:-1}
 status=$(cat t/logs/run-tests.status 2>/dev/null || echo 1)
 stop_server
 trap - EXIT
+if [ "${SANITIZE:-}" = 1 ] && ! sanitize_check; then
+    status=1
+fi
 exit "$status"

@@ -22,7 +22,7 @@ my @writes = (
     [ DELETE => [] ],
 );
 
-plan tests => 4 + 4 * @writes + 1;
+plan tests => 4 + 4 * @writes + 1 + 4;
 
 my %bad = (vhost => 'conditional_badstore');
 my $name = uniq_name('nostore');
@@ -51,3 +51,15 @@ for my $w (@writes) {
     is invocations($name), $n, '... the backend did not run';
 }
 is stored_data($name)->{v}, 1, 'the document was never written';
+
+# The pass-through carries no validators at all: not the module's, not the
+# backend's own (docs.cgi sends ETag "backend" and a Last-Modified), and the
+# backend never sees the client's (it lists those it got in X-Backend-Saw).
+$res = request(GET => $path, %bad,
+               headers => [ 'If-None-Match' => '"backend"',
+                            'If-Modified-Since' => http_date(time + 60) ]);
+is $res->code, 200, 'a revalidation with the store unusable: 200';
+is $res->header('ETag'), undef, "... without the backend's ETag";
+is $res->header('Last-Modified'), undef, '... or its Last-Modified';
+is $res->header('X-Backend-Saw'), undef,
+    "... and the backend never saw the client's validators";

@@ -856,6 +856,226 @@ static apr_int64_t test_target_sequence(const char *name)
     return test_sequence(path);
 }
 
+
+/* ------------------------------------------------------------------ */
+/* Files deleted, replaced or cut short under an open store             */
+
+/* rv is an error and the store's words (cond_store_error) say what the
+ * test expects. */
+static int test_refused(apr_pool_t *p, apr_status_t rv, const char *words,
+                        int line)
+{
+    const char *msg = cond_store_error(p);
+    int ok = rv != APR_SUCCESS && rv != APR_NOTFOUND && msg
+             && strstr(msg, words);
+
+    if (!ok) {
+        printf("  got status %d, message: %s\n", rv, msg ? msg : "(none)");
+    }
+    return test_check(ok, line, words);
+}
+
+/* A call with a pool of its own, so that its error text is its own. */
+#define CHECK_REFUSED(call, words) \
+    do { \
+        apr_pool_t *cp_; \
+        apr_pool_create(&cp_, p); \
+        test_refused(cp_, (call), (words), __LINE__); \
+    } while (0)
+
+/* Connections look at the database and -wal every 100 ms (the -shm on
+ * every call): give them the time. */
+static void test_let_notice(void)
+{
+    apr_sleep(apr_time_from_msec(150));
+}
+
+/* A store with one key and an open connection (its locks held), the way
+ * a child that has served a request is. */
+static cond_store *test_busy_store(apr_pool_t *p, const char *path)
+{
+    cond_store *s = test_open(p, path);
+    apr_int64_t v;
+
+    if (s) {
+        CHECK_RV(PV->bump(s, "/k", apr_time_now(), &v, p), APR_SUCCESS);
+    }
+    return s;
+}
+
+static void test_db_deleted(apr_pool_t *p)
+{
+    const char *path = test_path(p, "deleted.db");
+    cond_store *s = test_busy_store(p, path), *later;
+    const char *id;
+    cond_state st;
+    apr_int64_t v;
+
+    if (!s) {
+        return;
+    }
+    id = apr_pstrdup(p, PV->identity(s, p));
+    CHECK(unlink(path) == 0);
+    test_let_notice();
+    CHECK_REFUSED(PV->lookup(s, "/k", &st, cp_), "deleted or renamed");
+    CHECK_REFUSED(PV->bump(s, "/k", apr_time_now(), &v, cp_),
+                  "deleted or renamed");
+    /* its -wal and -shm went with it: a new file gets fresh ones */
+    CHECK(!test_exists(apr_pstrcat(p, path, "-wal", NULL)));
+    /* a restart makes a new store, whose identity no old tag has */
+    later = test_open(p, path);
+    CHECK(later && strcmp(id, PV->identity(later, p)));
+    if (later) {
+        CHECK_RV(PV->lookup(later, "/k", &st, p), APR_NOTFOUND);
+    }
+    /* the old generation still refuses the new file */
+    CHECK_REFUSED(PV->lookup(s, "/k", &st, cp_), "until httpd is restarted");
+}
+
+static void test_db_replaced(apr_pool_t *p)
+{
+    const char *path = test_path(p, "replaced.db");
+    const char *other = test_path(p, "replacement.db");
+    cond_store *s = test_busy_store(p, path), *o, *later;
+    const char *id;
+    apr_pool_t *op;
+    cond_state st;
+
+    if (!s) {
+        return;
+    }
+    id = apr_pstrdup(p, PV->identity(s, p));
+    /* another store, closed: a copy complete in itself, as a backup is */
+    apr_pool_create(&op, p);
+    o = test_busy_store(op, other);
+    if (o) {
+        CHECK_RV(PV->bump(o, "/only-in-replacement", apr_time_now(), NULL,
+                          op), APR_SUCCESS);
+    }
+    apr_pool_destroy(op);
+    CHECK(test_sql(other, "PRAGMA wal_checkpoint(TRUNCATE)"));
+    CHECK(rename(other, path) == 0);
+    test_let_notice();
+    CHECK_REFUSED(PV->lookup(s, "/k", &st, cp_), "replaced");
+    CHECK_REFUSED(PV->claim(s, "/k", 1, "o", apr_time_from_sec(60), cp_),
+                  "replaced");
+    /* a child forked before the replacement does not take the new file */
+    CHECK_REFUSED(PV->lookup(s, "/only-in-replacement", &st, cp_),
+                  "replaced");
+    /* the old file's -wal is not applied to the new one after a restart */
+    CHECK(!test_exists(apr_pstrcat(p, path, "-wal", NULL)));
+    later = test_open(p, path);
+    if (later) {
+        CHECK(strcmp(PV->identity(later, p), id));
+        CHECK_RV(PV->lookup(later, "/only-in-replacement", &st, p),
+                 APR_SUCCESS);
+    }
+}
+
+/* -wal or -shm removed while connections use them: refused by those and
+ * by every new one (never a second -wal beside the first), no crash. */
+static void test_wal_removed(apr_pool_t *p, const char *suffix)
+{
+    const char *path = test_path(p, apr_pstrcat(p, "rm", suffix, ".db",
+                                                NULL));
+    cond_store *s = test_busy_store(p, path), *child, *later;
+    const char *id;
+    apr_status_t rv = APR_SUCCESS;
+    cond_state st;
+
+    if (!s) {
+        return;
+    }
+    id = apr_pstrdup(p, PV->identity(s, p));
+    /* a second child, its connection open too */
+    child = test_attach(p, path, &rv);
+    CHECK_RV(rv, APR_SUCCESS);
+    CHECK(unlink(apr_pstrcat(p, path, suffix, NULL)) == 0);
+    test_let_notice();
+    CHECK_REFUSED(PV->lookup(s, "/k", &st, cp_), "is gone");
+    CHECK_REFUSED(PV->bump(child, "/k", apr_time_now(), NULL, cp_),
+                  "is gone");
+    CHECK(!test_exists(apr_pstrcat(p, path, suffix, NULL)));
+    if (!strcmp(suffix, "-wal")) {
+        /* what the -wal held may be lost: after a restart no old tag
+         * matches */
+        later = test_open(p, path);
+        CHECK(later && strcmp(id, PV->identity(later, p)));
+    }
+}
+
+static void test_files_removed(apr_pool_t *p)
+{
+    test_wal_removed(p, "-wal");
+    test_wal_removed(p, "-shm");
+}
+
+/* A -wal cut short has lost commits. */
+static void test_wal_cut(apr_pool_t *p)
+{
+    const char *path = test_path(p, "cut.db");
+    const char *wal = apr_pstrcat(p, path, "-wal", NULL);
+    cond_store *s = test_busy_store(p, path);
+    cond_state st;
+    int i;
+
+    if (!s) {
+        return;
+    }
+    for (i = 0; i < 20; i++) {
+        CHECK_RV(PV->bump(s, apr_psprintf(p, "/k%d", i), apr_time_now(),
+                          NULL, p), APR_SUCCESS);
+    }
+    CHECK_RV(PV->lookup(s, "/k1", &st, p), APR_SUCCESS);
+    CHECK(truncate(wal, 100) == 0);
+    test_let_notice();
+    CHECK_REFUSED(PV->lookup(s, "/k1", &st, cp_), "cut short");
+    /* what is left of it goes, so that a restart gives a new identity */
+    CHECK(!test_exists(wal));
+    /* and stays refused: a new connection would start over without
+     * what the -wal held */
+    CHECK_REFUSED(PV->bump(s, "/k1", apr_time_now(), NULL, cp_),
+                  "cut short");
+}
+
+/* A -shm cut to nothing would be a SIGBUS at the next read of its
+ * mapping: noticed on the very next call. */
+static void test_shm_cut(apr_pool_t *p)
+{
+    const char *path = test_path(p, "cutshm.db");
+    cond_store *s = test_busy_store(p, path);
+    cond_state st;
+
+    if (!s) {
+        return;
+    }
+    CHECK_RV(PV->lookup(s, "/k", &st, p), APR_SUCCESS);
+    CHECK(truncate(apr_pstrcat(p, path, "-shm", NULL), 0) == 0);
+    CHECK_REFUSED(PV->lookup(s, "/k", &st, cp_), "cut short");
+    CHECK_REFUSED(PV->bump(s, "/k", apr_time_now(), NULL, cp_), "cut short");
+}
+
+/* The store's own words reach the caller's pool. */
+static void test_error_text(apr_pool_t *p)
+{
+    const char *junk = test_path(p, "notadb.db");
+    cond_store *s = NULL;
+    cond_state st;
+    apr_status_t rv = APR_SUCCESS;
+    FILE *f = fopen(junk, "w");
+
+    if (f) {
+        fputs("this is not an SQLite database, not even close......\n"
+              "..............................................\n", f);
+        fclose(f);
+    }
+    s = test_attach(p, junk, &rv);
+    if (s) {
+        CHECK_REFUSED(PV->lookup(s, "/x", &st, cp_),
+                      "file is not a database");
+    }
+}
+
 static const test_target sqlite_target = {
     "sqlite",
     &cond_sqlite_store,
@@ -875,6 +1095,12 @@ static const test_case sqlite_cases[] = {
     { "power cut", test_power_cut },
     { "write transactions", test_write_transactions },
     { "WAL bound", test_wal_bound },
+    { "database deleted under the store", test_db_deleted },
+    { "database replaced under the store", test_db_replaced },
+    { "-wal or -shm removed under the store", test_files_removed },
+    { "-wal cut short under the store", test_wal_cut },
+    { "-shm cut short under the store", test_shm_cut },
+    { "error text", test_error_text },
     { NULL, NULL }
 };
 

@@ -93,6 +93,10 @@ sub do_get {
                                       ? $query{lm}
                                       : (stat doc_file($name))[9]),
     );
+    # Which validators of the client's reached the backend (t/store.t).
+    my @saw = grep { defined $ENV{"HTTP_$_"} }
+              qw(IF_MATCH IF_NONE_MATCH IF_MODIFIED_SINCE IF_UNMODIFIED_SINCE);
+    push @headers, 'X-Backend-Saw: ' . join(',', @saw) if @saw;
     push @headers, "Content-Location: $ENV{SCRIPT_NAME}$ENV{PATH_INFO}"
         if $query{cl};
     push @headers, 'Expires: ' . http_date(time + $query{expires})
