@@ -146,10 +146,17 @@ void conditional_store_generation(server_rec *s,
     apr_pool_t *pp = s->process->pool;
     const char *key = apr_pstrcat(pp, "conditional-identity:", inst->spec,
                                   NULL);
-    const char *id = inst->provider->identity(inst->store, pp);
+    const char *id;
     void *was = NULL;
 
+    /* Only a store with files, whose identity init has read: asking a
+     * dbd store in the parent would open a connection there, before the
+     * fork (and PostgreSQL is not deleted from under a running server). */
     inst->quiet_until = 0;
+    if (inst->provider != &cond_sqlite_store) {
+        return;
+    }
+    id = inst->provider->identity(inst->store, pp);
     if (!id) {
         return;
     }
