@@ -147,6 +147,7 @@ struct cond_store {
     const char *path;
     int dir_created;                      /* init made the directory */
     const char *files[SQ_NFILES];         /* path, path-wal, path-shm */
+    const char *refused_path;             /* path-refused, see store_refuse */
     const char *vfs;                      /* children: sqlite_mmap's */
     char identity[SQ_ID_BYTES * 2 + 1];   /* "" until known */
     store_fileid db;                      /* the file init set up */
@@ -413,8 +414,18 @@ static void store_conn_close(store_conn *c)
  * store until httpd is restarted: whatever was lost with them (versions
  * among it) must not be handed out again under the same identity, and
  * the next connection must not quietly start over on fresh files. */
-static void store_refuse(cond_store *s, apr_status_t rv)
+static void store_refuse(cond_store *s, apr_status_t rv, int lost)
 {
+    /* A database or -wal gone may have taken commits with it: the marker
+     * keeps every process from starting over on fresh files before init
+     * has given the store a new identity (store_init_files). */
+    if (lost) {
+        int fd = open(s->refused_path,
+                      O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
+        if (fd >= 0) {
+            close(fd);
+        }
+    }
     if (!s->refused) {
         apr_cpystrn(s->refused_msg, store_errbuf, sizeof(s->refused_msg));
         __sync_synchronize();
@@ -580,7 +591,11 @@ static apr_status_t store_conn_check(cond_store *s, store_conn *c)
         sqlite3_db_config(c->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
         c->walidx = NULL;
         c->broken = 1;
-        store_refuse(s, rv);
+        store_refuse(s, rv, wal_cut
+                            || !store_same_file(&ids[SQ_FILE_DB],
+                                                &c->files[SQ_FILE_DB])
+                            || !store_same_file(&ids[SQ_FILE_WAL],
+                                                &c->files[SQ_FILE_WAL]));
     }
     return rv;
 }
@@ -693,6 +708,13 @@ static apr_status_t store_conn_may_open(cond_store *s)
 {
     store_fileid ids[SQ_NFILES];
     apr_off_t sizes[SQ_NFILES];
+
+    if (access(s->refused_path, F_OK) == 0) {
+        store_set_error("%s lost its database or -wal while the server "
+                        "ran; the store is refused until httpd is "
+                        "restarted", s->path);
+        return APR_ENOENT;
+    }
 
     if (store_stat(s->path, &ids[SQ_FILE_DB], &sizes[SQ_FILE_DB]) != 0) {
         if (s->db.ino) {
@@ -1182,6 +1204,7 @@ static const char *store_create(cond_store **out, const char *arg,
     for (n = 0; n < SQ_NFILES; n++) {
         s->files[n] = apr_pstrcat(p, s->path, store_file_suffix[n], NULL);
     }
+    s->refused_path = apr_pstrcat(p, s->path, "-refused", NULL);
     *out = s;
     return NULL;
 }
@@ -1664,6 +1687,9 @@ static void store_init_files(cond_store *s, int *fresh_identity)
     apr_off_t size;
 
     *fresh_identity = 0;
+    if (unlink(s->refused_path) == 0) {
+        *fresh_identity = 1;
+    }
     if (store_stat(s->path, &id, &size) != 0) {
         unlink(s->files[SQ_FILE_WAL]);
         unlink(s->files[SQ_FILE_SHM]);
