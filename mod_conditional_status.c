@@ -62,7 +62,7 @@ void conditional_counters_create(apr_pool_t *pconf, server_rec *s)
     rv = apr_shm_create(&shm, COND_NCOUNTERS * sizeof(apr_uint64_t), NULL,
                         pconf);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, "COND00016: no shared "
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, "COND00018: no shared "
                      "memory for the counters shown by mod_status");
         return;
     }
