@@ -3,14 +3,14 @@
  *
  * The metadata string kept per key (store.h) looks like this:
  *
- *   variants 1 1c                      format 1, for version 0x1c
+ *   variants 2 1c                      format 2, for version 0x1c
  *   = 0123456789abcdef accept,accept-encoding
  *   ETag: "5f2a9c01d3e4b6a7-1c-89ab...-gzip"
  *   Vary: Accept
  *   Vary: Accept-Encoding
  *   Cache-Control: max-age=60
  *   Expires: +60
- *   = - -                              a variant with no Vary
+ *   = - :                              a variant with no Vary
  *   ...
  *
  * One line per field line, so a header a backend repeats is replayed line
@@ -28,7 +28,7 @@
 #include "precond.h"
 #include "variant.h"
 
-#define VARIANT_MAGIC "variants 1 "
+#define VARIANT_MAGIC "variants 2 "
 
 /* ------------------------------------------------------------------ */
 /* Vary and the request's hash                                          */
@@ -166,7 +166,9 @@ const char *cond_variant_get(const cond_variant *v, const char *name)
     return NULL;
 }
 
-/* "= <hash> <names>", '-' standing for "" */
+/* "= <hash> <names>": '-' stands for no hash (a hash is hex) and ':' for
+ * no names (a name is a token, and ':' is not a token character; '-' is,
+ * so a Vary naming a header called "-" stays itself). */
 static cond_variant *variant_parse_head(apr_pool_t *p, char *line)
 {
     char *hash = line + 2, *names = strchr(hash, ' ');
@@ -175,7 +177,7 @@ static cond_variant *variant_parse_head(apr_pool_t *p, char *line)
         return NULL;
     }
     *names++ = '\0';
-    return cond_variant_make(p, strcmp(names, "-") ? names : "",
+    return cond_variant_make(p, strcmp(names, ":") ? names : "",
                              strcmp(hash, "-") ? hash : "");
 }
 
@@ -243,7 +245,7 @@ const char *cond_variants_serialise(apr_pool_t *p, apr_int64_t version,
         const cond_variant *v = APR_ARRAY_IDX(variants, i, cond_variant *);
         APR_ARRAY_PUSH(parts, const char *) =
             apr_pstrcat(p, "= ", *v->hash ? v->hash : "-", " ",
-                        *v->names ? v->names : "-", "\n", NULL);
+                        *v->names ? v->names : ":", "\n", NULL);
         for (j = 0; j < v->lines->nelts; j++) {
             const cond_meta_line *l = &APR_ARRAY_IDX(v->lines, j,
                                                      cond_meta_line);

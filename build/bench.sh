@@ -168,7 +168,7 @@ INSERT INTO resources (key, version, present, mtime, claim_owner,
                        claim_expires, meta)
 SELECT '$HOSTPART:$2/api/docs/bk' || i, (SELECT v FROM b) + i, 1,
        CAST(strftime('%s', 'now') AS INTEGER) - 3600, NULL, 0,
-       printf('variants 1 %x' || char(10) || '= - accept' || char(10)
+       printf('variants 2 %x' || char(10) || '= - accept' || char(10)
               || 'ETag: "%s-%x"' || char(10) || 'Vary: Accept' || char(10)
               || 'Cache-Control: max-age=60' || char(10),
               (SELECT v FROM b) + i, (SELECT value FROM meta

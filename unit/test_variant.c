@@ -238,12 +238,14 @@ static void test_round_trip(void)
     check(cond_variants_parse(pool, NULL, 0x1c)->nelts == 0, "meta", "NULL");
     check(cond_variants_parse(pool, "Cache-Control: max-age=60\n", 0x1c)
           ->nelts == 0, "meta", "old format");
-    check(cond_variants_parse(pool, "variants 1 1c\nETag: \"a\"\n", 0x1c)
+    check(cond_variants_parse(pool, "variants 2 1c\nETag: \"a\"\n", 0x1c)
           ->nelts == 0, "meta", "line before any variant");
     check(cond_variants_parse(pool, apr_pstrcat(pool, meta, "junk\n", NULL),
                               0x1c)->nelts == 0, "meta", "damaged");
-    check(cond_variants_parse(pool, "variants 1 1c\n", 0x1c)->nelts == 0,
+    check(cond_variants_parse(pool, "variants 2 1c\n", 0x1c)->nelts == 0,
           "meta", "none");
+    check(cond_variants_parse(pool, "variants 1 1c\n= - -\nETag: \"a\"\n",
+                              0x1c)->nelts == 0, "meta", "format 1");
 }
 
 static void test_put(void)
@@ -275,7 +277,14 @@ static void test_put(void)
     apr_array_clear(vs);
     cond_variants_put(vs, v);
     check_str("put", "newline dropped", cond_variants_serialise(pool, 1, vs),
-              "variants 1 1\n= - -\n");
+              "variants 2 1\n= - :\n");
+    /* a Vary naming a header called "-" (a token) is not "no Vary" */
+    apr_array_clear(vs);
+    cond_variants_put(vs, cond_variant_make(pool, "-", "0123456789abcdef"));
+    vs = cond_variants_parse(pool, cond_variants_serialise(pool, 1, vs), 1);
+    check(vs->nelts == 1, "put", "a header named - round-trips");
+    check_str("put", "names -", vs->nelts ? APR_ARRAY_IDX(vs, 0,
+              cond_variant *)->names : "", "-");
 }
 
 /* ------------------------------------------------------------------ */
