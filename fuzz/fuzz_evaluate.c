@@ -45,6 +45,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cond_verdict v, again, without;
     cond_why why, why2;
 
+    /* every field, those added later included, starts out unset */
+    memset(&req, 0, sizeof(req));
+    memset(&res, 0, sizeof(res));
     req.method = methods[flags & 3];
     req.if_match = fuzz_header(parts[0]);
     req.if_none_match = fuzz_header(parts[1]);
@@ -53,6 +56,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     res.exists = (flags & 4) != 0;
     res.etag = res.exists && (flags & 8) ? FUZZ_TAG : NULL;
     res.mtime = res.exists && (flags & 16) ? FUZZ_MTIME : 0;
+    /* the representation's tag is then also the version's */
+    res.version_tag = (flags & 32) ? res.etag : NULL;
 
     v = cond_evaluate(&req, &res, FUZZ_NOW, &why);
     again = cond_evaluate(&req, &res, FUZZ_NOW, &why2);
