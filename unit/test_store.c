@@ -789,7 +789,10 @@ static void *APR_THREAD_FUNC test_wal_writer(apr_thread_t *t, void *data)
     }
     apr_atomic_dec32(&w->running);
     apr_pool_destroy(p);
-    apr_thread_exit(t, APR_SUCCESS);
+    /* Returns rather than apr_thread_exit(): pthread_exit would leave this
+     * frame's ASan redzones poisoned under the thread's exit handlers, a
+     * false report in the SANITIZE=1 build. */
+    (void)t;
     return NULL;
 }
 
