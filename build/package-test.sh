@@ -235,7 +235,7 @@ check "PUT creates the document (201)" test "$(status -X PUT \
     -H 'Content-Type: application/json' -d '{"greeting":"hello"}' "$url")" = 201
 tag=$(etag "$url")
 check "GET is tagged by the module ($tag)" \
-    sh -c "echo '$tag' | grep -Eq '^\"[0-9a-f]{16}-[0-9a-f]+\"$'"
+    sh -c "echo '$tag' | grep -Eq '^\"[0-9a-f]{16}-[0-9a-f]+(-[0-9a-f]{16})?\"$'"
 n=$(count)
 check "If-None-Match with that tag: 304" \
     test "$(status -H "If-None-Match: $tag" "$url")" = 304
@@ -252,7 +252,9 @@ check "... the document keeps the first write" \
     grep -q '"greeting":"hi"' "$work/data/docs/hello.json"
 check "store /var/lib/apache2/conditional/conditional.db owned by www-data" \
     test "$(stat -c %U /var/lib/apache2/conditional/conditional.db)" = www-data
-tag=$(etag "$url")
+# conditionalctl shows the version's tag; curl's representation (it sends
+# Accept: */*, which the CGI's Vary names) adds its own hash to it.
+tag=$(etag "$url" | sed -E 's/-[0-9a-f]{16}"$/"/')
 key=$(conditionalctl list | awk -v k="/$SITE/docs/hello" \
       'substr($1, length($1) - length(k) + 1) == k { print $1 }')
 check "conditionalctl lists the key ($key) and shows its ETag" \
