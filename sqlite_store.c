@@ -72,8 +72,15 @@
  * own passive checkpoint never waits, so under sustained writes it never
  * catches up with the writers and the WAL only grows. A checkpoint waits
  * at most SQ_CKPT_BUSY_MS (a long reader, such as conditionalctl list on a
- * big store, is not waited out: the next commit tries again). */
+ * big store, is not waited out: the next commit tries again). That
+ * checkpoint is not sure to get the write lock, though: other writers keep
+ * taking it while it waits, and on a loaded machine it has been seen to
+ * wait while the WAL grew to 16 MB. So a write transaction that would
+ * start with SQ_WAL_HARD_PAGES or more frames not yet copied back first
+ * checkpoints itself, or waits for the checkpoint in progress
+ * (store_wal_gate): writers stop adding to the WAL until it is copied. */
 #define SQ_WAL_PAGES      1000
+#define SQ_WAL_HARD_PAGES 1100
 #define SQ_CKPT_BUSY_MS   100
 /* Upper bound on connections per child: one per concurrently calling
  * thread is all that is ever opened. */
@@ -129,6 +136,9 @@
 #define SQ_WALIDX_PAGE    32768
 #define SQ_WALHDR_WORDS   12
 #define SQ_WALHDR_ISINIT  12        /* byte offset of the isInit flag */
+#define SQ_WALIDX_MXFRAME 4         /* word of the header: frames in the WAL */
+#define SQ_WALIDX_BACKFILL 24       /* word after both headers: frames
+                                       copied back by checkpoints */
 /* How often a connection looks whether its database and -wal are still
  * the files at their paths (its -shm: on every call) */
 #define SQ_CHECK_EVERY    apr_time_from_msec(100)
@@ -1110,6 +1120,44 @@ typedef struct {
     apr_int64_t now_sec;
 } store_extra;
 
+/* Frames in the WAL not yet copied back, from the WAL-index; 0 when it
+ * cannot be read (the gate below then lets the write through). */
+static apr_uint32_t store_wal_overdue(const store_conn *c)
+{
+    apr_uint32_t hdr[SQ_WALHDR_WORDS], done;
+
+    if (!store_walhdr(c, hdr)) {
+        return 0;
+    }
+    done = c->walidx[SQ_WALIDX_BACKFILL];
+    return hdr[SQ_WALIDX_MXFRAME] > done ? hdr[SQ_WALIDX_MXFRAME] - done : 0;
+}
+
+/* Begin a write transaction, first holding it back while the WAL is past
+ * its hard bound (SQ_WAL_HARD_PAGES): this writer runs the checkpoint, or
+ * waits while another connection's runs, for at most SQ_BUSY_MS. Every
+ * writer stops here, so the checkpoint gets the write lock at once. */
+static apr_status_t store_begin(store_conn *c)
+{
+    apr_time_t until;
+    int rc;
+
+    if (store_wal_overdue(c) >= SQ_WAL_HARD_PAGES) {
+        until = apr_time_now() + apr_time_from_msec(SQ_BUSY_MS);
+        do {
+            rc = sqlite3_wal_checkpoint_v2(c->db, "main",
+                                           SQLITE_CHECKPOINT_RESTART, NULL,
+                                           NULL);
+            if (rc != SQLITE_BUSY) {
+                break;      /* copied back, or an error the write meets */
+            }
+            apr_sleep(SQ_BUSY_MAX_US);
+        } while (store_wal_overdue(c) >= SQ_WAL_HARD_PAGES
+                 && apr_time_now() < until);
+    }
+    return store_run(c, SQ_BEGIN, NULL);
+}
+
 /* One attempt of store_versioned; *ok = 0: rolled back for a reservation
  * (the statement keeps its bindings for the retry). */
 static apr_status_t store_versioned_tx(store_conn *c, sqlite3_stmt *st,
@@ -1120,7 +1168,7 @@ static apr_status_t store_versioned_tx(store_conn *c, sqlite3_stmt *st,
     apr_status_t rv;
 
     *ok = 1;
-    if ((rv = store_run(c, SQ_BEGIN, NULL)) != APR_SUCCESS) {
+    if ((rv = store_begin(c)) != APR_SUCCESS) {
         return rv;
     }
     if ((rv = store_step_version(c, st, &v)) != APR_SUCCESS) {
@@ -2019,7 +2067,7 @@ static apr_status_t store_claim_tx(store_conn *c, const char *key,
     apr_status_t rv;
     int changes = 0;
 
-    if ((rv = store_run(c, SQ_BEGIN, NULL)) != APR_SUCCESS) {
+    if ((rv = store_begin(c)) != APR_SUCCESS) {
         return rv;
     }
     if (expect == 0) {
@@ -2103,7 +2151,7 @@ static apr_status_t store_release_tx(store_conn *c, const char *key,
     apr_status_t rv;
 
     *ok = 1;
-    if ((rv = store_run(c, SQ_BEGIN, NULL)) != APR_SUCCESS) {
+    if ((rv = store_begin(c)) != APR_SUCCESS) {
         return rv;
     }
     store_bind_text(st, 1, key);
