@@ -45,6 +45,7 @@ static struct {
     struct conditional_held_ring held;
     server_rec *s;
     apr_pool_t *pool;             /* the thread's, for store calls */
+    apr_time_t wake_at;           /* when the sleeping thread wakes */
     int stop;
 } conditional_renewer;
 
@@ -98,7 +99,10 @@ static void *APR_THREAD_FUNC conditional_renew_thread(apr_thread_t *t,
     apr_pool_create(&conditional_renewer.pool, NULL);
     apr_thread_mutex_lock(conditional_renewer.mutex);
     while (!conditional_renewer.stop) {
-        apr_interval_time_t wait = conditional_renew_due(apr_time_now());
+        apr_time_t now = apr_time_now();
+        apr_interval_time_t wait = conditional_renew_due(now);
+
+        conditional_renewer.wake_at = now + wait;
         if (wait > 0) {
             apr_thread_cond_timedwait(conditional_renewer.wake,
                                       conditional_renewer.mutex, wait);
@@ -179,7 +183,12 @@ conditional_held *conditional_renew_add(apr_pool_t *p,
     apr_thread_mutex_lock(conditional_renewer.mutex);
     APR_RING_INSERT_TAIL(&conditional_renewer.held, h, conditional_held,
                          link);
-    apr_thread_cond_signal(conditional_renewer.wake);
+    /* Wake the thread only if it would sleep past this entry's renewal:
+     * it never sleeps longer than COND_RENEW_IDLE, so with a lease of
+     * three seconds or more a write costs no thread switch here. */
+    if (h->due < conditional_renewer.wake_at) {
+        apr_thread_cond_signal(conditional_renewer.wake);
+    }
     apr_thread_mutex_unlock(conditional_renewer.mutex);
     apr_pool_cleanup_register(p, h, conditional_renew_cleanup,
                               apr_pool_cleanup_null);

@@ -29,7 +29,7 @@ use Socket ();
 use Time::HiRes qw(time sleep);
 use CondTest;
 
-plan tests => 29;
+plan tests => 35;
 
 my $V = 'conditional_lease';
 my $LEASE = 2;
@@ -133,32 +133,40 @@ sub read_responses {
     is $res->header('ETag'), $slow->[1], '... the one the write was given';
 }
 
-# 2. A slow backend past the lease, in a live child: the claim stays.
-{
+# 2. A slow backend past the lease, in a live child: the claim stays. Run
+# with a lease of 2 s, whose renewal is due before the renewing thread
+# would wake on its own (a new claim wakes it), and of 3 s, whose renewal
+# is left to the thread's next wake.
+sub slow_backend {
+    my ($vhost, $lease) = @_;
     my $name = uniq_name('slowcgi');
     my $path = "/api/docs/$name";
-    create_doc($path, { v => 0 }, vhost => $V);
-    my $e1 = get($path)->header('ETag');
+    my $what = "slow backend, lease $lease s";
+    create_doc($path, { v => 0 }, vhost => $vhost);
+    my $e1 = request(GET => $path, vhost => $vhost)->header('ETag');
     my $t0 = time;
-    my $slow = background(PUT => "$path?sleep=" . (2 * $LEASE), vhost => $V,
-                          headers => [ 'If-Match' => $e1 ],
+    my $slow = background(PUT => "$path?sleep=" . (2 * $lease),
+                          vhost => $vhost, headers => [ 'If-Match' => $e1 ],
                           json => { v => 'slow' });
     my $owner;
-    sleep 0.05 while !($owner = claim_of($path, $V)) && time - $t0 < 3;
-    sleep_until($t0 + 1.5 * $LEASE);
-    is claim_of($path, $V), $owner,
-        'slow backend: past the lease, the same claim is held' or diag $owner;
-    my $res = get($path);
-    ok !defined $res->header('ETag'), 'slow backend: a GET is untagged';
-    like put($path, $e1, { v => 'second' })->code, qr/^(409|412)$/,
-        'slow backend: a write with the old tag waits, then 409 (or 412 '
-        . 'when the slow one ended meanwhile)';
+    sleep 0.05 while !($owner = claim_of($path, $vhost)) && time - $t0 < 3;
+    sleep_until($t0 + 1.5 * $lease);
+    is claim_of($path, $vhost), $owner,
+        "$what: past the lease, the same claim is held" or diag $owner;
+    my $res = request(GET => $path, vhost => $vhost);
+    ok !defined $res->header('ETag'), "$what: a GET is untagged";
+    like request(PUT => $path, vhost => $vhost, json => { v => 'second' },
+                 headers => [ 'If-Match' => $e1 ])->code, qr/^(409|412)$/,
+        "$what: a write with the old tag waits, then 409 (or 412 when the "
+        . 'slow one ended meanwhile)';
     my $r = $slow->();
-    is $r->[0], 200, 'slow backend: the write succeeds';
-    $res = get($path);
+    is $r->[0], 200, "$what: the write succeeds";
+    $res = request(GET => $path, vhost => $vhost);
     is $res->header('ETag'), $r->[1], '... its tag is the current one';
     is json_of($res)->{data}{v}, 'slow', '... naming its data';
 }
+slow_backend($V, $LEASE);
+slow_backend('conditional_lease3', 3);
 
 # 3. Headers first, the write after the lease: no tag names two bodies.
 {
