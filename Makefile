@@ -23,7 +23,7 @@ WARN      = -Wall -Wextra -Werror
 SRCS      = mod_conditional.c mod_conditional_config.c mod_conditional_write.c \
             mod_conditional_response.c mod_conditional_status.c \
             mod_conditional_renew.c mod_conditional_dbd.c mod_conditional_variant.c \
-            mod_conditional_key.c key.c precond.c variant.c \
+            mod_conditional_key.c mod_conditional_quick.c key.c precond.c variant.c \
             store.c sqlite_store.c sqlite_mmap.c pgsql_store.c
 HDRS      = mod_conditional_private.h key.h precond.h variant.h store.h sqlite_mmap.h \
             pgsql_store.h

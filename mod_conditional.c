@@ -10,6 +10,10 @@
  * store.h (store.c, sqlite_store.c); neither knows about httpd.
  *
  * Life of a request (see docs/design.md):
+ *   quick_handler (opt-in)          ConditionalQuickHandler: a 304 for a
+ *                                   public representation, before URL
+ *                                   mapping and access control
+ *                                   (mod_conditional_quick.c)
  *   fixups (after access control)   look the key up, evaluate preconditions;
  *                                   writes take the key's claim here
  *   handler (really first)          answers 304/412/428/409/503 itself, so
@@ -100,6 +104,7 @@ static int conditional_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "COND00030: %s", err);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    conditional_quick_init(pconf, s);
     /* The first pass is httpd's dry run: nothing to create yet. */
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         conditional_sites_init(pconf, s, 0);
@@ -231,10 +236,43 @@ static int conditional_pass(request_rec *r, conditional_req *rq)
     return OK;
 }
 
-static int conditional_read(request_rec *r, conditional_req *rq)
+/*
+ * The read's verdict on the key's state in rq->before (rq->found set):
+ * the representation the request would get, and its preconditions. A 304
+ * only for a representation whose 200 the store has kept (not while a
+ * write, a DELETE perhaps, is in flight): a variant not seen at this
+ * version goes to the backend. Shared by the fixup and the quick handler,
+ * so both answer the same requests with the same 304.
+ */
+cond_verdict conditional_read_verdict(request_rec *r, conditional_req *rq,
+                                      cond_why *why)
 {
     cond_request cr;
     cond_resource res;
+    cond_verdict v;
+
+    conditional_select_variant(r, rq);
+    conditional_fill_request(r, &cr, COND_METHOD_READ);
+    conditional_resource(r, rq, &res);
+    v = cond_evaluate(&cr, &res, r->request_time, why);
+    if (v == COND_NOT_MODIFIED && (!rq->variant || rq->before.claim_owner)) {
+        v = COND_PROCEED;
+    }
+    return v;
+}
+
+/* The 304 of rq->variant; 'decision' is the note ("304", "304 quick"). */
+int conditional_not_modified(request_rec *r, conditional_req *rq,
+                             const char *decision)
+{
+    conditional_replay_variant(r, rq);
+    conditional_note(r, decision);
+    r->status = HTTP_NOT_MODIFIED;
+    return OK;
+}
+
+static int conditional_read(request_rec *r, conditional_req *rq)
+{
     cond_verdict v;
     cond_why why;
     apr_status_t rv;
@@ -258,16 +296,7 @@ static int conditional_read(request_rec *r, conditional_req *rq)
         return conditional_pass(r, rq);
     }
     rq->found = rv == APR_SUCCESS;
-    conditional_select_variant(r, rq);
-    conditional_fill_request(r, &cr, COND_METHOD_READ);
-    conditional_resource(r, rq, &res);
-    v = cond_evaluate(&cr, &res, r->request_time, &why);
-    /* A 304 only for a representation whose 200 the store has kept (not
-     * while a write, a DELETE perhaps, is in flight): a variant not seen
-     * at this version goes to the backend. */
-    if (v == COND_NOT_MODIFIED && (!rq->variant || rq->before.claim_owner)) {
-        v = COND_PROCEED;
-    }
+    v = conditional_read_verdict(r, rq, &why);
     if (v == COND_NOT_MODIFIED) {
         conditional_respond_with(rq, HTTP_NOT_MODIFIED, NULL);
         return OK;
@@ -341,10 +370,7 @@ static int conditional_handler(request_rec *r)
         return DECLINED;
     }
     if (rq->respond == HTTP_NOT_MODIFIED) {
-        conditional_replay_variant(r, rq);
-        conditional_note(r, "304");
-        r->status = HTTP_NOT_MODIFIED;
-        return OK;
+        return conditional_not_modified(r, rq, "304");
     }
     return conditional_send_problem(r, rq);
 }
@@ -484,6 +510,9 @@ static void conditional_register_hooks(apr_pool_t *p)
     ap_hook_insert_error_filter(conditional_settle_before_error, NULL, NULL,
                                 APR_HOOK_MIDDLE);
     ap_hook_handler(conditional_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    /* Before mod_cache's quick handler: a 304 needs no cached body. */
+    ap_hook_quick_handler(conditional_quick_handler, NULL, NULL,
+                          APR_HOOK_FIRST);
     ap_hook_expr_lookup(conditional_expr_lookup, NULL, NULL, APR_HOOK_MIDDLE);
     /* Before mod_deflate/mod_brotli (CONTENT_SET), so they see our ETag. */
     conditional_tag_frec =

@@ -12,6 +12,7 @@ void *conditional_create_server_conf(apr_pool_t *p, server_rec *s)
     conditional_server_conf *c = apr_pcalloc(p, sizeof(*c));
     (void)s;
     c->lease = COND_UNSET;
+    c->quick = COND_UNSET;
     return c;
 }
 
@@ -22,6 +23,7 @@ void *conditional_merge_server_conf(apr_pool_t *p, void *basev,
     conditional_server_conf *c = apr_pcalloc(p, sizeof(*c));
     c->inst = add->inst ? add->inst : base->inst;
     c->lease = add->lease != COND_UNSET ? add->lease : base->lease;
+    c->quick = add->quick != COND_UNSET ? add->quick : base->quick;
     return c;
 }
 
@@ -235,6 +237,17 @@ static const char *conditional_set_lease(cmd_parms *cmd, void *dummy,
     return conditional_parse_seconds(cmd, arg, 1, 86400, &sc->lease);
 }
 
+static const char *conditional_set_quick(cmd_parms *cmd, void *dummy,
+                                         int on)
+{
+    conditional_server_conf *sc =
+        ap_get_module_config(cmd->server->module_config, &conditional_module);
+
+    (void)dummy;
+    sc->quick = on;
+    return NULL;
+}
+
 static const char *conditional_set_lockwait(cmd_parms *cmd, void *dcfg,
                                             const char *arg)
 {
@@ -283,6 +296,12 @@ const command_rec conditional_cmds[] = {
     AP_INIT_TAKE1("ConditionalLeaseTime", conditional_set_lease, NULL,
                   RSRC_CONF, "seconds a write's claim lives before it is "
                   "presumed dead"),
+    /* Server and virtual host only: before URL mapping no <Location> or
+     * <Directory> section is known yet. */
+    AP_INIT_FLAG("ConditionalQuickHandler", conditional_set_quick, NULL,
+                 RSRC_CONF, "On to answer a matching If-None-Match of a "
+                 "public representation before URL mapping and access "
+                 "control (docs/directives.md)"),
     {NULL}
 };
 

@@ -86,6 +86,8 @@ typedef struct {
     const char *site_base;               /* "host:port" */
     const char *site_tell;               /* what tells twins apart, or NULL */
     int site_by_host;                    /* mass vhost: the request's host */
+    int quick;                           /* ConditionalQuickHandler:
+                                          * COND_UNSET, 0, 1 */
 } conditional_server_conf;
 
 typedef struct {
@@ -199,6 +201,17 @@ int conditional_write_resource(request_rec *r, conditional_req *rq,
 const char *conditional_tag_prefix(conditional_store_inst *inst,
                                    apr_pool_t *p);
 const char *conditional_store_error(apr_pool_t *p);
+
+/* mod_conditional.c: the read path, shared with the quick handler */
+cond_verdict conditional_read_verdict(request_rec *r, conditional_req *rq,
+                                      cond_why *why);
+int conditional_not_modified(request_rec *r, conditional_req *rq,
+                             const char *decision);
+
+/* mod_conditional_quick.c: ConditionalQuickHandler */
+void conditional_quick_init(apr_pool_t *pconf, server_rec *s);
+const char *conditional_public_id(request_rec *r, conditional_req *rq);
+int conditional_quick_handler(request_rec *r, int lookup_uri);
 
 /* mod_conditional_key.c: sites, keys and the ap_expr variables */
 void conditional_sites_init(apr_pool_t *p, server_rec *main_s, int log);

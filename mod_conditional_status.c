@@ -20,6 +20,10 @@ static const struct {
 } conditional_counters[] = {
     COND_COUNTER("304",           "NotModified",
                  "304 Not Modified, backend not run"),
+    /* Counted besides "304": never the start of a note. */
+    COND_COUNTER("quick",         "QuickNotModified",
+                 "of which answered before access control "
+                 "(ConditionalQuickHandler)"),
     COND_COUNTER("412-",          "Failed",       "412 Precondition Failed"),
     COND_COUNTER("428",           "Required",     "428 Precondition Required"),
     COND_COUNTER("409-",          "Busy",

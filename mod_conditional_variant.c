@@ -162,6 +162,7 @@ static void conditional_record(request_rec *r, conditional_req *rq)
     v = cond_variant_make(r->pool, names,
                           cond_vary_hash(r->pool, names,
                                          conditional_request_header, r));
+    v->public_id = conditional_public_id(r, rq);
     cond_variant_add(v, "ETag", etag);
     conditional_record_lines(r, v, "Vary");
     conditional_record_lines(r, v, "Cache-Control");

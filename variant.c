@@ -3,15 +3,21 @@
  *
  * The metadata string kept per key (store.h) looks like this:
  *
- *   variants 2 1c                      format 2, for version 0x1c
- *   = 0123456789abcdef accept,accept-encoding
+ *   variants 3 1c                      format 3, for version 0x1c
+ *   = 0123456789abcdef accept,accept-encoding 5d0f3a9e71c2b846
  *   ETag: "5f2a9c01d3e4b6a7-1c-89ab...-gzip"
  *   Vary: Accept
  *   Vary: Accept-Encoding
  *   Cache-Control: max-age=60
  *   Expires: +60
- *   = - :                              a variant with no Vary
- *   ...
+ *   = - : -                            a variant with no Vary, not
+ *   ...                                public
+ *
+ * The head of a variant is "= <hash> <names> <public>": the last field is
+ * the configuration id its 200 was served under to a request without
+ * credentials (ConditionalQuickHandler answers only such), '-' when it was
+ * not. Format 2, the same without that field, is still read (as not
+ * public), so metadata kept before an upgrade keeps its 304s.
  *
  * One line per field line, so a header a backend repeats is replayed line
  * by line. A field value never holds a newline (RFC 9110 5.5), so lines
@@ -28,7 +34,9 @@
 #include "precond.h"
 #include "variant.h"
 
-#define VARIANT_MAGIC "variants 2 "
+#define VARIANT_MAGIC "variants 3 "
+#define VARIANT_MAGIC2 "variants 2 "
+#define VARIANT_MAGIC_LEN (sizeof(VARIANT_MAGIC) - 1)
 
 /* ------------------------------------------------------------------ */
 /* Vary and the request's hash                                          */
@@ -142,6 +150,7 @@ cond_variant *cond_variant_make(apr_pool_t *p, const char *names,
     v->names = names ? names : "";
     v->hash = hash ? hash : "";
     v->lines = apr_array_make(p, 6, sizeof(cond_meta_line));
+    v->public_id = "";
     return v;
 }
 
@@ -166,19 +175,32 @@ const char *cond_variant_get(const cond_variant *v, const char *name)
     return NULL;
 }
 
-/* "= <hash> <names>": '-' stands for no hash (a hash is hex) and ':' for
- * no names (a name is a token, and ':' is not a token character; '-' is,
- * so a Vary naming a header called "-" stays itself). */
-static cond_variant *variant_parse_head(apr_pool_t *p, char *line)
+/* "= <hash> <names> <public>" (format 2: no <public>): '-' stands for no
+ * hash (a hash is hex) and ':' for no names (a name is a token, and ':' is
+ * not a token character; '-' is, so a Vary naming a header called "-"
+ * stays itself); '-' for not public (an id is never "-"). */
+static cond_variant *variant_parse_head(apr_pool_t *p, char *line,
+                                        int format)
 {
-    char *hash = line + 2, *names = strchr(hash, ' ');
+    char *hash = line + 2, *names = strchr(hash, ' '), *pub = NULL;
+    cond_variant *v;
 
     if (line[0] != '=' || line[1] != ' ' || !names) {
         return NULL;
     }
     *names++ = '\0';
-    return cond_variant_make(p, strcmp(names, ":") ? names : "",
-                             strcmp(hash, "-") ? hash : "");
+    if (format == 3) {
+        if (!(pub = strchr(names, ' ')) || !pub[1] || strchr(pub + 1, ' ')) {
+            return NULL;
+        }
+        *pub++ = '\0';
+    }
+    v = cond_variant_make(p, strcmp(names, ":") ? names : "",
+                          strcmp(hash, "-") ? hash : "");
+    if (pub && strcmp(pub, "-")) {
+        v->public_id = pub;
+    }
+    return v;
 }
 
 static int variant_parse_line(cond_variant *v, char *line)
@@ -199,11 +221,21 @@ apr_array_header_t *cond_variants_parse(apr_pool_t *p, const char *meta,
     apr_array_header_t *out = apr_array_make(p, 2, sizeof(cond_variant *));
     cond_variant *cur = NULL;
     char *copy, *line, *state, *end;
+    int format;
 
-    if (!meta || strncmp(meta, VARIANT_MAGIC, sizeof(VARIANT_MAGIC) - 1)) {
+    if (!meta) {
         return out;
     }
-    copy = apr_pstrdup(p, meta + sizeof(VARIANT_MAGIC) - 1);
+    if (!strncmp(meta, VARIANT_MAGIC, VARIANT_MAGIC_LEN)) {
+        format = 3;
+    }
+    else if (!strncmp(meta, VARIANT_MAGIC2, VARIANT_MAGIC_LEN)) {
+        format = 2;
+    }
+    else {
+        return out;
+    }
+    copy = apr_pstrdup(p, meta + VARIANT_MAGIC_LEN);
     line = apr_strtok(copy, "\n", &state);
     if (!line || (apr_int64_t)apr_strtoi64(line, &end, 16) != version
         || *end) {
@@ -211,7 +243,7 @@ apr_array_header_t *cond_variants_parse(apr_pool_t *p, const char *meta,
     }
     while ((line = apr_strtok(NULL, "\n", &state)) != NULL) {
         if (line[0] == '=') {
-            cur = variant_parse_head(p, line);
+            cur = variant_parse_head(p, line, format);
             if (!cur) {
                 break;
             }
@@ -232,6 +264,12 @@ static int variant_has_newline(const char *s)
     return strchr(s, '\n') || strchr(s, '\r');
 }
 
+/* An id that reads back as itself: one field, not "-" (not public). */
+static int variant_public_ok(const char *id)
+{
+    return id && *id && strcmp(id, "-") && !strpbrk(id, " \t\r\n");
+}
+
 const char *cond_variants_serialise(apr_pool_t *p, apr_int64_t version,
                                     const apr_array_header_t *variants)
 {
@@ -245,7 +283,9 @@ const char *cond_variants_serialise(apr_pool_t *p, apr_int64_t version,
         const cond_variant *v = APR_ARRAY_IDX(variants, i, cond_variant *);
         APR_ARRAY_PUSH(parts, const char *) =
             apr_pstrcat(p, "= ", *v->hash ? v->hash : "-", " ",
-                        *v->names ? v->names : ":", "\n", NULL);
+                        *v->names ? v->names : ":", " ",
+                        variant_public_ok(v->public_id) ? v->public_id : "-",
+                        "\n", NULL);
         for (j = 0; j < v->lines->nelts; j++) {
             const cond_meta_line *l = &APR_ARRAY_IDX(v->lines, j,
                                                      cond_meta_line);

@@ -68,9 +68,13 @@ typedef struct {
     const char *hash;           /* the request's hash over them ("" none) */
     apr_array_header_t *lines;  /* cond_meta_line, in order; repeated
                                  * names stay separate lines */
+    const char *public_id;      /* the configuration this 200 was served
+                                 * under to a request without credentials
+                                 * (an opaque id without spaces, set by the
+                                 * glue); "" when it was not */
 } cond_variant;
 
-/* A new, empty variant. */
+/* A new, empty variant (not public). */
 cond_variant *cond_variant_make(apr_pool_t *p, const char *names,
                                 const char *hash);
 
@@ -82,13 +86,14 @@ const char *cond_variant_get(const cond_variant *v, const char *name);
 
 /*
  * The variants a metadata string holds for 'version' (cond_variant *
- * elements). Metadata of any other version, of an older format, or
+ * elements). Format 2 (no public flag: none of its variants is public)
+ * and 3 are read. Metadata of any other version, of an older format, or
  * unparsable gives none: every variant then goes to the backend once.
  */
 apr_array_header_t *cond_variants_parse(apr_pool_t *p, const char *meta,
                                         apr_int64_t version);
 
-/* The metadata string for 'version' holding 'variants'. */
+/* The metadata string for 'version' holding 'variants' (format 3). */
 const char *cond_variants_serialise(apr_pool_t *p, apr_int64_t version,
                                     const apr_array_header_t *variants);
 

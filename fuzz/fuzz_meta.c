@@ -4,7 +4,7 @@
  * cond_variants_serialise). build/fuzz.sh builds it once variant.c is in
  * the tree (issue 11 moves the format there); until then it is skipped.
  *
- * Input: "<meta>\n<names>\n<hash>\n<name>\n<value>\n<name>\n<value>".
+ * Input: "<meta>\n<names>\n<public id>\n<name>\n<value>\n<name>\n<value>".
  * Invariants beyond "no crash":
  *  - anything, parsed, gives well-formed variants (names, hash and lines
  *    set), at most COND_MAX_VARIANTS of them;
@@ -13,7 +13,7 @@
  *  - metadata of one version is never read as another version's;
  *  - a variant made of header lines (no CR, LF or NUL in a value, a token
  *    for a name) comes back from serialise + parse with every line, in
- *    order, byte for byte.
+ *    order, byte for byte, and with its public id (none for "-").
  */
 #include <apr_general.h>
 #include <apr_lib.h>
@@ -96,6 +96,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     names = cond_vary_names(pool, parts[1]);
     if (names) {
         v = cond_variant_make(pool, names, *names ? "0123456789abcdef" : "");
+        /* the third part, as a token, is the variant's public id */
+        v->public_id = fuzz_token(parts[2]);
         cond_variant_add(v, fuzz_token(parts[3]), fuzz_value(parts[4]));
         cond_variant_add(v, fuzz_token(parts[5]), fuzz_value(parts[6]));
         vs = apr_array_make(pool, 1, sizeof(cond_variant *));
@@ -106,6 +108,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         b = APR_ARRAY_IDX(back, 0, cond_variant *);
         FUZZ_CHECK(!strcmp(b->names, v->names));
         FUZZ_CHECK(!strcmp(b->hash, v->hash));
+        FUZZ_CHECK(!strcmp(b->public_id, strcmp(v->public_id, "-")
+                                         ? v->public_id : ""));
         FUZZ_CHECK(b->lines->nelts == v->lines->nelts);
         for (i = 0; i < v->lines->nelts; i++) {
             const cond_meta_line *x = &APR_ARRAY_IDX(v->lines, i,

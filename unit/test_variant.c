@@ -248,6 +248,49 @@ static void test_round_trip(void)
                               0x1c)->nelts == 0, "meta", "format 1");
 }
 
+/* Format 3 keeps, per variant, the configuration it was public under;
+ * format 2 (before it) is still read, as not public. */
+static void test_public(void)
+{
+    apr_array_header_t *vs = two_variants(), *back;
+    const cond_variant *v;
+    const char *meta;
+
+    APR_ARRAY_IDX(vs, 1, cond_variant *)->public_id = "5d0f3a9e71c2b846";
+    meta = cond_variants_serialise(pool, 0x1c, vs);
+    back = cond_variants_parse(pool, meta, 0x1c);
+    check(back->nelts == 2, "public", "two variants back");
+    if (back->nelts != 2) {
+        return;
+    }
+    check_str("public", "not public",
+              APR_ARRAY_IDX(back, 0, cond_variant *)->public_id, "");
+    check_str("public", "public id kept",
+              APR_ARRAY_IDX(back, 1, cond_variant *)->public_id,
+              "5d0f3a9e71c2b846");
+    check_str("public", "same text", cond_variants_serialise(pool, 0x1c,
+                                                             back), meta);
+
+    back = cond_variants_parse(pool, "variants 2 1c\n= - accept\n"
+                               "ETag: \"x-1c\"\n", 0x1c);
+    check(back->nelts == 1, "public", "format 2 still read");
+    v = back->nelts ? APR_ARRAY_IDX(back, 0, cond_variant *) : NULL;
+    check_str("public", "format 2: names", v ? v->names : NULL, "accept");
+    check_str("public", "format 2: not public", v ? v->public_id : NULL, "");
+    check(cond_variants_parse(pool, "variants 3 1c\n= - accept\n"
+                              "ETag: \"x-1c\"\n", 0x1c)->nelts == 0,
+          "public", "format 3 without the field");
+    check(cond_variants_parse(pool, "variants 3 1c\n= - accept a b\n"
+                              "ETag: \"x-1c\"\n", 0x1c)->nelts == 0,
+          "public", "format 3 with a field too many");
+    /* an id that would not read back as itself is written as not public */
+    APR_ARRAY_IDX(vs, 1, cond_variant *)->public_id = "a b";
+    back = cond_variants_parse(pool, cond_variants_serialise(pool, 0x1c, vs),
+                               0x1c);
+    check(back->nelts == 2 && !*APR_ARRAY_IDX(back, 1, cond_variant *)
+          ->public_id, "public", "an id with a space is not kept");
+}
+
 static void test_put(void)
 {
     apr_array_header_t *vs = two_variants();
@@ -277,7 +320,7 @@ static void test_put(void)
     apr_array_clear(vs);
     cond_variants_put(vs, v);
     check_str("put", "newline dropped", cond_variants_serialise(pool, 1, vs),
-              "variants 2 1\n= - :\n");
+              "variants 3 1\n= - : -\n");
     /* a Vary naming a header called "-" (a token) is not "no Vary" */
     apr_array_clear(vs);
     cond_variants_put(vs, cond_variant_make(pool, "-", "0123456789abcdef"));
@@ -343,6 +386,7 @@ int main(void)
     test_hash();
     test_tags();
     test_round_trip();
+    test_public();
     test_put();
     test_expires();
     apr_pool_destroy(pool);
