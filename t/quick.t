@@ -4,8 +4,9 @@
 # everything else goes the normal way. A representation last served to a
 # request with credentials, one under a ConditionalKey of its own, and one
 # whose location was put behind authentication by a graceful restart are
-# never answered early. Which path answered is told by mod_status's
-# counters: QuickNotModified counts the early 304s only.
+# never answered early, nor one under a directory that allows .htaccess
+# files. Which path answered is told by mod_status's counters:
+# QuickNotModified counts the early 304s only.
 
 use strict;
 use warnings FATAL => 'all';
@@ -22,7 +23,7 @@ use MIME::Base64 ();
 use Time::HiRes qw(time sleep);
 use CondTest;
 
-plan tests => 33;
+plan tests => 35;
 
 my %q = (vhost => 'conditional_quick');
 my $basic = 'Basic ' . MIME::Base64::encode_base64(join(':', @{+AUTH}), '');
@@ -186,6 +187,15 @@ my $qtag = current_tag($qpath, %q);
                          headers => [ 'If-None-Match' => $qtag ]);
 is_deeply [ $res->code, $early ], [ 304, 0 ],
     'ConditionalKey: 304 by the normal path';
+
+# Switched on by an .htaccess (t/htdocs/hta): one can add authentication
+# without a restart, so a directory that allows one is never public.
+my $htag = current_tag('/hta/doc.json', %q);
+ok is_module_tag($htag), '.htaccess "Conditional On": tagged';
+($res, $early) = counted(GET => '/hta/doc.json', %q,
+                         headers => [ 'If-None-Match' => $htag ]);
+is_deeply [ $res->code, $early ], [ 304, 0 ],
+    '... 304 by the normal path';
 
 # ---------------------------------------------------------------------
 # Authentication added to a public location, and a graceful restart: the
