@@ -545,5 +545,9 @@ module AP_MODULE_DECLARE_DATA conditional_module = {
     conditional_merge_server_conf,
     conditional_cmds,
     conditional_register_hooks,
-    AP_MODULE_FLAG_NONE
+    /* Every virtual host gets a server configuration of its own, even one
+     * that names no directive of the module: post_config writes the site
+     * of its keys there, and one shared with the main server would give
+     * both the same keys. */
+    AP_MODULE_FLAG_ALWAYS_MERGE
 };

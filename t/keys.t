@@ -14,7 +14,7 @@ use lib "$FindBin::Bin/lib";
 use Apache::Test qw(-withtestmore);
 use CondTest;
 
-plan tests => 21;
+plan tests => 24;
 
 my ($res, $n);
 
@@ -78,3 +78,23 @@ $res = request(PUT => "/api/docs/$v", headers => [ 'If-Match' => $main ],
 is $res->code, 200, 'a write on the main host';
 is revalidate("/api/docs/$v", $other, vhost => 'conditional_vhost')->code,
     304, "... does not change the other host's version";
+
+# A virtual host that names no directive of the module, and so gets no
+# configuration of its own from httpd (it inherits the main server's
+# <Location /api/>): keys of its own all the same, and the main server
+# keeps its own.
+my $b = uniq_name('bare');
+create_doc("/raw/docs/$b");
+my $bmain = current_tag("/api/docs/$b");
+my $bare  = current_tag("/api/docs/$b", vhost => 'conditional_bare');
+ok is_module_tag($bmain) && is_module_tag($bare) && $bmain ne $bare,
+    'a virtual host without directives of the module: a tag of its own'
+    or diag "$bmain / $bare";
+is revalidate("/api/docs/$b", $bare)->code, 200,
+    "... which gets no 304 on the main host";
+(my $bkey = url_of("/api/docs/$b")) =~ s{^http://}{};
+my $ctl = Apache::Test::vars('serverroot') . '/../tools/conditionalctl';
+my $db = logs_dir() . '/conditional.db';
+my $shown = `"$ctl" -s "$db" show "$bkey" 2>&1`;
+is $? >> 8, 0, "... and the main host's key is its own host and port"
+    or diag "$bkey: $shown";
