@@ -5,6 +5,9 @@
 # store of BIGKEYS keys.
 #
 #   1  module 304 (/api/, If-None-Match)  vs httpd's static-file 304
+#   1  the same 304 in the quick handler (ConditionalQuickHandler On, A's
+#      virtual host on PORT_A+4) vs a LuaQuickHandler 304 (httpd's floor,
+#      A's virtual host on PORT_A+5) and vs the static-file 304
 #   2  module 304                         vs the CGI's 200 without the module
 #   3  module 304                         vs a CGI that answers 304 itself
 #   4  GET 200 with the module            vs without (CGI, cheap backend)
@@ -25,8 +28,12 @@
 # leaves the file alone).
 #
 # Settings: DURATION=4 (s per wrk run), REPS=3, SCALE_REPS=5, THREADS=2,
-# CONNS=16, BENCH_MPM=event, PORT_A=8093 (B, C and D use the next three),
-# BIGKEYS=1000000, KEEP=1 keeps the servers' directory.
+# CONNS=16, BENCH_MPM=event, PORT_A=8093 (B, C and D use the next three,
+# A's quick and floor virtual hosts the two after), BIGKEYS=1000000,
+# KEEP=1 keeps the servers' directory.
+# ONLY="q304 floor304 ..." runs only those cases (of CASES below), REPS
+# times each, prints their medians ("req/s p50 p99 avg cpu") and leaves
+# docs/benchmarks.md alone: to try a case, not to measure.
 # WRITES_ONLY=1 runs only the rows 5 (the write path), REPS times, prints
 # only them and puts them into docs/benchmarks.md (bench-writes markers).
 #
@@ -48,11 +55,15 @@ PORT_A=${PORT_A:-8093}
 PORT_B=$((PORT_A + 1))
 PORT_C=$((PORT_A + 2))
 PORT_D=$((PORT_A + 3))
+PORT_Q=$((PORT_A + 4))
+PORT_F=$((PORT_A + 5))
 BIGKEYS=${BIGKEYS:-1000000}
 A=http://127.0.0.1:$PORT_A
 B=http://127.0.0.1:$PORT_B
 C=http://127.0.0.1:$PORT_C
 D=http://127.0.0.1:$PORT_D
+Q=http://127.0.0.1:$PORT_Q
+F=http://127.0.0.1:$PORT_F
 SANDBOX="sh $ROOT/build/sandbox.sh"
 SCRIPTS=$ROOT/build/bench
 
@@ -78,7 +89,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
-MPM=$BENCH_MPM PORT=$PORT_A MODULE=1 ACCESSLOG=0 $SANDBOX start "$WORK/a"
+MPM=$BENCH_MPM PORT=$PORT_A MODULE=1 ACCESSLOG=0 QUICK_PORT=$PORT_Q \
+    FLOOR_PORT=$PORT_F $SANDBOX start "$WORK/a"
 MPM=$BENCH_MPM PORT=$PORT_B MODULE=0 ACCESSLOG=0 $SANDBOX start "$WORK/b"
 MPM=$BENCH_MPM PORT=$PORT_C MODULE=1 ACCESSLOG=0 $SANDBOX start "$WORK/c"
 STORE_A=$WORK/a/store/conditional.db
@@ -90,7 +102,7 @@ die() { echo "bench.sh: $*" >&2; exit 1; }
 
 server_of() {
     case $1 in
-        "$A"*) echo "$WORK/a" ;;
+        "$A"*|"$Q"*|"$F"*) echo "$WORK/a" ;;
         "$B"*) echo "$WORK/b" ;;
         "$C"*) echo "$WORK/c" ;;
         *)     echo "$WORK/d" ;;
@@ -135,10 +147,16 @@ SELF_TAG=$(etag_of "$A/selfetag/docs/bench")
 [ -n "$(etag_of "$C/api/docs/bench")" ] || die "no ETag from $C/api/docs/bench"
 LUA_TAG=$(etag_of "$A/lua/docs/bench")
 [ -n "$LUA_TAG" ] || die "no ETag from $A/lua/docs/bench"
+# The quick virtual host's own key; this 200, without credentials, is what
+# lets its 304s be answered in the quick handler.
+QUICK_TAG=$(etag_of "$Q/api/docs/bench")
+[ -n "$QUICK_TAG" ] || die "no ETag from $Q/api/docs/bench"
 
 expect 304 -H "If-None-Match: $TAG" "$A/api/docs/bench"
 expect 304 -H "If-None-Match: $LUA_TAG" "$A/lua/docs/bench"
 expect 304 -H "If-None-Match: $STATIC_TAG" "$A/static/doc.json"
+expect 304 -H "If-None-Match: $QUICK_TAG" "$Q/api/docs/bench"
+expect 304 -H "If-None-Match: $QUICK_TAG" "$F/api/docs/bench"
 expect 304 -H "If-None-Match: $SELF_TAG" "$A/selfetag/docs/bench"
 expect 200 "$A/raw/docs/bench"
 expect 200 "$A/lua/docs/bench"
@@ -150,7 +168,7 @@ done
 
 # The store key of /api/docs/bench shows the key format (host:port/path).
 KEY=$(sqlite3 -cmd '.timeout 5000' "$STORE_A" \
-    "SELECT key FROM resources WHERE key LIKE '%/api/docs/bench'")
+    "SELECT key FROM resources WHERE key LIKE '%:$PORT_A/api/docs/bench'")
 [ -n "$KEY" ] || die "no store key for /api/docs/bench"
 HOSTPART=$(echo "${KEY%/api/docs/bench}" | sed 's/:[0-9]*$//')
 
@@ -225,6 +243,8 @@ bench_case() {
         m304)      INM=$TAG wrk_run "$1" "$2" "$A/api/docs/bench" inm.lua ;;
         m304lua)   INM=$LUA_TAG wrk_run "$1" "$2" "$A/lua/docs/bench" inm.lua ;;
         s304)      INM=$STATIC_TAG wrk_run "$1" "$2" "$A/static/doc.json" inm.lua ;;
+        q304)      INM=$QUICK_TAG wrk_run "$1" "$2" "$Q/api/docs/bench" inm.lua ;;
+        floor304)  INM=$QUICK_TAG wrk_run "$1" "$2" "$F/api/docs/bench" inm.lua ;;
         cgi200)    wrk_run "$1" "$2" "$A/raw/docs/bench" ;;
         self304)   INM=$SELF_TAG wrk_run "$1" "$2" "$A/selfetag/docs/bench" inm.lua ;;
         apicgi200) wrk_run "$1" "$2" "$A/api/docs/bench" ;;
@@ -255,11 +275,17 @@ bench_case() {
     esac
 }
 
-CASES="m304 s304 m304lua lua200 luaraw200 nomod200 m304s s304s lua200s
+CASES="m304 s304 q304 floor304 m304lua lua200 luaraw200 nomod200 m304s s304s lua200s
        luaraw200s putcond putraw putcommit putnocommit"
 SCALE_CASES="k1k k1m k1mnear"
 # A CGI request takes a fork and an interpreter: one run each is enough.
 CGI_CASES="cgi200 self304 apicgi200"
+if [ -n "${ONLY:-}" ]; then
+    CASES=$ONLY
+    SCALE_CASES=""
+    CGI_CASES=""
+    SCALE_REPS=0
+fi
 if [ "${WRITES_ONLY:-0}" = 1 ]; then
     CASES="putcommit putnocommit putcond putraw"
     SCALE_CASES=""
@@ -286,6 +312,12 @@ done
 for name in $CASES $SCALE_CASES $CGI_CASES; do
     median "$name"
 done
+if [ -n "${ONLY:-}" ]; then
+    for name in $CASES; do
+        echo "$name: $(cat "$WORK/r.$name")"
+    done
+    exit 0
+fi
 
 # ---------------------------------------------------------------- 7: memory
 
@@ -385,7 +417,11 @@ fi
     echo "|---|---:|---:|---:|---:|---|"
     row "1. module 304, backend not run (\`/api/\`, If-None-Match)" m304
     row "1. httpd's static-file 304 (\`/static/\`, FileETag)" s304 \
-        "module / static = **$(ratio m304 s304)** (target ≥ 0.9); CPU $(cpu_diff m304 s304) µs"
+        "module / static = **$(ratio m304 s304)** (target ≥ 1.0); CPU $(cpu_diff m304 s304) µs"
+    row "1. module 304 in the quick handler (ConditionalQuickHandler On, \`/api/\`)" q304 \
+        "quick / static = **$(ratio q304 s304)** (target ≥ 1.15); CPU $(cpu_diff q304 s304) µs"
+    row "1. httpd's floor: a LuaQuickHandler that answers 304" floor304 \
+        "quick / floor = **$(ratio q304 floor304)** (target ≥ 0.95); CPU $(cpu_diff q304 floor304) µs"
     row "1. module 304 where httpd maps no CGI path (\`/lua/\`)" m304lua \
         "module / static = $(ratio m304lua s304)"
     row "2. CGI 200 without the module (\`/raw/\`)" cgi200 \

@@ -25,6 +25,11 @@
 #   DBD=PARAMS          ConditionalStore dbd: mod_dbd with DBDriver pgsql
 #                       and these DBDParams instead of the SQLite STORE
 #   INDEX=1|0           serve DIR/htdocs/index.html as / (0; the demo's page)
+#   QUICK_PORT=N        also listen on N: a virtual host with the same
+#                       locations and ConditionalQuickHandler On (none)
+#   FLOOR_PORT=N        also listen on N: a virtual host whose
+#                       LuaQuickHandler answers every request 304
+#                       (build/bench/quick304.lua), httpd's floor (none)
 #
 # Locations:
 #   /api/       t/cgi-bin/docs.cgi, Conditional On
@@ -81,6 +86,8 @@ if [ "$CMD" = start ] || [ "$CMD" = conf ]; then
     STATUS=${STATUS:-0}
     DBD=${DBD:-}
     INDEX=${INDEX:-0}
+    QUICK_PORT=${QUICK_PORT:-}
+    FLOOR_PORT=${FLOOR_PORT:-}
     cat >"$DIR/sandbox.env" <<EOF
 MPM=$MPM
 PORT=$PORT
@@ -95,6 +102,8 @@ ACCESSLOG=$ACCESSLOG
 STATUS=$STATUS
 DBD="$DBD"
 INDEX=$INDEX
+QUICK_PORT=$QUICK_PORT
+FLOOR_PORT=$FLOOR_PORT
 EOF
 elif [ -f "$DIR/sandbox.env" ]; then
     . "$DIR/sandbox.env"
@@ -286,6 +295,28 @@ AliasMatch "^/\$" "$DIR/htdocs/index.html"
 <LocationMatch "^/\$">
     ForceType "text/html; charset=utf-8"
 </LocationMatch>
+EOF
+        fi
+        if [ -n "$QUICK_PORT" ] && [ "$MODULE" = 1 ]; then
+            # Inherits every location above; only the phase that answers
+            # a revalidation differs.
+            cat <<EOF
+
+Listen 127.0.0.1:$QUICK_PORT
+<VirtualHost 127.0.0.1:$QUICK_PORT>
+    ServerName localhost:$QUICK_PORT
+    ConditionalQuickHandler On
+</VirtualHost>
+EOF
+        fi
+        if [ -n "$FLOOR_PORT" ]; then
+            cat <<EOF
+
+Listen 127.0.0.1:$FLOOR_PORT
+<VirtualHost 127.0.0.1:$FLOOR_PORT>
+    ServerName localhost:$FLOOR_PORT
+    LuaQuickHandler "$ROOT/build/bench/quick304.lua" handle
+</VirtualHost>
 EOF
         fi
         if [ "$STATUS" = 1 ]; then
