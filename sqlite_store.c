@@ -191,14 +191,21 @@ enum {
     SQ_RESERVED,
     SQ_RESERVE,
     SQ_BUMP_KNOWN,
+    SQ_SEQ_GET,
     SQ_NSTMT
 };
 
 #define SQ_COLUMNS "version, present, mtime, claim_owner, claim_expires, meta"
-#define SQ_NEXT    "(SELECT last + 1 FROM sequence WHERE id = 1)"
+/* The version a statement hands out, read from the sequence and bound in
+ * C (store_seq_next): "RETURNING" would cost each write an ephemeral
+ * table, a temporary pager and a zeroed page per statement. */
+#define SQ_NEXT    "?9"
+#define SQ_NEXT_ARG 9       /* numbered past every other parameter: a
+                               named one would take the number after the
+                               largest before it, ?1's in "SET version =" */
 
-/* Statements that hand out a version end in "RETURNING version" and run
- * through store_versioned(), which moves the sequence up to match. */
+/* Statements that hand out a version bind it as SQ_NEXT and run through
+ * store_versioned(), which moves the sequence up to match. */
 static const char *const store_sql[SQ_NSTMT] = {
     /* SQ_LOOKUP */
     "SELECT " SQ_COLUMNS " FROM resources WHERE key = ?1",
@@ -220,7 +227,7 @@ static const char *const store_sql[SQ_NSTMT] = {
     "mtime = max(mtime + 1, ?4), "
     "claim_owner = CASE WHEN ?5 THEN claim_owner END, "
     "claim_expires = CASE WHEN ?5 THEN claim_expires ELSE 0 END "
-    "WHERE key = ?1 AND claim_owner = ?2 RETURNING version",
+    "WHERE key = ?1 AND claim_owner = ?2",
     /* SQ_RELEASE_NEW: after SQ_RELEASE in the same transaction, a
      * placeholder whose first write failed is dropped rather than left
      * behind as a row per URL ever written to */
@@ -232,21 +239,20 @@ static const char *const store_sql[SQ_NSTMT] = {
     /* SQ_BREAK */
     "UPDATE resources SET version = " SQ_NEXT ", "
     "mtime = max(mtime + 1, ?3), claim_owner = NULL, claim_expires = 0 "
-    "WHERE key = ?1 AND claim_owner = ?2 RETURNING version",
+    "WHERE key = ?1 AND claim_owner = ?2",
     /* SQ_BUMP */
     "INSERT INTO resources (key, version, present, mtime, claim_owner, "
     "claim_expires, meta) VALUES (?1, " SQ_NEXT ", 1, ?2, NULL, 0, NULL) "
     "ON CONFLICT (key) DO UPDATE SET version = excluded.version, "
-    "mtime = max(mtime + 1, excluded.mtime) RETURNING version",
+    "mtime = max(mtime + 1, excluded.mtime)",
     /* SQ_REGISTER */
     "INSERT OR IGNORE INTO resources (key, version, present, mtime, "
     "claim_owner, claim_expires, meta) VALUES (?1, " SQ_NEXT ", 1, ?2, "
-    "NULL, 0, ?3) RETURNING version",
+    "NULL, 0, ?3)",
     /* SQ_SET_EXISTS */
     "UPDATE resources SET version = " SQ_NEXT ", present = ?2, "
     "mtime = max(mtime + 1, ?3), meta = ?4 "
-    "WHERE key = ?1 AND version = ?5 AND claim_owner IS NULL "
-    "RETURNING version",
+    "WHERE key = ?1 AND version = ?5 AND claim_owner IS NULL",
     /* SQ_SET_META */
     "UPDATE resources SET meta = ?2 WHERE key = ?1 AND version = ?3",
     /* SQ_FORGET */
@@ -268,7 +274,9 @@ static const char *const store_sql[SQ_NSTMT] = {
     "INSERT OR REPLACE INTO meta (name, value) VALUES ('reserved', ?1)",
     /* SQ_BUMP_KNOWN: a related key of a commit or release, only if known */
     "UPDATE resources SET version = " SQ_NEXT ", "
-    "mtime = max(mtime + 1, ?2) WHERE key = ?1 RETURNING version"
+    "mtime = max(mtime + 1, ?2) WHERE key = ?1",
+    /* SQ_SEQ_GET */
+    "SELECT last FROM sequence WHERE id = 1"
 };
 
 static const char store_schema[] =
@@ -1065,6 +1073,38 @@ static apr_status_t store_step_version(store_conn *c, sqlite3_stmt *st,
     return found ? APR_SUCCESS : APR_NOTFOUND;
 }
 
+/* Inside a write transaction: *v is the version the next statement that
+ * hands one out gives. */
+static apr_status_t store_seq_next(store_conn *c, apr_int64_t *v)
+{
+    sqlite3_stmt *st = c->st[SQ_SEQ_GET];
+    int rc = sqlite3_step(st);
+
+    if (rc == SQLITE_ROW) {
+        *v = sqlite3_column_int64(st, 0) + 1;
+    }
+    store_reset(st);
+    return rc == SQLITE_ROW ? APR_SUCCESS
+                            : store_fail(c, rc == SQLITE_DONE ? SQLITE_CORRUPT
+                                                              : rc);
+}
+
+/* Step a statement that gives one row the version v (bound as SQ_NEXT):
+ * APR_NOTFOUND when it matched no row. Other bindings stay. */
+static apr_status_t store_step_next(store_conn *c, sqlite3_stmt *st,
+                                    apr_int64_t v)
+{
+    int rc;
+
+    sqlite3_bind_int64(st, SQ_NEXT_ARG, v);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        return store_fail(c, rc);          /* store_put rolls back */
+    }
+    return sqlite3_changes(c->db) > 0 ? APR_SUCCESS : APR_NOTFOUND;
+}
+
 /* Inside a write transaction: v was just handed out; move the sequence up
  * to it. *ok = 0: v is past the durable reservation, the caller rolls back
  * and reserves. */
@@ -1099,7 +1139,9 @@ static apr_status_t store_bump_related(store_conn *c,
         }
         store_bind_text(st, 1, key);
         sqlite3_bind_int64(st, 2, now_sec);
-        rv = store_step_version(c, st, &v);
+        if ((rv = store_seq_next(c, &v)) == APR_SUCCESS) {
+            rv = store_step_next(c, st, v);
+        }
         store_reset(st);
         if (rv == APR_NOTFOUND) {
             rv = APR_SUCCESS;           /* unknown: not invented */
@@ -1171,7 +1213,10 @@ static apr_status_t store_versioned_tx(store_conn *c, sqlite3_stmt *st,
     if ((rv = store_begin(c)) != APR_SUCCESS) {
         return rv;
     }
-    if ((rv = store_step_version(c, st, &v)) != APR_SUCCESS) {
+    if ((rv = store_seq_next(c, &v)) == APR_SUCCESS) {
+        rv = store_step_next(c, st, v);
+    }
+    if (rv != APR_SUCCESS) {
         if (rv == APR_NOTFOUND) {
             store_run(c, SQ_ROLLBACK, NULL);
         }
@@ -1192,8 +1237,8 @@ static apr_status_t store_versioned_tx(store_conn *c, sqlite3_stmt *st,
 }
 
 /*
- * Run stmt (bound by the caller), which gives one row the next version and
- * says so through "RETURNING version", and move the sequence up to it - all
+ * Run stmt (bound by the caller but for SQ_NEXT), which gives one row the
+ * next version of the sequence, and move the sequence up to it - all
  * in one IMMEDIATE transaction, so the version and the row change land
  * together or not at all; with x, the known keys of x->related are bumped
  * in the same transaction. APR_NOTFOUND: stmt matched no row, nothing was
