@@ -41,6 +41,36 @@
 /* ------------------------------------------------------------------ */
 /* Vary and the request's hash                                          */
 
+/*
+ * The next field of *pos up to 'sep' (empty fields skipped, as apr_strtok
+ * does), cut there with a NUL; NULL at the end. A 304 splits the stored
+ * metadata into lines and Vary names into fields on every request:
+ * strchr finds a field's end in one pass, where apr_strtok tests every
+ * byte against each separator (callgrind: 2.5k instructions a 304 for
+ * the metadata alone).
+ */
+static char *variant_next(char **pos, char sep)
+{
+    char *field = *pos, *end;
+
+    while (*field == sep) {
+        field++;
+    }
+    if (!*field) {
+        *pos = field;
+        return NULL;
+    }
+    end = strchr(field, sep);
+    if (end) {
+        *end = '\0';
+        *pos = end + 1;
+    }
+    else {
+        *pos = field + strlen(field);
+    }
+    return field;
+}
+
 static int variant_cmp(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -220,7 +250,7 @@ apr_array_header_t *cond_variants_parse(apr_pool_t *p, const char *meta,
 {
     apr_array_header_t *out = apr_array_make(p, 2, sizeof(cond_variant *));
     cond_variant *cur = NULL;
-    char *copy, *line, *state, *end;
+    char *copy, *line, *end;
     int format;
 
     if (!meta) {
@@ -236,12 +266,12 @@ apr_array_header_t *cond_variants_parse(apr_pool_t *p, const char *meta,
         return out;
     }
     copy = apr_pstrdup(p, meta + VARIANT_MAGIC_LEN);
-    line = apr_strtok(copy, "\n", &state);
+    line = variant_next(&copy, '\n');
     if (!line || (apr_int64_t)apr_strtoi64(line, &end, 16) != version
         || *end) {
         return out;
     }
-    while ((line = apr_strtok(NULL, "\n", &state)) != NULL) {
+    while ((line = variant_next(&copy, '\n')) != NULL) {
         if (line[0] == '=') {
             cur = variant_parse_head(p, line, format);
             if (!cur) {
