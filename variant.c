@@ -123,7 +123,7 @@ const char *cond_vary_hash(apr_pool_t *p, const char *names,
     static const char hex[] = "0123456789abcdef";
     unsigned char digest[APR_SHA1_DIGESTSIZE];
     apr_sha1_ctx_t ctx;
-    char *copy, *name, *state, *out;
+    char *copy, *name, *out;
     int present = 0, i;
 
     if (!names || !*names) {
@@ -131,8 +131,7 @@ const char *cond_vary_hash(apr_pool_t *p, const char *names,
     }
     apr_sha1_init(&ctx);
     copy = apr_pstrdup(p, names);
-    for (name = apr_strtok(copy, ",", &state); name;
-         name = apr_strtok(NULL, ",", &state)) {
+    while ((name = variant_next(&copy, ',')) != NULL) {
         const char *v = get(baton, name);
         /* name NUL flag value NUL: absent and empty never collide */
         apr_sha1_update_binary(&ctx, (const unsigned char *)name,
