@@ -171,6 +171,25 @@ const char *cond_tag(apr_pool_t *p, const char *id, apr_int64_t version,
 /* ------------------------------------------------------------------ */
 /* Variants                                                             */
 
+/* v in lowercase hex without leading zeros, as the serialiser writes a
+ * version, into buf (17 bytes); the version line is compared with it
+ * (apr_strtoi64 costs several times as much on every 304). */
+static const char *variant_hex(char *buf, apr_uint64_t v)
+{
+    char rev[16];
+    int n = 0, i;
+
+    do {
+        rev[n++] = "0123456789abcdef"[v & 0xf];
+        v >>= 4;
+    } while (v);
+    for (i = 0; i < n; i++) {
+        buf[i] = rev[n - 1 - i];
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
 cond_variant *cond_variant_make(apr_pool_t *p, const char *names,
                                 const char *hash)
 {
@@ -249,7 +268,7 @@ apr_array_header_t *cond_variants_parse(apr_pool_t *p, const char *meta,
 {
     apr_array_header_t *out = apr_array_make(p, 2, sizeof(cond_variant *));
     cond_variant *cur = NULL;
-    char *copy, *line, *end;
+    char *copy, *line, hex[17];
     int format;
 
     if (!meta) {
@@ -266,8 +285,7 @@ apr_array_header_t *cond_variants_parse(apr_pool_t *p, const char *meta,
     }
     copy = apr_pstrdup(p, meta + VARIANT_MAGIC_LEN);
     line = variant_next(&copy, '\n');
-    if (!line || (apr_int64_t)apr_strtoi64(line, &end, 16) != version
-        || *end) {
+    if (!line || strcmp(line, variant_hex(hex, (apr_uint64_t)version))) {
         return out;
     }
     while ((line = variant_next(&copy, '\n')) != NULL) {
