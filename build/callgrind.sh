@@ -1,0 +1,106 @@
+#!/bin/sh
+# callgrind.sh - what one 304 costs, in instructions: a single-process
+# httpd (prefork, -X) under valgrind's callgrind, collecting only inside
+# ap_process_request (reading the request line and headers, the same for
+# every case, is left out) and dumping once per request. Deterministic,
+# so it can be read on a busy machine where `make bench` cannot; it
+# counts instructions, not time (cache misses, system calls and the
+# store's locks are not in it). docs/benchmarks.md has the results.
+#
+#   sh build/callgrind.sh                 the table, from .libs/mod_conditional.so
+#   MODULE_SO=/path/x.so sh build/callgrind.sh      another build
+#   N=20 (requests per case; the median of the last N-5 is printed)
+#   PORT=8493 (the quick and floor virtual hosts use PORT+4 and PORT+5)
+#   KEEP=1 keeps the directory with one callgrind file per request, for
+#   callgrind_annotate
+#
+# Cases, each a GET with If-None-Match answered 304, one connection each:
+#   m304      the module's default path (/api/, the CGI under ScriptAlias)
+#   q304      the same key's 304 in the quick handler (ConditionalQuickHandler)
+#   s304      httpd's static-file 304 (/static/, FileETag)
+#   floor304  a LuaQuickHandler answering 304 (build/bench/quick304.lua)
+set -eu
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+MODULE_SO=${MODULE_SO:-$ROOT/.libs/mod_conditional.so}
+N=${N:-20}
+PORT=${PORT:-8493}
+QPORT=$((PORT + 4))
+FPORT=$((PORT + 5))
+for tool in valgrind curl; do
+    command -v $tool >/dev/null || { echo "callgrind.sh: $tool missing" >&2; exit 1; }
+done
+[ -f "$MODULE_SO" ] || { echo "callgrind.sh: $MODULE_SO is missing (make)" >&2; exit 1; }
+
+OUT=$(mktemp -d /tmp/conditional-callgrind.XXXXXX)
+chmod 777 "$OUT"
+D=$OUT/sbx
+VG=
+cleanup() {
+    [ -z "$VG" ] || kill "$VG" 2>/dev/null || true
+    if [ "${KEEP:-0}" = 1 ]; then echo "callgrind.sh: kept $OUT" >&2; else rm -rf "$OUT"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+MODULE_SO=$MODULE_SO MPM=prefork PORT=$PORT QUICK_PORT=$QPORT \
+    FLOOR_PORT=$FPORT MODULE=1 ACCESSLOG=0 \
+    sh "$ROOT/build/sandbox.sh" conf "$D" >/dev/null 2>&1
+touch -d '-1 hour' "$D/htdocs/static/doc.json"
+valgrind --tool=callgrind --callgrind-out-file="$OUT/cg.out" \
+    --collect-atstart=no --toggle-collect=ap_process_request \
+    --dump-after=ap_process_request \
+    /usr/sbin/apache2 -d "$D" -f "$D/httpd.conf" -X >"$OUT/valgrind.log" 2>&1 &
+VG=$!
+i=0
+until curl -s -o /dev/null --max-time 5 "http://127.0.0.1:$PORT/static/doc.json"; do
+    i=$((i + 1))
+    [ $i -lt 240 ] || { echo "callgrind.sh: httpd did not answer" >&2; exit 1; }
+    sleep 0.5
+done
+
+# No Accept, as wrk sends none (the CGI's Vary names it).
+etag() {
+    curl -s -H 'Accept:' -D - -o /dev/null "$1" | tr -d '\r' |
+        sed -n 's/^[Ee][Tt][Aa][Gg]: //p'
+}
+curl -s -o /dev/null -X PUT -d '{"n":1}' "http://127.0.0.1:$PORT/raw/docs/bench"
+TAG=$(etag "http://127.0.0.1:$PORT/api/docs/bench")
+QTAG=$(etag "http://127.0.0.1:$QPORT/api/docs/bench")
+STAG=$(etag "http://127.0.0.1:$PORT/static/doc.json")
+sleep 1
+# Dumps so far (the fixtures), plus the file of the last part.
+start=$(ls "$OUT" | grep -c '^cg\.out')
+
+: >"$OUT/cases"
+run() {
+    n=0
+    while [ $n -lt "$N" ]; do
+        code=$(curl -s -H 'Accept:' -H "If-None-Match: $3" -o /dev/null \
+               -w '%{http_code}' "$2")
+        [ "$code" = 304 ] || { echo "callgrind.sh: $1 got $code" >&2; exit 1; }
+        n=$((n + 1))
+    done
+    echo "$1" >>"$OUT/cases"
+    sleep 1
+}
+run m304 "http://127.0.0.1:$PORT/api/docs/bench" "$TAG"
+run q304 "http://127.0.0.1:$QPORT/api/docs/bench" "$QTAG"
+run s304 "http://127.0.0.1:$PORT/static/doc.json" "$STAG"
+run floor304 "http://127.0.0.1:$FPORT/api/docs/bench" "$QTAG"
+kill "$VG"
+wait "$VG" 2>/dev/null || true
+VG=
+
+ls "$OUT"/cg.out.* | sort -t. -k3 -n | while read -r f; do
+    sed -n 's/^summary: //p; s/^totals: //p' "$f" | head -n 1
+done >"$OUT/per-request"
+echo "instructions per request (median of the last $((N - 5)) of $N):"
+c=0
+for name in $(cat "$OUT/cases"); do
+    first=$((start + c * N + 5))
+    last=$((start + (c + 1) * N - 1))
+    sed -n "${first},${last}p" "$OUT/per-request" | sort -n |
+        awk -v name="$name" '{ v[NR] = $1 } END { printf "%-9s %d\n", name, v[int((NR + 1) / 2)] }'
+    c=$((c + 1))
+done
