@@ -41,12 +41,14 @@ static int precond_is_ows(char c)
     return c == ' ' || c == '\t';
 }
 
-/* etagc = %x21 / %x23-7E / obs-text: no controls, no space, no DQUOTE. */
+/* etagc = %x21 / %x23-7E / obs-text: no controls, no space, no DQUOTE
+ * (nor DEL). Written as what it excludes: a 304 scans four tags byte by
+ * byte, and this form compiles to fewer instructions a byte. */
 static int precond_is_etagc(char c)
 {
     unsigned char u = (unsigned char)c;
 
-    return u == 0x21 || (u >= 0x23 && u <= 0x7e) || u >= 0x80;
+    return u > 0x20 && u != 0x22 && u != 0x7f;
 }
 
 /*
