@@ -45,6 +45,13 @@ my @cases = (
       [ 'ConditionalStore sqlite:/tmp/x.db' ], 'ConditionalStore' ],
     [ 'ConditionalLeaseTime in a <Location>', [],
       [ 'ConditionalLeaseTime 10' ], 'ConditionalLeaseTime' ],
+    [ 'ConditionalQuickHandler On', [ 'ConditionalQuickHandler On' ], [],
+      undef ],
+    [ 'ConditionalQuickHandler sometimes',
+      [ 'ConditionalQuickHandler sometimes' ], [],
+      'ConditionalQuickHandler' ],
+    [ 'ConditionalQuickHandler in a <Location> (it runs before any)', [],
+      [ 'ConditionalQuickHandler On' ], 'ConditionalQuickHandler' ],
 );
 
 plan tests => 2 * @cases;

@@ -23,7 +23,7 @@ use MIME::Base64 ();
 use Time::HiRes qw(time sleep);
 use CondTest;
 
-plan tests => 35;
+plan tests => 37;
 
 my %q = (vhost => 'conditional_quick');
 my $basic = 'Basic ' . MIME::Base64::encode_base64(join(':', @{+AUTH}), '');
@@ -112,6 +112,19 @@ ok is_module_tag($tag), 'a GET is tagged' or diag $tag;
 same_304($path, 'GET', 'If-None-Match' => $tag);
 like raw_head($q{vhost}, GET => $path, 'If-None-Match' => $tag),
     qr{^Last-Modified: .* GMT\r$}m, '... it carries Last-Modified';
+
+# The key the quick handler builds is the one httpd's r->uri gives: dot
+# segments, doubled slashes and %-escaped unreserved bytes normalised.
+for my $spelling ("/api/./docs//$name",
+                  '/api/docs/' . join '', map { sprintf '%%%02X', ord }
+                                          split //, $name) {
+    my $c0 = counters();
+    my $head = raw_head($q{vhost}, GET => $spelling, 'If-None-Match' => $tag);
+    my $c1 = counters();
+    ok $head =~ m{^HTTP/1\.1 304 }
+        && $c1->{QuickNotModified} - $c0->{QuickNotModified} == 1,
+        "$spelling: the same key, answered early" or diag $head;
+}
 
 my $n = invocations($name);
 my ($res, $early) = counted(HEAD => $path, %q,
