@@ -30,7 +30,7 @@ HDRS      = mod_conditional_private.h key.h precond.h variant.h store.h sqlite_m
 # SANITIZE=1 builds module, CLI and unit tests with ASan/UBSan. The module
 # links the runtimes (apxs passes -Wl,X to libtool one word at a time, so
 # the runtime libraries are named, not -fsanitize=...); httpd must still
-# load libasan first, which build/run-tests.sh does with LD_PRELOAD.
+# load libasan first: build/run-tests.sh runs httpd as build/asan-httpd.sh.
 ifeq ($(SANITIZE),1)
 SAN       = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
             -fno-omit-frame-pointer
@@ -73,7 +73,7 @@ install: all
 unit/test_precond: unit/test_precond.c precond.c precond.h .build-flags
 	$(CC) $(WARN) $(SAN) -g -O1 $(APR_CFLAGS) -I. -o $@ unit/test_precond.c precond.c $(APR_LIBS)
 
-unit/test_variant: unit/test_variant.c variant.c variant.h precond.c precond.h
+unit/test_variant: unit/test_variant.c variant.c variant.h precond.c precond.h .build-flags
 	$(CC) $(WARN) $(SAN) -g -O1 $(APR_CFLAGS) -I. -o $@ unit/test_variant.c variant.c precond.c $(APR_LIBS)
 
 CONTRACT = unit/store_contract.c unit/store_contract.h

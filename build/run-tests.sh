@@ -74,10 +74,14 @@ perl -MApache::TestMM -e 'Apache::TestMM::generate_script("t/TEST")' \
 perl t/TEST -clean >/dev/null 2>&1 || true
 rm -rf t/data t/data-site1 t/data-site2
 
-# A sanitizer build needs its runtime loaded before anything else in httpd
-# (and in the CGI, the CLI and the clients the tests start, which inherit
-# it). Leak checking is off: httpd frees its pools only at exit, if at all.
-# Reports go to files in t/logs/sanitizer/, checked when the run is over.
+# A sanitizer build needs its runtime loaded before anything else in httpd:
+# every httpd the suite starts (Apache::Test's, build/sandbox.sh's, the
+# tests' own) is build/asan-httpd.sh, which preloads it into httpd alone.
+# The clients and helpers the tests run must not inherit the preload (see
+# asan-httpd.sh: curl and postgres hang under it); conditionalctl is linked
+# with the runtime itself. Leak checking is off: httpd frees its pools only
+# at exit, if at all. Reports, from httpd and from conditionalctl, go to
+# files in t/logs/sanitizer/, checked when the run is over.
 sanitize_setup() {
     san_dir="$top/t/logs/sanitizer"
     mkdir -p "$san_dir"
@@ -86,18 +90,25 @@ sanitize_setup() {
         echo "run-tests.sh: libasan.so not found (${CC:-cc})" >&2
         exit 1
     fi
-    export LD_PRELOAD="$asan"
+    export COND_ASAN_RUNTIME="$asan"
+    export COND_REAL_HTTPD="$("$APXS" -q SBINDIR)/$("$APXS" -q TARGET)"
+    export HTTPD="$top/build/asan-httpd.sh"
     export ASAN_OPTIONS="detect_leaks=0:log_path=$san_dir/asan:abort_on_error=0"
     export UBSAN_OPTIONS="print_stacktrace=1:log_path=$san_dir/ubsan"
 }
 
-# Any report, in a file of its own or in the error log, fails the run.
+# Any report, in a file of its own or in an error log, fails the run.
+# ASan writes to its log_path. UBSan writes to stderr, which in httpd is the
+# error log: libubsan's call to set its log_path binds to the preloaded
+# libasan's copy of that function, so its own stays unset. Every httpd the
+# tests start keeps its error log under t/logs.
 sanitize_check() {
     found=$(find "$san_dir" -type f -size +0 2>/dev/null | head -n 20)
-    if grep -lE 'AddressSanitizer|UndefinedBehaviorSanitizer|runtime error:' \
-            t/logs/error_log >/dev/null 2>&1; then
-        found="$found t/logs/error_log"
-    fi
+    found="$found $(find t/logs -type f \( -name '*error_log' \
+        -o -name 'error.log' \) -exec grep -lE \
+        'AddressSanitizer|UndefinedBehaviorSanitizer|runtime error:' {} + \
+        2>/dev/null | head -n 20)"
+    found=$(echo $found)
     if [ -n "$found" ]; then
         echo "run-tests.sh: sanitizer reports:" >&2
         for f in $found; do
@@ -132,12 +143,22 @@ stop_server() {
 
 ulimit -c unlimited 2>/dev/null || true
 export APACHE_TEST_ULIMIT_SET=1
-if ! perl t/TEST -apxs "$APXS" -port select -start-httpd; then
+if [ "${SANITIZE:-}" = 1 ]; then
+    start() { perl t/TEST -apxs "$APXS" -httpd "$HTTPD" "$@"; }
+else
+    start() { perl t/TEST -apxs "$APXS" "$@"; }
+fi
+# Apache::Test may give up on a server that did start (its children
+# failing every request): stopped all the same.
+trap stop_server EXIT
+if ! start -port select -start-httpd; then
     echo "run-tests.sh: httpd did not start; t/logs/error_log says:" >&2
     tail -n 30 t/logs/error_log >&2 2>/dev/null || true
+    if [ "${SANITIZE:-}" = 1 ]; then
+        sanitize_check || true
+    fi
     exit 1
 fi
-trap stop_server EXIT
 trap 'exit 130' INT TERM
 
 # A failed run ends with a note after the harness summary, which is dropped

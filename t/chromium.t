@@ -29,9 +29,6 @@ my $path = "/dnego/docs/$name";
 request(PUT => $path, body => 'one');
 
 my $log = "$dir/chromium.log";
-# Under SANITIZE=1 the ASan runtime is preloaded for httpd; Chromium must
-# not inherit it (it does not start with it).
-delete local $ENV{LD_PRELOAD};
 my $pid = start_process("$dir/dom.html", 'timeout', '120', $chromium,
     '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
     '--disable-dev-shm-usage', '--disable-extensions',

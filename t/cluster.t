@@ -101,6 +101,10 @@ sub node_conf {
     my ($n) = @_;
     my $root = "$dir/node$n";
     my $mods = modules_dir();
+    # The error log outlives the temporary directory: what a node logged
+    # stays readable, and under SANITIZE=1 build/run-tests.sh looks in it
+    # for sanitizer reports (UBSan writes to httpd's stderr).
+    my $logs = $vars->{t_logs};
     # COND_CLUSTER_CONTROL=1: each node on an SQLite store of its own, the
     # situation this test exists to rule out (cross-node checks must fail)
     my $store = $ENV{COND_CLUSTER_CONTROL} ? "sqlite:$root/own.db" : 'dbd';
@@ -127,7 +131,7 @@ ThreadsPerChild 10
 MinSpareThreads 10
 MaxSpareThreads 40
 MaxRequestWorkers 40
-ErrorLog "$root/error_log"
+ErrorLog "$logs/cluster-node$n.error_log"
 LogLevel info conditional:debug
 LogFormat "%m %U%q %>s %{conditional}n pid=%P" conditional
 CustomLog "$root/access_log" conditional

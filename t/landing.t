@@ -89,9 +89,6 @@ SKIP: {
         unless $chromium;
     my $png = "$logs/landing.png";
     my $profile = "$logs/chromium-profile";
-    # Under SANITIZE=1 the ASan runtime is preloaded for httpd; Chromium
-    # must not inherit it (it does not start with it).
-    delete local $ENV{LD_PRELOAD};
     unlink $png;
     # --no-sandbox: Chromium's sandbox needs user namespaces, which
     # containers often lack; the page is our own, served from loopback.
