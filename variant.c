@@ -291,7 +291,8 @@ apr_array_header_t *cond_variants_parse(apr_pool_t *p, const char *meta,
     while ((line = variant_next(&copy, '\n')) != NULL) {
         if (line[0] == '=') {
             cur = variant_parse_head(p, line, format);
-            if (!cur) {
+            /* more than cond_variants_put keeps: not written by us */
+            if (!cur || out->nelts == COND_MAX_VARIANTS) {
                 break;
             }
             APR_ARRAY_PUSH(out, cond_variant *) = cur;

@@ -87,8 +87,9 @@ const char *cond_variant_get(const cond_variant *v, const char *name);
 /*
  * The variants a metadata string holds for 'version' (cond_variant *
  * elements). Format 2 (no public flag: none of its variants is public)
- * and 3 are read. Metadata of any other version, of an older format, or
- * unparsable gives none: every variant then goes to the backend once.
+ * and 3 are read. Metadata of any other version, of an older format,
+ * unparsable, or with more than COND_MAX_VARIANTS variants gives none:
+ * every variant then goes to the backend once.
  */
 apr_array_header_t *cond_variants_parse(apr_pool_t *p, const char *meta,
                                         apr_int64_t version);

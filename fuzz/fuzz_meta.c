@@ -4,7 +4,9 @@
  * cond_variants_serialise). build/fuzz.sh builds it once variant.c is in
  * the tree (issue 11 moves the format there); until then it is skipped.
  *
- * Input: "<meta>\n<names>\n<public id>\n<name>\n<value>\n<name>\n<value>".
+ * Input: "<names>\n<public id>\n<name>\n<value>\n<name>\n<value>\n<meta>":
+ * the metadata comes last and runs to the end of the input, so it has
+ * lines of its own (the format is one line per variant and per header).
  * Invariants beyond "no crash":
  *  - anything, parsed, gives well-formed variants (names, hash and lines
  *    set), at most COND_MAX_VARIANTS of them;
@@ -13,7 +15,10 @@
  *  - metadata of one version is never read as another version's;
  *  - a variant made of header lines (no CR, LF or NUL in a value, a token
  *    for a name) comes back from serialise + parse with every line, in
- *    order, byte for byte, and with its public id (none for "-").
+ *    order, byte for byte, and with its public id (none for "-");
+ *  - putting that variant into the parsed ones replaces the one with its
+ *    names and hash, or adds it last, dropping the oldest past
+ *    COND_MAX_VARIANTS; it is then there exactly once.
  */
 #include <apr_general.h>
 #include <apr_lib.h>
@@ -66,6 +71,33 @@ static const char *fuzz_value(const char *s)
     return v;
 }
 
+/* cond_variants_put: v is there once, in place of its namesake or last. */
+static void fuzz_put(apr_array_header_t *vs, cond_variant *v)
+{
+    int i, n = vs->nelts, at = -1, seen = 0;
+
+    for (i = 0; i < n && at < 0; i++) {
+        const cond_variant *o = APR_ARRAY_IDX(vs, i, cond_variant *);
+        if (!strcmp(o->names, v->names) && !strcmp(o->hash, v->hash)) {
+            at = i;
+        }
+    }
+    cond_variants_put(vs, v);
+    for (i = 0; i < vs->nelts; i++) {
+        seen += APR_ARRAY_IDX(vs, i, cond_variant *) == v;
+    }
+    FUZZ_CHECK(seen == 1);
+    if (at >= 0) {
+        FUZZ_CHECK(vs->nelts == n);
+        FUZZ_CHECK(APR_ARRAY_IDX(vs, at, cond_variant *) == v);
+    }
+    else {
+        FUZZ_CHECK(vs->nelts == (n < COND_MAX_VARIANTS ? n + 1 : n));
+        FUZZ_CHECK(APR_ARRAY_IDX(vs, vs->nelts - 1, cond_variant *) == v);
+    }
+    fuzz_well_formed(vs);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *parts[7];
@@ -82,7 +114,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     in = fuzz_split(data, size, parts, 7);
 
-    vs = cond_variants_parse(pool, parts[0], 7);
+    vs = cond_variants_parse(pool, parts[6], 7);
     fuzz_well_formed(vs);
     s1 = cond_variants_serialise(pool, 7, vs);
     FUZZ_CHECK(s1 != NULL);
@@ -93,13 +125,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(!strcmp(s1, s2));
     FUZZ_CHECK(cond_variants_parse(pool, s1, 8)->nelts == 0);
 
-    names = cond_vary_names(pool, parts[1]);
+    names = cond_vary_names(pool, parts[0]);
     if (names) {
         v = cond_variant_make(pool, names, *names ? "0123456789abcdef" : "");
-        /* the third part, as a token, is the variant's public id */
-        v->public_id = fuzz_token(parts[2]);
-        cond_variant_add(v, fuzz_token(parts[3]), fuzz_value(parts[4]));
-        cond_variant_add(v, fuzz_token(parts[5]), fuzz_value(parts[6]));
+        /* the second part, as a token, is the variant's public id */
+        v->public_id = fuzz_token(parts[1]);
+        cond_variant_add(v, fuzz_token(parts[2]), fuzz_value(parts[3]));
+        cond_variant_add(v, fuzz_token(parts[4]), fuzz_value(parts[5]));
+        fuzz_put(vs, v);
         vs = apr_array_make(pool, 1, sizeof(cond_variant *));
         cond_variants_put(vs, v);
         back = cond_variants_parse(pool,

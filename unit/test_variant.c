@@ -291,6 +291,24 @@ static void test_public(void)
           ->public_id, "public", "an id with a space is not kept");
 }
 
+/* The module never writes more than COND_MAX_VARIANTS; metadata with more
+ * is not its own and is trusted no more than damaged metadata. */
+static void test_parse_bound(void)
+{
+    const char *meta = "variants 3 1c\n";
+    int i;
+
+    for (i = 0; i < COND_MAX_VARIANTS; i++) {
+        meta = apr_psprintf(pool, "%s= %016x accept -\nETag: \"x-1c-%d\"\n",
+                            meta, i, i);
+    }
+    check(cond_variants_parse(pool, meta, 0x1c)->nelts == COND_MAX_VARIANTS,
+          "meta", "COND_MAX_VARIANTS variants read");
+    meta = apr_pstrcat(pool, meta, "= ffffffffffffffff accept -\n", NULL);
+    check(cond_variants_parse(pool, meta, 0x1c)->nelts == 0, "meta",
+          "one more: none read");
+}
+
 static void test_put(void)
 {
     apr_array_header_t *vs = two_variants();
@@ -387,6 +405,7 @@ int main(void)
     test_tags();
     test_round_trip();
     test_public();
+    test_parse_bound();
     test_put();
     test_expires();
     apr_pool_destroy(pool);
