@@ -157,6 +157,11 @@ dpkg -L "$PKG" >"$work/files"
 
 check "module in /usr/lib/apache2/modules" \
     test -f /usr/lib/apache2/modules/mod_conditional.so
+# CI builds the tree with SANITIZE=1 before this; the package is built
+# from a clean copy and must not need a sanitizer runtime.
+check "module and conditionalctl need no sanitizer runtime" \
+    sh -c '! readelf -d /usr/lib/apache2/modules/mod_conditional.so \
+        /usr/sbin/conditionalctl | grep -q -E "lib(a|ub)san"'
 conffiles=$(dpkg-query -W -f '${Conffiles}' "$PKG")
 for f in conditional.load conditional.conf; do
     check "mods-available/$f is a conffile" \
