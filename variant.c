@@ -223,6 +223,17 @@ const char *cond_variant_get(const cond_variant *v, const char *name)
     return NULL;
 }
 
+/* What cond_vary_names writes: tokens joined by ',' (or ':' for none). */
+static int variant_names_ok(const char *names)
+{
+    for (; *names; names++) {
+        if (*names != ',' && !variant_is_tchar(*names)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* "= <hash> <names> <public>" (format 2: no <public>): '-' stands for no
  * hash (a hash is hex) and ':' for no names (a name is a token, and ':' is
  * not a token character; '-' is, so a Vary naming a header called "-"
@@ -242,6 +253,9 @@ static cond_variant *variant_parse_head(apr_pool_t *p, char *line,
             return NULL;
         }
         *pub++ = '\0';
+    }
+    if (strcmp(names, ":") && !variant_names_ok(names)) {
+        return NULL;
     }
     v = cond_variant_make(p, strcmp(names, ":") ? names : "",
                           strcmp(hash, "-") ? hash : "");
