@@ -101,7 +101,9 @@ sanitize_setup() {
 # ASan writes to its log_path. UBSan writes to stderr, which in httpd is the
 # error log: libubsan's call to set its log_path binds to the preloaded
 # libasan's copy of that function, so its own stays unset. Every httpd the
-# tests start keeps its error log under t/logs.
+# tests start keeps its error log under t/logs. (The same holds for
+# conditionalctl, linked with both: its UBSan reports go to its stderr,
+# which the tests read, and it exits non-zero.)
 sanitize_check() {
     found=$(find "$san_dir" -type f -size +0 2>/dev/null | head -n 20)
     found="$found $(find t/logs -type f \( -name '*error_log' \
