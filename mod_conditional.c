@@ -495,6 +495,7 @@ static apr_status_t conditional_tag_filter(ap_filter_t *f,
 static void conditional_register_hooks(apr_pool_t *p)
 {
     static const char *const after_rewrite[] = {"mod_rewrite.c", NULL};
+    static const char *const before_cache[] = {"mod_cache.c", NULL};
     (void)p;
 
     ap_hook_pre_config(conditional_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
@@ -510,8 +511,9 @@ static void conditional_register_hooks(apr_pool_t *p)
     ap_hook_insert_error_filter(conditional_settle_before_error, NULL, NULL,
                                 APR_HOOK_MIDDLE);
     ap_hook_handler(conditional_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
-    /* Before mod_cache's quick handler: a 304 needs no cached body. */
-    ap_hook_quick_handler(conditional_quick_handler, NULL, NULL,
+    /* Before mod_cache's quick handler (same order): a 304 needs no
+     * cached body, and mod_cache would answer from its own validators. */
+    ap_hook_quick_handler(conditional_quick_handler, NULL, before_cache,
                           APR_HOOK_FIRST);
     ap_hook_expr_lookup(conditional_expr_lookup, NULL, NULL, APR_HOOK_MIDDLE);
     /* Before mod_deflate/mod_brotli (CONTENT_SET), so they see our ETag. */
