@@ -40,6 +40,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <apr_atomic.h>
 #include <apr_general.h>
 #include <apr_file_io.h>
 #include <apr_file_info.h>
@@ -162,6 +163,8 @@ struct cond_store {
     char identity[SQ_ID_BYTES * 2 + 1];   /* "" until known */
     store_fileid db;                      /* the file init set up */
     apr_reslist_t *conns;                 /* NULL before child_init */
+    apr_pool_t *conns_pool;               /* theirs, see store_child_exit */
+    volatile apr_uint32_t closing;        /* 1: the child ended mid-call */
     volatile apr_status_t refused;        /* see store_refuse */
     char refused_msg[256];
 };
@@ -915,6 +918,19 @@ static apr_status_t store_get(cond_store *s, store_conn **out, int for_write,
     }
 }
 
+/* Once the child has ended (store_child_exit) and no connection is
+ * borrowed any more: close them all, once. */
+static void store_close_idle(cond_store *s)
+{
+    apr_reslist_t *conns = s->conns;
+
+    if (conns && apr_reslist_acquired_count(conns) == 0
+        && apr_atomic_cas32(&s->closing, 2, 1) == 1) {
+        s->conns = NULL;
+        apr_pool_destroy(s->conns_pool);
+    }
+}
+
 /* Give a connection back, first ending any transaction a failure left
  * open so the next borrower starts clean; SQLite's message for a failure
  * goes into p. */
@@ -936,6 +952,9 @@ static void store_put(cond_store *s, store_conn *c, apr_pool_t *p)
     }
     else {
         apr_reslist_release(s->conns, c);
+    }
+    if (apr_atomic_read32(&s->closing) == 1) {
+        store_close_idle(s);
     }
 }
 
@@ -1850,6 +1869,25 @@ static apr_status_t store_set_owner(cond_store *s, long uid, long gid,
     return store_chown(s, *dir ? dir : "/", s->dir_created, uid, gid, p);
 }
 
+/* The child ends: close every connection, unless one is still borrowed.
+ * That happens when a restart kills a prefork child in the middle of a
+ * store call (its signal handler destroys pchild there and then), and
+ * apr_reslist's own cleanup would then fail an assertion and abort the
+ * process. The process is ending: its locks and files go with it, and
+ * SQLite needs nothing else from a connection that is not closed. Where
+ * the call does go on (a thread of a child that exits), the last
+ * connection given back closes them all (store_put). */
+static apr_status_t store_child_exit(void *data)
+{
+    cond_store *s = data;
+
+    if (s->conns) {
+        apr_atomic_set32(&s->closing, 1);
+        store_close_idle(s);
+    }
+    return APR_SUCCESS;
+}
+
 static apr_status_t store_child_init(cond_store *s, apr_pool_t *pchild)
 {
     apr_status_t rv;
@@ -1859,13 +1897,20 @@ static apr_status_t store_child_init(cond_store *s, apr_pool_t *pchild)
      * reloads the module on a restart, which would leave SQLite holding a
      * VFS whose code and data are gone. */
     s->vfs = smap_vfs();
-    /* The reslist's own cleanup on pchild closes every connection. */
-    rv = apr_reslist_create(&s->conns, 0, SQ_MAX_CONNS, SQ_MAX_CONNS, 0,
-                            store_construct, store_destruct, s, pchild);
+    /* In a pool of their own, which nothing but store_child_exit destroys
+     * (an unmanaged one: not even apr_terminate at exit). */
+    rv = apr_pool_create_unmanaged_ex(&s->conns_pool, NULL, NULL);
+    if (rv == APR_SUCCESS) {
+        rv = apr_reslist_create(&s->conns, 0, SQ_MAX_CONNS, SQ_MAX_CONNS, 0,
+                                store_construct, store_destruct, s,
+                                s->conns_pool);
+    }
     if (rv != APR_SUCCESS) {
         s->conns = NULL;
         return rv;
     }
+    apr_pool_cleanup_register(pchild, s, store_child_exit,
+                              apr_pool_cleanup_null);
     if (s->identity[0]) {
         return APR_SUCCESS;     /* learned by init before the fork */
     }

@@ -353,6 +353,65 @@ static void test_locked(apr_pool_t *p)
     CHECK(v > v0);
 }
 
+/* A claim that waits for a lock: its connection stays borrowed meanwhile. */
+typedef struct {
+    cond_store *s;
+    apr_int64_t v;
+    apr_status_t rv;
+} test_waiter;
+
+static void *APR_THREAD_FUNC test_wait_claim(apr_thread_t *t, void *data)
+{
+    test_waiter *w = data;
+    apr_pool_t *p;
+
+    apr_pool_create(&p, NULL);
+    w->rv = PV->claim(w->s, "/e", w->v, "E", LEASE, p);
+    apr_pool_destroy(p);
+    (void)t;
+    return NULL;
+}
+
+/* The child's pool goes while a call is inside the store, as when a
+ * restart kills a prefork child in the middle of a request (its signal
+ * handler destroys the pool there and then): apr_reslist's cleanup
+ * aborted the process on a borrowed connection. */
+static void test_child_exit(apr_pool_t *p)
+{
+    const char *path = test_path(p, "childexit.db");
+    apr_pool_t *pchild;
+    apr_thread_t *th;
+    apr_status_t trv;
+    test_waiter w;
+    sqlite3 *db = NULL;
+
+    apr_pool_create(&pchild, p);
+    w.s = NULL;
+    if (PV->create(&w.s, path, p)
+        || !CHECK(PV->init(w.s, p) == APR_SUCCESS)
+        || !CHECK(PV->child_init(w.s, pchild) == APR_SUCCESS)) {
+        return;
+    }
+    CHECK_RV(PV->register_key(w.s, "/e", NULL, apr_time_now(), &w.v, p),
+             APR_SUCCESS);
+    if (!CHECK(sqlite3_open(path, &db) == SQLITE_OK
+               && sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL)
+                  == SQLITE_OK)) {
+        sqlite3_close(db);
+        return;
+    }
+    w.rv = APR_EGENERAL;
+    CHECK_RV(apr_thread_create(&th, NULL, test_wait_claim, &w, p),
+             APR_SUCCESS);
+    apr_sleep(apr_time_from_msec(300));     /* waiting for the lock */
+    apr_pool_destroy(pchild);               /* aborted here */
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(db);
+    apr_thread_join(&trv, th);
+    /* the call went on with its connection, to its own end */
+    CHECK(w.rv == APR_SUCCESS || w.rv == APR_TIMEUP);
+}
+
 static void test_missing_corrupt(apr_pool_t *p)
 {
     const char *path = test_path(p, "missing/none.db");
@@ -1093,6 +1152,7 @@ static const test_case sqlite_cases[] = {
     { "missing and corrupt store", test_missing_corrupt },
     { "read-only store", test_readonly },
     { "locked store", test_locked },
+    { "child exit during a call", test_child_exit },
     { "remembered lookups", test_memo },
     { "page cache bound", test_cache_bound },
     { "power cut", test_power_cut },

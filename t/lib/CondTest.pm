@@ -26,7 +26,7 @@ our @EXPORT = qw(request uniq_name invocations global_invocations stored_doc
                  data_dir logs_dir create_doc current_tag http_date
                  wait_next_second background claim_of AUTH
                  is_representation each_representation
-                 module_log_count);
+                 module_log_count sandbox free_port);
 
 # Credentials for /secure/ (t/conf/htpasswd).
 use constant AUTH => [ 'alice', 'wonderland' ];
@@ -251,6 +251,23 @@ sub module_log_count {
     my ($path, $status) = @_;
     open my $log, '<', logs_dir() . '/conditional_log' or return 0;
     return scalar grep { m{^GET \Q$path\E $status } } <$log>;
+}
+
+# A port nothing listens on now.
+sub free_port {
+    require IO::Socket::INET;
+    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
+                                  LocalPort => 0) or die "socket: $!";
+    return $s->sockport;
+}
+
+# sandbox($cmd, $dir, %env): build/sandbox.sh, an httpd of a test's own
+# (start, stop, graceful, restart), with its settings (PORT, MPM, ...).
+sub sandbox {
+    my ($cmd, $dir, %env) = @_;
+    my $tree = Apache::Test::vars('serverroot') . '/..';
+    local @ENV{keys %env} = values %env;
+    return system('sh', "$tree/build/sandbox.sh", $cmd, $dir) == 0;
 }
 
 1;
