@@ -41,6 +41,8 @@ APR_RING_HEAD(conditional_held_ring, conditional_held);
 static struct {
     apr_thread_mutex_t *mutex;
     apr_thread_cond_t *wake;
+    apr_thread_cond_t *renewed;   /* busy is done with */
+    conditional_held *busy;       /* renewed now, outside the mutex */
     apr_thread_t *thread;
     struct conditional_held_ring held;
     server_rec *s;
@@ -49,40 +51,64 @@ static struct {
     int stop;
 } conditional_renewer;
 
-/* Renew every entry that is due; the mutex is held. The store call runs
- * under it too: an entry's strings live only as long as its request, and
- * a request removes its entry (waiting for the mutex) before it ends. */
+/* Renew h, whose renewal is due; the mutex is held, and let go during
+ * the store call, so that a store that answers slowly (locked, or a
+ * database that does not answer) holds up no other request of the child:
+ * only h's own request, should it end meanwhile, waits in
+ * conditional_renew_remove() while h is busy, since h's strings live in
+ * that request's pool. */
+static void conditional_renew_one(conditional_held *h, apr_time_t now)
+{
+    apr_status_t rv;
+
+    conditional_renewer.busy = h;
+    apr_thread_mutex_unlock(conditional_renewer.mutex);
+    rv = h->pv->renew(h->store, h->key, h->owner, h->lease,
+                      conditional_renewer.pool);
+    if (rv == COND_STORE_NOT_HELD) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, conditional_renewer.s,
+                     "COND00020: the claim of %s on key %s was broken "
+                     "while its request was still running", h->owner,
+                     h->key);
+    }
+    else if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, conditional_renewer.s,
+                     "COND00021: cannot renew the claim on key %s%s", h->key,
+                     conditional_store_error(conditional_renewer.pool));
+    }
+    apr_pool_clear(conditional_renewer.pool);
+    apr_thread_mutex_lock(conditional_renewer.mutex);
+    if (rv == APR_SUCCESS) {
+        h->due = now + h->lease / 3;
+    }
+    else if (rv == COND_STORE_NOT_HELD) {
+        h->lost = 1;        /* settling the write will find out too */
+    }
+    else {
+        /* Try again soon: the lease still has two thirds left. */
+        h->due = now + apr_time_from_msec(200);
+    }
+    conditional_renewer.busy = NULL;
+    apr_thread_cond_broadcast(conditional_renewer.renewed);
+}
+
+/* Renew every entry that is due (the mutex is held); how long until the
+ * next one is. The ring may change while an entry is renewed, so each
+ * renewal starts the walk again: the entries just renewed are not due. */
 static apr_interval_time_t conditional_renew_due(apr_time_t now)
 {
-    apr_interval_time_t wait = COND_RENEW_IDLE;
+    apr_interval_time_t wait;
     conditional_held *h;
 
+again:
+    wait = COND_RENEW_IDLE;
     for (h = APR_RING_FIRST(&conditional_renewer.held);
          h != APR_RING_SENTINEL(&conditional_renewer.held, conditional_held,
                                 link);
          h = APR_RING_NEXT(h, link)) {
         if (!h->lost && h->due <= now) {
-            apr_status_t rv = h->pv->renew(h->store, h->key, h->owner,
-                                           h->lease, conditional_renewer.pool);
-            if (rv == APR_SUCCESS) {
-                h->due = now + h->lease / 3;
-            }
-            else if (rv == COND_STORE_NOT_HELD) {
-                h->lost = 1;    /* settling the write will find out too */
-                ap_log_error(APLOG_MARK, APLOG_WARNING, 0,
-                             conditional_renewer.s, "COND00020: the claim "
-                             "of %s on key %s was broken while its request "
-                             "was still running", h->owner, h->key);
-            }
-            else {
-                /* Try again soon: the lease still has two thirds left. */
-                h->due = now + apr_time_from_msec(200);
-                ap_log_error(APLOG_MARK, APLOG_ERR, rv,
-                             conditional_renewer.s, "COND00021: cannot "
-                             "renew the claim on key %s%s", h->key,
-                             conditional_store_error(conditional_renewer.pool));
-            }
-            apr_pool_clear(conditional_renewer.pool);
+            conditional_renew_one(h, now);
+            goto again;
         }
         if (!h->lost && h->due - now < wait) {
             wait = h->due - now;
@@ -139,6 +165,9 @@ apr_status_t conditional_renew_start(apr_pool_t *pchild, server_rec *s)
                                  APR_THREAD_MUTEX_DEFAULT, pchild);
     if (rv == APR_SUCCESS) {
         rv = apr_thread_cond_create(&conditional_renewer.wake, pchild);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_thread_cond_create(&conditional_renewer.renewed, pchild);
     }
     if (rv == APR_SUCCESS) {
         rv = apr_thread_create(&conditional_renewer.thread, NULL,
@@ -201,6 +230,10 @@ void conditional_renew_remove(conditional_held *h)
         return;
     }
     apr_thread_mutex_lock(conditional_renewer.mutex);
+    while (conditional_renewer.busy == h) {
+        apr_thread_cond_wait(conditional_renewer.renewed,
+                             conditional_renewer.mutex);
+    }
     if (APR_RING_NEXT(h, link) != h) {
         APR_RING_REMOVE(h, link);
         APR_RING_ELEM_INIT(h, link);
