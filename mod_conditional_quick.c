@@ -202,6 +202,11 @@ int conditional_quick_handler(request_rec *r, int lookup_uri)
         return DECLINED;
     }
     ap_set_module_config(r->request_config, &conditional_module, rq);
+    /* The output filters the normal path's handler would find added
+     * (mod_headers' Header, SetOutputFilter) are added after URL mapping:
+     * run that hook as mod_cache's quick handler does, so the server's
+     * own ones apply here too (a <Location>'s cannot be known). */
+    ap_run_insert_filter(r);
     conditional_count("quick");
     return conditional_not_modified(r, rq, "304 quick");
 }
