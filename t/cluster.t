@@ -16,6 +16,8 @@
 #   - PostgreSQL frozen (SIGSTOP): writes get 503 and reads pass through
 #     untagged, each within a bounded time; after SIGCONT tags come back
 #   - a node started while PostgreSQL is down tags once it is up again
+#   - a node whose clock is 5 minutes ahead (libfaketime) waits for another
+#     node's live claim: leases are judged by the database's clock
 #   - conditionalctl reads and bumps the shared store
 #   - a write longer than its lease keeps its claim (renewal through the
 #     dbd store); a write invalidates its parent on every node
@@ -28,6 +30,7 @@ use Apache::Test qw(plan ok need need_cgi);
 use Apache::TestUtil qw(t_cmp t_debug);
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
+use HTTP::Date ();
 use LWP::UserAgent;
 use POSIX ();
 use Time::HiRes qw(time sleep);
@@ -36,7 +39,7 @@ my $PG = $ENV{PG_BIN} || '/usr/lib/postgresql/15/bin';
 my @IPS = qw(127.0.0.2 127.0.0.3 127.0.0.4);
 my $LEASE = 6;
 
-plan tests => 32, need need_cgi,
+plan tests => 36, need need_cgi,
     { "PostgreSQL server binaries in $PG" => -x "$PG/initdb" },
     { 'mod_dbd' => -e modules_dir() . '/mod_dbd.so' };
 
@@ -478,6 +481,41 @@ ok named(module_tag($late)
    && module_tag($late) eq (module_tag(req(0, 'GET', '/api/docs/shared'))
                             // ''),
          '... and it tags again, with the tag the other nodes give');
+
+# ---------------------------------------------------------------- skew
+
+# A node whose clock is five minutes ahead (libfaketime) must not take a
+# live claim of another node for an expired one: leases are judged by the
+# database's clock alone.
+stop_node(2);
+my $ft_lib = '/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1';
+{
+    local $ENV{LD_PRELOAD} = join ' ', grep { $_ } $ENV{LD_PRELOAD}, $ft_lib;
+    local $ENV{FAKETIME} = '+5m';
+    ok named(-e $ft_lib && node_start(2), 'node 3 restarted 5 min ahead');
+}
+my $skew = HTTP::Date::str2time(req(2, 'GET', '/api/docs/shared')
+                                ->header('Date') // '') // 0;
+ok named($skew - time > 240, sprintf('... its Date is %.0f s ahead',
+                                     $skew - time));
+req(0, 'PUT', '/raw/docs/skew', {}, '{"v":1}');
+my $sk = req(0, 'GET', '/api/docs/skew')->header('ETag') // '';
+my $kpid = fork;
+if (!$kpid) {
+    req(0, 'PUT', '/api/docs/skew?sleep=3', { 'If-Match' => $sk },
+        '{"v":2}');
+    POSIX::_exit(0);
+}
+sleep 1;
+my $ahead = req(2, 'PUT', '/api/docs/skew', { 'If-Match' => $sk },
+                '{"v":3}');
+ok t_cmp($ahead->code, 409,
+         'a node ahead of the others waits for the live claim: 409');
+waitpid $kpid, 0;
+my $landed = module_tag(req(1, 'GET', '/api/docs/skew')) // '';
+ok named($landed ne '' && $landed ne $sk
+         && $landed eq (module_tag(req(2, 'GET', '/api/docs/skew')) // ''),
+         '... the slow write landed, and the node ahead tags as the others');
 
 # GET /api/docs/shared on node $n until it comes back tagged (10 s at most).
 sub tagged_get {
