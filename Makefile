@@ -102,6 +102,12 @@ unit/bench_durable_full: unit/bench_durable.c $(STORE_SRCS) $(HDRS)
 	$(CC) $(WARN) -O2 $(APR_CFLAGS) -I. -DSQ_SYNCHRONOUS='"FULL"' \
 	    -o $@ unit/bench_durable.c $(STORE_SRCS) $(APR_LIBS) -lsqlite3 -lpthread
 
+# What a remembered lookup (a 304's store cost) takes: a timing, run by
+# hand (unit/bench_lookup DIR), never by make unit.
+unit/bench_lookup: unit/bench_lookup.c $(STORE_SRCS) $(HDRS)
+	$(CC) $(WARN) -O2 $(APR_CFLAGS) -I. \
+	    -o $@ unit/bench_lookup.c $(STORE_SRCS) $(APR_LIBS) -lsqlite3 -lpthread
+
 bench-durable: unit/bench_durable_normal unit/bench_durable_full
 	sh build/bench_store.sh
 
@@ -142,6 +148,6 @@ fuzz: deps
 clean:
 	rm -rf .libs *.la *.lo *.slo *.o mod_conditional.so tools/conditionalctl .build-flags \
 	    fuzz/bin fuzz/out \
-	    unit/test_precond unit/test_variant unit/test_key unit/test_store unit/test_pgsql unit/test_mmap unit/bench_durable_normal \
+	    unit/test_precond unit/test_variant unit/test_key unit/test_store unit/test_pgsql unit/test_mmap unit/bench_durable_normal unit/bench_lookup \
 	    unit/bench_durable_full t/logs t/conf/apache_test_config.pm \
 	    t/conf/extra.conf t/conf/httpd.conf t/conf/modperl_inc.pl t/TEST

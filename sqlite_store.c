@@ -1645,10 +1645,9 @@ static int store_needs_new_epoch(sqlite3 *db, const char *boot)
  * start after a boot. */
 static apr_status_t store_check_boot(cond_store *s, sqlite3 *db)
 {
-    unsigned char raw[SQ_ID_BYTES];
     char boot[64], last[64], id[SQ_ID_BYTES * 2 + 1], *sql;
     apr_status_t rv;
-    int rc, i;
+    int rc;
 
     store_boot_id(boot, sizeof(boot));
     if (!boot[0] || (store_meta_get(db, "boot", last, sizeof(last))
@@ -1656,11 +1655,8 @@ static apr_status_t store_check_boot(cond_store *s, sqlite3 *db)
                      && !store_meta_get(db, "clean", last, sizeof(last)))) {
         return APR_SUCCESS;
     }
-    if ((rv = apr_generate_random_bytes(raw, sizeof(raw))) != APR_SUCCESS) {
+    if ((rv = store_new_identity(id)) != APR_SUCCESS) {
         return rv;
-    }
-    for (i = 0; i < SQ_ID_BYTES; i++) {
-        apr_snprintf(id + 2 * i, 3, "%02x", raw[i]);
     }
     rc = sqlite3_exec(db, "PRAGMA synchronous=FULL; BEGIN IMMEDIATE", NULL,
                       NULL, NULL);
