@@ -389,6 +389,45 @@ static void conditional_untagged(request_rec *r, conditional_req *rq)
     conditional_note(r, "untagged");
 }
 
+/* A key first seen through a whole 200: registered with a new version,
+ * or 0 (someone registered it meanwhile, or the store failed). */
+static apr_int64_t conditional_tag_register(request_rec *r,
+                                            conditional_req *rq,
+                                            apr_time_t now)
+{
+    apr_int64_t v = 0;
+    apr_status_t rv = rq->inst->provider->register_key(rq->inst->store,
+                                                       rq->key, NULL, now,
+                                                       &v, r->pool);
+
+    if (rv != APR_SUCCESS && rv != APR_EEXIST) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, "COND00113: could "
+                      "not register key %s%s; its 200 goes out untagged",
+                      rq->key, conditional_store_error(r->pool));
+    }
+    return rv == APR_SUCCESS ? v : 0;
+}
+
+/* A key the store has absent, shown again by a whole 200: present with a
+ * new version, or 0 (it moved meanwhile, or the store failed). */
+static apr_int64_t conditional_tag_present(request_rec *r,
+                                           conditional_req *rq,
+                                           apr_int64_t was, apr_time_t now)
+{
+    apr_int64_t v = 0;
+    apr_status_t rv = rq->inst->provider->set_exists(rq->inst->store,
+                                                     rq->key, was, 1, NULL,
+                                                     now, &v, r->pool);
+
+    if (rv != APR_SUCCESS && rv != APR_EAGAIN) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, "COND00115: could "
+                      "not mark key %s present again%s; its 200 goes out "
+                      "untagged", rq->key,
+                      conditional_store_error(r->pool));
+    }
+    return rv == APR_SUCCESS ? v : 0;
+}
+
 /* The version this response may be tagged with: the same before the
  * backend ran and now, no write in flight either time; a key first seen
  * (or seen again after a 404) through a whole 200 gets a new version. 0:
@@ -397,28 +436,30 @@ static apr_int64_t conditional_tag_version(request_rec *r,
                                            conditional_req *rq,
                                            apr_time_t *mtime)
 {
-    const cond_store_provider *pv = rq->inst->provider;
     int whole = r->status == HTTP_OK;
     apr_time_t now = apr_time_now();
-    apr_int64_t v = 0;
     cond_state after;
+    apr_status_t rv;
 
     *mtime = now;
     if (!rq->found) {
-        return whole && pv->register_key(rq->inst->store, rq->key, NULL,
-                                         now, &v, r->pool) == APR_SUCCESS
-               ? v : 0;
+        return whole ? conditional_tag_register(r, rq, now) : 0;
     }
-    if (pv->lookup(rq->inst->store, rq->key, &after, r->pool) != APR_SUCCESS
-        || rq->before.claim_owner || after.claim_owner
+    rv = rq->inst->provider->lookup(rq->inst->store, rq->key, &after,
+                                    r->pool);
+    if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, "COND00114: store "
+                      "lookup failed for key %s after the backend "
+                      "answered%s; its 200 goes out untagged", rq->key,
+                      conditional_store_error(r->pool));
+    }
+    if (rv != APR_SUCCESS || rq->before.claim_owner || after.claim_owner
         || after.version != rq->before.version) {
         return 0;
     }
     if (!after.exists || after.version == 0) {
         /* The store thought it absent; the backend shows it again. */
-        return whole && pv->set_exists(rq->inst->store, rq->key,
-                                       after.version, 1, NULL, now, &v,
-                                       r->pool) == APR_SUCCESS ? v : 0;
+        return whole ? conditional_tag_present(r, rq, after.version, now) : 0;
     }
     *mtime = after.mtime;
     rq->tagged_meta = after.meta;

@@ -190,7 +190,8 @@ static void conditional_record(request_rec *r, conditional_req *rq)
     if (rv != APR_SUCCESS && rv != APR_EAGAIN) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, "COND00110: could "
                       "not keep the metadata of a representation of key "
-                      "%s; its 304s wait for the next 200", rq->key);
+                      "%s%s; its 304s wait for the next 200", rq->key,
+                      conditional_store_error(r->pool));
     }
 }
 

@@ -439,6 +439,35 @@ static conditional_outcome conditional_outcome_of(conditional_req *rq,
 }
 
 /*
+ * The backend refused the write (4xx): it changed nothing, so the claim is
+ * released with the version as it was. A release the store fails leaves
+ * the key claimed - no longer renewed, so until its lease runs out, when
+ * the claim is broken and the key gets a new version: said in the log,
+ * with the store's words, never silently.
+ */
+static void conditional_release_refused(request_rec *r, conditional_req *rq,
+                                        int status)
+{
+    apr_status_t rv = rq->inst->provider->release(rq->inst->store, rq->key,
+                                                  rq->owner, NULL, r->pool);
+
+    conditional_note(r, apr_psprintf(r->pool, "release %d", status));
+    if (rv == COND_STORE_NOT_HELD) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "COND00112: the "
+                      "claim on key %s was broken (its lease ran out) "
+                      "before the backend refused the write with %d; the "
+                      "key already has a new version", rq->key, status);
+    }
+    else if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "COND00028: cannot "
+                      "release the claim on key %s after the backend "
+                      "refused the write with %d%s; the key stays claimed "
+                      "until its lease runs out, then gets a new version",
+                      rq->key, status, conditional_store_error(r->pool));
+    }
+}
+
+/*
  * Settle the claim of a write whose response has ended (or never will).
  * A claim is never simply dropped when the write may have changed the
  * resource: every tag issued before it must stop matching.
@@ -462,8 +491,7 @@ static void conditional_settle(request_rec *r, conditional_req *rq,
                                : conditional_commit(r, rq, 0, related);
         break;
     case COND_OUTCOME_REFUSED:
-        pv->release(rq->inst->store, rq->key, rq->owner, NULL, r->pool);
-        conditional_note(r, apr_psprintf(r->pool, "release %d", status));
+        conditional_release_refused(r, rq, status);
         break;
     case COND_OUTCOME_UNSURE:
         rv = pv->break_claim(rq->inst->store, rq->key, rq->owner,
