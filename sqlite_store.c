@@ -38,6 +38,8 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
+#include <pthread.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <apr_atomic.h>
@@ -140,9 +142,15 @@
 #define SQ_WALIDX_MXFRAME 4         /* word of the header: frames in the WAL */
 #define SQ_WALIDX_BACKFILL 24       /* word after both headers: frames
                                        copied back by checkpoints */
-/* How often a connection looks whether its database and -wal are still
- * the files at their paths (its -shm: on every call) */
+#define SQ_WALIDX_WORDS   25        /* both headers and that word */
+/* How long a connection may read without looking whether its files are
+ * still the ones at their paths (store_conn_check); a write always looks.
+ * The bound on how long a read can go on in a file deleted or replaced
+ * under the server - never in a new one. */
 #define SQ_CHECK_EVERY    apr_time_from_msec(100)
+/* Descriptors of -shm files a process keeps for reading the WAL-index
+ * header (store_shm_fd): one per -shm file it ever used */
+#define SQ_SHM_FDS        64
 
 /* The three files of a WAL store, in this order in every array below. */
 enum { SQ_FILE_DB, SQ_FILE_WAL, SQ_FILE_SHM, SQ_NFILES };
@@ -321,15 +329,15 @@ typedef struct {
     int wal;            /* the database is in WAL mode */
     char err[256];      /* SQLite's message for this call's failure */
     sqlite3_stmt *st[SQ_NSTMT];
-    /* This connection's mapping of the WAL-index, NULL until mapped */
-    const volatile apr_uint32_t *walidx;
+    /* A descriptor of this connection's -shm (store_shm_fd), -1: none */
+    int shm_fd;
     apr_uint32_t hdr[SQ_WALHDR_WORDS];  /* WAL-index header of epoch */
     apr_uint64_t epoch;
     apr_int64_t reserved;   /* a durable bound on versions; 0: read it */
     apr_time_t busy_since;  /* store_busy: when this wait began */
     int busy_ms;            /* store_busy: how long it may last */
     /* The files this connection has open, as their paths named them, and
-     * when the database and -wal were last looked at */
+     * when they were last looked at (a monotonic clock) */
     store_fileid files[SQ_NFILES];
     apr_time_t checked;
     store_memo memo[SQ_MEMO_SLOTS];
@@ -421,15 +429,75 @@ static void store_conn_close(store_conn *c)
  * the other does not know. And SQLite maps the -shm: a -shm cut short
  * makes the next read of the mapping a SIGBUS.
  *
- * So every call first looks at what the three paths name (three stat()s)
- * and goes on only when they are the files its connection has open, the
- * -shm holds at least its first page and the -wal at least the frames
- * the WAL-index counts. A new connection is opened only when all three
- * files are there (it would otherwise create a fresh -wal or -shm beside
- * the ones other connections use) and the database is the one init set up
- * for this generation of the server. Anything else is refused until httpd
- * is restarted (init then starts over cleanly; see store_init).
+ * So a call looks at what the three paths name (three stat()s) and goes
+ * on only when they are the files its connection has open, the -shm holds
+ * at least its first page and the -wal at least the frames the WAL-index
+ * counts: every write, and a read when its connection has not looked for
+ * SQ_CHECK_EVERY. In between, nothing reads the -shm through a mapping
+ * before a descriptor has shown it whole: the WAL-index header is read
+ * with pread() (store_walhdr), and a read that goes on into SQLite first
+ * asks the descriptor for the file's size (store_shm_whole). A new
+ * connection is opened only when all three files are there (it would
+ * otherwise create a fresh -wal or -shm beside the ones other connections
+ * use) and the database is the one init set up for this generation of the
+ * server. Anything else is refused until httpd is restarted (init then
+ * starts over cleanly; see store_init).
  */
+
+/*
+ * The marker beside the store (path-refused) names an identity no process
+ * may serve tags under any more: one under which a lost database or -wal
+ * may have taken commits (written by the process that found the loss), so
+ * that no process starts over on fresh files under it before init has
+ * given the store a new one; and the one init retired (store_init), so
+ * that no child of the generation before the restart opens a connection
+ * to the store under its new identity and tags with the old. Only
+ * processes that serve that identity heed it: a child of the generation
+ * before a graceful restart that finds the fault late (its writes were
+ * still in flight) names the old identity, which the new generation no
+ * longer has. Written whole (a new file renamed into place), so no one
+ * reads it half-written.
+ */
+static void store_mark_refused(cond_store *s, const char *identity)
+{
+    char tmp[4096];
+    apr_size_t n = strlen(identity);
+    int fd;
+
+    apr_snprintf(tmp, sizeof(tmp), "%s.%ld.%lx", s->refused_path,
+                 (long)getpid(), (unsigned long)pthread_self());
+    /* Readable by all: the parent writes it, the User's children read it,
+     * and an identity is no secret (every tag starts with it). */
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return;
+    }
+    if (write(fd, identity, n) != (ssize_t)n || close(fd) != 0
+        || rename(tmp, s->refused_path) != 0) {
+        unlink(tmp);
+    }
+}
+
+/* Does the marker refuse a process serving identity? Yes when it names
+ * it, or names none (written by an older module). A process that does not
+ * know its identity yet asks again once it has read it (store_conn_open). */
+static int store_marked_refused(cond_store *s, const char *identity)
+{
+    char buf[SQ_ID_BYTES * 2 + 2];
+    ssize_t n;
+    int fd = open(s->refused_path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0) {
+        return errno != ENOENT;     /* unreadable: the safe side */
+    }
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0) {
+        return 1;
+    }
+    buf[n] = '\0';
+    return !strcmp(buf, identity);
+}
 
 /* Once a connection has seen its files go, this process refuses the
  * store until httpd is restarted: whatever was lost with them (versions
@@ -437,15 +505,8 @@ static void store_conn_close(store_conn *c)
  * the next connection must not quietly start over on fresh files. */
 static void store_refuse(cond_store *s, apr_status_t rv, int lost)
 {
-    /* A database or -wal gone may have taken commits with it: the marker
-     * keeps every process from starting over on fresh files before init
-     * has given the store a new identity (store_init_files). */
     if (lost) {
-        int fd = open(s->refused_path,
-                      O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
-        if (fd >= 0) {
-            close(fd);
-        }
+        store_mark_refused(s, s->identity);
     }
     if (!s->refused) {
         apr_cpystrn(s->refused_msg, store_errbuf, sizeof(s->refused_msg));
@@ -507,20 +568,25 @@ static apr_status_t store_files_now(cond_store *s, store_fileid *ids,
 }
 
 static int store_walhdr(const store_conn *c, apr_uint32_t *hdr);
+static int store_walidx(const store_conn *c, apr_uint32_t *w);
+static apr_status_t store_conn_fault(cond_store *s, store_conn *c,
+                                     apr_status_t rv, int lost);
 
 /* The -wal holds every frame the WAL-index header counts: a header and
  * mxFrame frames of a page and a 24-byte frame header each. Its size is
  * read after the header (a commit writes its frames before it moves the
- * header on), and the header only once the -shm is known to hold it. */
+ * header on), and a short file counts only if the header is still the
+ * same after it: the first commit into a restarted WAL cuts the file
+ * back (journal_size_limit) before it moves the header on. */
 static apr_status_t store_wal_complete(cond_store *s, const store_conn *c)
 {
-    apr_uint32_t hdr[SQ_WALHDR_WORDS], mx, page;
+    apr_uint32_t hdr[SQ_WALHDR_WORDS], again[SQ_WALHDR_WORDS], mx, page;
     apr_uint16_t page16;
     store_fileid id;
     apr_off_t size = 0;
 
-    if (!store_walhdr(c, hdr)) {
-        return APR_SUCCESS;
+    if (store_walhdr(c, hdr) != 1) {
+        return APR_SUCCESS;     /* store_files_now has seen the -shm whole */
     }
     /* walformat.html: mxFrame is the fifth word, szPage the 16 bits at
      * byte 14 (1 meaning 65536), in the machine's byte order */
@@ -528,7 +594,8 @@ static apr_status_t store_wal_complete(cond_store *s, const store_conn *c)
     memcpy(&page16, (const char *)hdr + 14, sizeof(page16));
     page = page16 == 1 ? 65536 : page16;
     if (mx && store_stat(s->files[SQ_FILE_WAL], &id, &size) == 0
-        && size < 32 + (apr_off_t)mx * (page + 24)) {
+        && size < 32 + (apr_off_t)mx * (page + 24)
+        && store_walhdr(c, again) == 1 && !memcmp(hdr, again, sizeof(hdr))) {
         store_set_error("%s was cut short (%" APR_OFF_T_FMT " bytes, %u "
                         "frames committed) while the server ran; the store "
                         "is refused until httpd is restarted",
@@ -558,26 +625,56 @@ static void store_drop_old_wal(cond_store *s, const store_conn *c,
     }
 }
 
-/* Every call: is the -shm still the one mapped, and whole? One stat(),
- * before anything reads the mapping (store_walhdr, SQLite). */
-static int store_shm_intact(cond_store *s, const store_conn *c)
+/* Refuse the store for a fault this connection found: it is closed, and
+ * closing must not checkpoint (its -shm may be cut short, its -wal may
+ * not be the one at the path any more). */
+static apr_status_t store_conn_fault(cond_store *s, store_conn *c,
+                                     apr_status_t rv, int lost)
 {
-    store_fileid id = { 0, 0 };
-    apr_off_t size = 0;
-
-    return store_stat(s->files[SQ_FILE_SHM], &id, &size) == 0
-           && store_same_file(&id, &c->files[SQ_FILE_SHM])
-           && size >= SQ_WALIDX_PAGE;
+    sqlite3_db_config(c->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+    c->broken = 1;
+    store_refuse(s, rv, lost);
+    return rv;
 }
 
-/* Before every call on a connection: are its files still the store? The
- * -shm is looked at every time (a cut one is a SIGBUS at the next read of
- * its mapping); the database and -wal once every SQ_CHECK_EVERY, since a
- * connection left on a deleted or replaced file only goes on with what
- * every other connection on that file sees, while no new connection can
- * open beside it (store_conn_may_open) - and stat() is a system call on
- * the path of every 304. */
-static apr_status_t store_conn_check(cond_store *s, store_conn *c)
+static apr_time_t store_clock(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return apr_time_from_sec(ts.tv_sec) + ts.tv_nsec / 1000;
+}
+
+/* Before SQLite reads this connection's -shm through its mapping: does the
+ * file still hold the WAL-index's first page? (A mapped page past the end
+ * of a file is a SIGBUS.) One fstat() of the descriptor store_walhdr
+ * reads, no path to walk. */
+static apr_status_t store_shm_whole(cond_store *s, store_conn *c)
+{
+    struct stat st;
+
+    if (!c->wal || c->shm_fd < 0) {
+        return APR_SUCCESS;     /* store_conn_check has looked at the path */
+    }
+    if (fstat(c->shm_fd, &st) != 0 || st.st_size < SQ_WALIDX_PAGE) {
+        store_set_error("%s was cut short (%" APR_OFF_T_FMT " bytes) while "
+                        "the server ran; the store is refused until httpd "
+                        "is restarted", s->files[SQ_FILE_SHM],
+                        (apr_off_t)st.st_size);
+        return store_conn_fault(s, c, APR_EGENERAL, 0);
+    }
+    return APR_SUCCESS;
+}
+
+/* Before a call on a connection: are its files still the store? Always
+ * before a write; before a read once every SQ_CHECK_EVERY, since a
+ * connection left on a deleted or replaced file only reads what every
+ * other connection on that file sees, while no new connection can open
+ * beside it (store_conn_may_open) - and three stat()s on the path of every
+ * 304 cost more than the rest of it. What a read needs at once, the -shm
+ * whole, it learns from a descriptor (store_walhdr, store_shm_whole). */
+static apr_status_t store_conn_check(cond_store *s, store_conn *c,
+                                     int for_write)
 {
     store_fileid ids[SQ_NFILES];
     apr_off_t sizes[SQ_NFILES];
@@ -588,9 +685,8 @@ static apr_status_t store_conn_check(cond_store *s, store_conn *c)
     if (!c->wal) {
         return APR_SUCCESS;
     }
-    now = apr_time_now();
-    if (store_shm_intact(s, c) && now - c->checked < SQ_CHECK_EVERY
-        && now >= c->checked) {
+    now = store_clock();
+    if (!for_write && now - c->checked < SQ_CHECK_EVERY) {
         return APR_SUCCESS;
     }
     c->checked = now;
@@ -606,19 +702,16 @@ static apr_status_t store_conn_check(cond_store *s, store_conn *c)
     if (rv == APR_SUCCESS && (rv = store_wal_complete(s, c)) != APR_SUCCESS) {
         wal_cut = 1;
     }
-    if (rv != APR_SUCCESS) {
-        store_drop_old_wal(s, c, ids, wal_cut);
-        /* Closing must not checkpoint: the -shm may be cut short. */
-        sqlite3_db_config(c->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
-        c->walidx = NULL;
-        c->broken = 1;
-        store_refuse(s, rv, wal_cut
+    if (rv == APR_SUCCESS) {
+        return APR_SUCCESS;
+    }
+    store_drop_old_wal(s, c, ids, wal_cut);
+    return store_conn_fault(s, c, rv,
+                            wal_cut
                             || !store_same_file(&ids[SQ_FILE_DB],
                                                 &c->files[SQ_FILE_DB])
                             || !store_same_file(&ids[SQ_FILE_WAL],
                                                 &c->files[SQ_FILE_WAL]));
-    }
-    return rv;
 }
 
 /*
@@ -730,9 +823,10 @@ static apr_status_t store_conn_may_open(cond_store *s)
     store_fileid ids[SQ_NFILES];
     apr_off_t sizes[SQ_NFILES];
 
-    if (access(s->refused_path, F_OK) == 0) {
-        store_set_error("%s lost its database or -wal while the server "
-                        "ran; the store is refused until httpd is "
+    if (store_marked_refused(s, s->identity)) {
+        store_set_error("%s is refused under the identity this server "
+                        "started with (its database or -wal was lost, or a "
+                        "restart gave it a new one) until httpd is "
                         "restarted", s->path);
         return APR_ENOENT;
     }
@@ -760,8 +854,53 @@ static apr_status_t store_conn_may_open(cond_store *s)
     return APR_SUCCESS;
 }
 
+/*
+ * A descriptor of the -shm file `id` (at path), for reading the WAL-index
+ * header with pread() rather than through a mapping, which a -shm cut
+ * short turns into a SIGBUS. Kept for the life of the process and never
+ * closed: closing any descriptor of a file drops every POSIX lock the
+ * process holds on it, and SQLite's connections hold theirs on the -shm
+ * (the read marks among them). There is one per -shm file a process ever
+ * used, and a process that saw its -shm go refuses the store from then on,
+ * so a child holds one or two. -1 when the path names another file by now
+ * (that one is kept as well, for the same reason) or none is left.
+ */
+static int store_shm_fd(const char *path, const store_fileid *id)
+{
+    static struct {
+        store_fileid id;
+        int fd;
+    } held[SQ_SHM_FDS];
+    static int nheld;
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    store_fileid got = { 0, 0 };
+    struct stat st;
+    int i, fd = -1;
+
+    pthread_mutex_lock(&lock);
+    for (i = 0; i < nheld && fd < 0; i++) {
+        if (store_same_file(&held[i].id, id)) {
+            fd = held[i].fd;
+        }
+    }
+    if (fd < 0 && nheld < SQ_SHM_FDS
+        && (fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+        if (fstat(fd, &st) == 0) {
+            got.dev = st.st_dev;
+            got.ino = st.st_ino;
+            held[nheld].id = got;
+            held[nheld++].fd = fd;
+        }
+        if (!store_same_file(&got, id)) {
+            fd = -1;
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    return fd;
+}
+
 /* Once open (and a -wal and -shm made if there were none): the files it
- * has, as the paths name them. */
+ * has, as the paths name them, and a descriptor of its -shm. */
 static apr_status_t store_conn_files(cond_store *s, store_conn *c)
 {
     apr_off_t sizes[SQ_NFILES];
@@ -773,7 +912,38 @@ static apr_status_t store_conn_files(cond_store *s, store_conn *c)
                         s->path);
         rv = APR_ENOENT;
     }
+    if (rv == APR_SUCCESS) {
+        c->shm_fd = store_shm_fd(s->files[SQ_FILE_SHM],
+                                 &c->files[SQ_FILE_SHM]);
+        c->checked = store_clock();
+    }
     return rv;
+}
+
+/* A process that does not know its identity yet (init could not set the
+ * store up before the fork) takes the one the database has: the marker is
+ * asked about that one (store_marked_refused). */
+static apr_status_t store_conn_identity_ok(cond_store *s, store_conn *c)
+{
+    sqlite3_stmt *st = c->st[SQ_IDENTITY];
+    char id[SQ_ID_BYTES * 2 + 1] = "";
+
+    if (s->identity[0]) {
+        return APR_SUCCESS;         /* store_conn_may_open asked */
+    }
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
+        apr_cpystrn(id, (const char *)sqlite3_column_text(st, 0),
+                    sizeof(id));
+    }
+    sqlite3_reset(st);
+    if (id[0] && store_marked_refused(s, id)) {
+        store_set_error("%s is refused under the identity this server "
+                        "started with (its database or -wal was lost, or a "
+                        "restart gave it a new one) until httpd is "
+                        "restarted", s->path);
+        return APR_ENOENT;
+    }
+    return APR_SUCCESS;
 }
 
 /* Open an existing store: never create it here, a missing file is an
@@ -789,6 +959,7 @@ static apr_status_t store_conn_open(cond_store *s, store_conn **out)
     if (!c) {
         return APR_ENOMEM;
     }
+    c->shm_fd = -1;
     if ((rv = store_conn_may_open(s)) != APR_SUCCESS) {
         free(c);
         return rv;
@@ -831,7 +1002,8 @@ static apr_status_t store_conn_open(cond_store *s, store_conn **out)
     c->wal = store_pragma_text(c->db, "PRAGMA journal_mode", mode,
                                sizeof(mode)) == APR_SUCCESS
              && !strcasecmp(mode, "wal");
-    if (c->wal && (rv = store_conn_files(s, c)) != APR_SUCCESS) {
+    if ((c->wal && (rv = store_conn_files(s, c)) != APR_SUCCESS)
+        || (rv = store_conn_identity_ok(s, c)) != APR_SUCCESS) {
         sqlite3_db_config(c->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
         store_conn_close(c);
         return rv;
@@ -854,18 +1026,47 @@ static apr_status_t store_construct(void **res, void *params, apr_pool_t *p)
     return rv;
 }
 
+/* A connection whose files are no longer the store's (a process of the
+ * generation before a restart, whose init made new ones) must not
+ * checkpoint when it closes: its -wal would be copied into whatever
+ * database file it still shares with the new generation. */
 static apr_status_t store_destruct(void *res, void *params, apr_pool_t *p)
 {
-    (void)params;
+    store_conn *c = res;
+    cond_store *s = params;
+    store_fileid ids[SQ_NFILES];
+    apr_off_t sizes[SQ_NFILES];
+    int i, same = !s->refused;
+
     (void)p;
-    store_conn_close(res);
+    if (c->wal && same && store_files_now(s, ids, sizes) == APR_SUCCESS) {
+        for (i = 0; i < SQ_NFILES; i++) {
+            same = same && store_same_file(&ids[i], &c->files[i]);
+        }
+    }
+    else {
+        same = !c->wal;
+    }
+    if (!same) {
+        sqlite3_db_config(c->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+    }
+    store_conn_close(c);
     return APR_SUCCESS;
 }
 
-/* Borrow a connection; for_write refuses a read-only one up front. */
-static apr_status_t store_get(cond_store *s, store_conn **out, int for_write,
+/* What a borrowed connection is for (store_get). */
+enum {
+    SQ_GET_LOOKUP,  /* reads, after store_walhdr, with store_shm_whole first
+                     * if it goes on into SQLite */
+    SQ_GET_READ,    /* reads through SQLite */
+    SQ_GET_WRITE    /* writes: the files are looked at every time */
+};
+
+/* Borrow a connection; a write refuses a read-only one up front. */
+static apr_status_t store_get(cond_store *s, store_conn **out, int mode,
                               apr_pool_t *p)
 {
+    int for_write = mode == SQ_GET_WRITE;
     void *res;
     apr_status_t rv;
     int dropped = 0;
@@ -895,7 +1096,9 @@ static apr_status_t store_get(cond_store *s, store_conn **out, int for_write,
             return rv == APR_EAGAIN ? APR_TIMEUP : rv;
         }
         *out = res;
-        if ((rv = store_conn_check(s, *out)) != APR_SUCCESS) {
+        if ((rv = store_conn_check(s, *out, for_write)) != APR_SUCCESS
+            || (mode == SQ_GET_READ
+                && (rv = store_shm_whole(s, *out)) != APR_SUCCESS)) {
             apr_reslist_invalidate(s->conns, res);
             cond_store_set_error(p, "%s", store_errbuf);
             return rv;
@@ -1185,13 +1388,13 @@ typedef struct {
  * cannot be read (the gate below then lets the write through). */
 static apr_uint32_t store_wal_overdue(const store_conn *c)
 {
-    apr_uint32_t hdr[SQ_WALHDR_WORDS], done;
+    apr_uint32_t w[SQ_WALIDX_WORDS], done;
 
-    if (!store_walhdr(c, hdr)) {
+    if (store_walidx(c, w) != 1) {
         return 0;
     }
-    done = c->walidx[SQ_WALIDX_BACKFILL];
-    return hdr[SQ_WALIDX_MXFRAME] > done ? hdr[SQ_WALIDX_MXFRAME] - done : 0;
+    done = w[SQ_WALIDX_BACKFILL];
+    return w[SQ_WALIDX_MXFRAME] > done ? w[SQ_WALIDX_MXFRAME] - done : 0;
 }
 
 /* Begin a write transaction, first holding it back while the WAL is past
@@ -1777,39 +1980,75 @@ static apr_status_t store_rotate_identity(cond_store *s, sqlite3 *db)
     if (rc != SQLITE_OK) {
         return store_map(db, rc);
     }
+    if (s->identity[0]) {
+        store_mark_refused(s, s->identity);     /* retired */
+    }
     return store_read_identity(s, db);
 }
 
 /*
- * What a store's files say before it is opened. A -wal and -shm beside a
- * missing database file belong to a deleted one, and SQLite would apply
- * that -wal to the new file: they are removed. A database found without
- * its -wal (the server keeps the -wal, emptied, when it stops) lost what
- * the -wal held that was not yet in the database, versions among it, so
- * versions could be handed out again: *fresh_identity asks for a new
- * identity, so no tag from before can match one from after.
+ * The database file the last init in this process set up for path (the
+ * parent's, across restarts): kept in the root pool, which outlives
+ * every generation of the configuration.
  */
-static void store_init_files(cond_store *s, int *fresh_identity)
+static store_fileid *store_last_db(const char *path, apr_pool_t *p)
+{
+    apr_pool_t *root = p, *up;
+    const char *key = apr_pstrcat(p, "cond-sqlite-db:", path, NULL);
+    void *was = NULL;
+
+    while ((up = apr_pool_parent_get(root)) != NULL) {
+        root = up;
+    }
+    apr_pool_userdata_get(&was, key, root);
+    if (!was) {
+        was = apr_pcalloc(root, sizeof(store_fileid));
+        apr_pool_userdata_set(was, key, NULL, root);
+    }
+    return was;
+}
+
+/*
+ * What a store's files say before it is opened. A -wal and -shm beside a
+ * missing database file, or beside one that is not the file the last
+ * generation used (a backup renamed into place under the running
+ * server), belong to another file, and SQLite would apply that -wal to
+ * it: they are removed. A database found without its -wal (the server
+ * keeps the -wal, emptied, when it stops) lost what the -wal held that
+ * was not yet in the database, versions among it, so versions could be
+ * handed out again: *fresh_identity asks for a new identity, so no tag
+ * from before can match one from after. In both cases, and for a -shm cut
+ * short, the -shm goes too: processes of the generation before may still
+ * have the old one open (they refuse the store), and SQLite would go on
+ * with its index of a -wal that is gone instead of building a new one.
+ */
+static void store_init_files(cond_store *s, const store_fileid *last,
+                             int *fresh_identity)
 {
     store_fileid id;
     apr_off_t size;
 
     *fresh_identity = 0;
-    if (unlink(s->refused_path) == 0) {
-        *fresh_identity = 1;
-    }
-    if (store_stat(s->path, &id, &size) != 0) {
+    if (store_stat(s->path, &id, &size) != 0
+        || (last->ino && !store_same_file(&id, last))) {
+        *fresh_identity = last->ino != 0;
         unlink(s->files[SQ_FILE_WAL]);
         unlink(s->files[SQ_FILE_SHM]);
     }
     else if (size > 0 && store_stat(s->files[SQ_FILE_WAL], &id, &size) != 0) {
         *fresh_identity = 1;
+        unlink(s->files[SQ_FILE_SHM]);
+    }
+    else if (store_stat(s->files[SQ_FILE_SHM], &id, &size) == 0
+             && size < SQ_WALIDX_PAGE) {
+        unlink(s->files[SQ_FILE_SHM]);
     }
 }
 
 static apr_status_t store_init(cond_store *s, apr_pool_t *p)
 {
     char *dir = apr_pstrdup(p, s->path);
+    store_fileid *last;
     sqlite3 *db = NULL;
     apr_status_t rv;
     apr_off_t size;
@@ -1821,7 +2060,8 @@ static apr_status_t store_init(cond_store *s, apr_pool_t *p)
         return rv;
     }
     s->dir_created |= created;
-    store_init_files(s, &fresh);
+    last = store_last_db(s->path, p);
+    store_init_files(s, last, &fresh);
     rc = sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READWRITE
                          | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc == SQLITE_OK) {
@@ -1837,12 +2077,17 @@ static apr_status_t store_init(cond_store *s, apr_pool_t *p)
     else {
         rv = store_map(db, rc);
     }
-    if (rv == APR_SUCCESS && fresh) {
+    /* A marker naming this identity: a process lost the database or
+     * -wal under it (store_mark_refused). */
+    if (rv == APR_SUCCESS && (fresh || store_marked_refused(s, s->identity))) {
         rv = store_rotate_identity(s, db);
     }
     if (rv == APR_SUCCESS && store_stat(s->path, &s->db, &size) != 0) {
         store_set_error("%s vanished while it was set up", s->path);
         rv = APR_ENOENT;
+    }
+    if (rv == APR_SUCCESS) {
+        *last = s->db;
     }
     if (rv != APR_SUCCESS) {
         cond_store_set_error(p, "%s: %s", s->path,
@@ -1910,7 +2155,7 @@ static apr_status_t store_child_init(cond_store *s, apr_pool_t *pchild)
     if (s->identity[0]) {
         return APR_SUCCESS;     /* learned by init before the fork */
     }
-    rv = store_get(s, &c, 0, pchild);
+    rv = store_get(s, &c, SQ_GET_READ, pchild);
     if (rv == APR_SUCCESS) {
         rv = store_read_identity(s, c->db);
         store_put(s, c, pchild);
@@ -1946,50 +2191,63 @@ static const char *store_identity(cond_store *s, apr_pool_t *p)
  *   SELECT whose result is remembered under it. A commit landing between
  *   the two moves the header on for good, so that result is never served.
  *   While the header is the same, nothing was committed since.
- * - It is read through this connection's own mapping of the -shm, which
- *   lives as long as the connection; while it is open the connection holds
- *   a shared lock on the database, so no one can leave WAL mode, lock the
- *   database exclusively or delete the -shm: every writer goes through it.
+ * - It is read with pread() from a descriptor of this connection's own
+ *   -shm file (store_shm_fd); while the connection is open it holds a
+ *   shared lock on the database, so no one can leave WAL mode, lock the
+ *   database exclusively or delete the -shm: every writer goes through
+ *   it. A pread() of a file cut short comes back short, where a read of
+ *   its mapping would be a SIGBUS; and unlike a mapping, it copies the
+ *   bytes in no promised order, so the header's own checksum is checked
+ *   as well (as SQLite does), and a torn copy is never taken for a whole
+ *   one.
  *
- * Anything unexpected (read-only or not WAL, no mapping yet, a header
- * being written or not initialised) runs the SELECT and remembers nothing.
+ * Anything unexpected (read-only or not WAL, no descriptor, a header being
+ * written or not initialised) runs the SELECT and remembers nothing.
  */
-static int store_walhdr(const store_conn *c, apr_uint32_t *hdr)
+
+/* walformat.html: the header's checksum over its first 40 bytes, in the
+ * machine's byte order, is its last two words. */
+static int store_walhdr_sound(const apr_uint32_t *h)
 {
-    apr_uint32_t again[SQ_WALHDR_WORDS];
+    apr_uint32_t s1 = 0, s2 = 0;
     int i;
 
-    if (!c->walidx) {
-        return 0;
+    for (i = 0; i < SQ_WALHDR_WORDS - 2; i += 2) {
+        s1 += h[i] + s2;
+        s2 += h[i + 1] + s1;
     }
-    for (i = 0; i < SQ_WALHDR_WORDS; i++) {
-        hdr[i] = c->walidx[i];
-    }
-    __sync_synchronize();   /* as SQLite orders its two reads */
-    for (i = 0; i < SQ_WALHDR_WORDS; i++) {
-        again[i] = c->walidx[SQ_WALHDR_WORDS + i];
-    }
-    __sync_synchronize();   /* before the SELECT reads anything */
-    return !memcmp(hdr, again, sizeof(again))
-           && ((const unsigned char *)hdr)[SQ_WALHDR_ISINIT] != 0;
+    return ((const unsigned char *)h)[SQ_WALHDR_ISINIT] != 0
+           && s1 == h[SQ_WALHDR_WORDS - 2] && s2 == h[SQ_WALHDR_WORDS - 1];
 }
 
-/* Map the WAL-index through the connection's own file once SQLite has
- * (a read transaction maps it), so no one else's mapping is relied on. */
-static void store_map_walidx(store_conn *c)
+/* The first SQ_WALIDX_WORDS words of the WAL-index (both copies of the
+ * header, then nBackfill) into w. 1: the header is whole; 0: there is
+ * none to rely on; -1: the -shm is cut short (the store is refused:
+ * store_lookup). */
+static int store_walidx(const store_conn *c, apr_uint32_t *w)
 {
-    sqlite3_file *f = NULL;
-    void volatile *page = NULL;
+    const ssize_t want = SQ_WALIDX_WORDS * sizeof(*w);
 
-    if (c->readonly || !c->wal
-        || sqlite3_file_control(c->db, "main", SQLITE_FCNTL_FILE_POINTER,
-                                &f) != SQLITE_OK
-        || !f || !f->pMethods || f->pMethods->iVersion < 2
-        || !f->pMethods->xShmMap
-        || f->pMethods->xShmMap(f, 0, SQ_WALIDX_PAGE, 0, &page) != SQLITE_OK) {
-        return;
+    if (c->readonly || !c->wal || c->shm_fd < 0) {
+        return 0;
     }
-    c->walidx = page;
+    if (pread(c->shm_fd, w, want, 0) != want) {
+        return -1;
+    }
+    return !memcmp(w, w + SQ_WALHDR_WORDS, SQ_WALHDR_WORDS * sizeof(*w))
+           && store_walhdr_sound(w);
+}
+
+/* The WAL-index header into hdr, as store_walidx says. */
+static int store_walhdr(const store_conn *c, apr_uint32_t *hdr)
+{
+    apr_uint32_t w[SQ_WALIDX_WORDS];
+    int rv = store_walidx(c, w);
+
+    if (rv == 1) {
+        memcpy(hdr, w, SQ_WALHDR_WORDS * sizeof(*hdr));
+    }
+    return rv;
 }
 
 /* FNV-1a of the length and the last bytes of key: keys mostly differ at
@@ -2084,6 +2342,22 @@ static apr_status_t store_select(store_conn *c, const char *key,
     return rv;
 }
 
+/* The -shm was found cut short under a lookup: refused from now on. */
+static apr_status_t store_lookup_refused(cond_store *s, store_conn *c,
+                                         apr_pool_t *p)
+{
+    if (!s->refused) {
+        store_set_error("%s was cut short while the server ran; the store "
+                        "is refused until httpd is restarted",
+                        s->files[SQ_FILE_SHM]);
+        store_conn_fault(s, c, APR_EGENERAL, 0);
+    }
+    c->broken = 1;
+    cond_store_set_error(p, "%s", s->refused_msg);
+    store_put(s, c, p);
+    return s->refused;
+}
+
 static apr_status_t store_lookup(cond_store *s, const char *key,
                                  cond_state *st, apr_pool_t *p)
 {
@@ -2094,10 +2368,13 @@ static apr_status_t store_lookup(cond_store *s, const char *key,
     apr_time_t now;
     apr_status_t rv;
 
-    if ((rv = store_get(s, &c, 0, p)) != APR_SUCCESS) {
+    if ((rv = store_get(s, &c, SQ_GET_LOOKUP, p)) != APR_SUCCESS) {
         return rv;
     }
-    if (store_walhdr(c, hdr)) {
+    switch (store_walhdr(c, hdr)) {
+    case -1:
+        return store_lookup_refused(s, c, p);
+    case 1:
         if (memcmp(hdr, c->hdr, sizeof(hdr))) {
             memcpy(c->hdr, hdr, sizeof(hdr));
             c->epoch++;                 /* everything remembered is stale */
@@ -2110,15 +2387,13 @@ static apr_status_t store_lookup(cond_store *s, const char *key,
             return rv;
         }
     }
+    if (store_shm_whole(s, c) != APR_SUCCESS) {
+        return store_lookup_refused(s, c, p);
+    }
     now = apr_time_now();
     rv = store_select(c, key, st, now, p);
-    if (rv == APR_SUCCESS || rv == APR_NOTFOUND) {
-        if (m) {
-            store_memo_set(m, c->epoch, hash, key, rv, st, now);
-        }
-        else if (!c->walidx) {
-            store_map_walidx(c);    /* the SELECT has mapped it */
-        }
+    if (m && (rv == APR_SUCCESS || rv == APR_NOTFOUND)) {
+        store_memo_set(m, c->epoch, hash, key, rv, st, now);
     }
     store_put(s, c, p);
     return rv;
@@ -2190,7 +2465,7 @@ static apr_status_t store_claim(cond_store *s, const char *key,
     if (!owner || !*owner || expect_version < 0) {
         return APR_EINVAL;
     }
-    if ((rv = store_get(s, &c, 1, p)) != APR_SUCCESS) {
+    if ((rv = store_get(s, &c, SQ_GET_WRITE, p)) != APR_SUCCESS) {
         return rv;
     }
     rv = store_claim_tx(c, key, expect_version, owner, lease_until);
@@ -2209,7 +2484,7 @@ static apr_status_t store_commit(cond_store *s, const char *key,
     sqlite3_stmt *st;
     apr_status_t rv;
 
-    if ((rv = store_get(s, &c, 1, p)) != APR_SUCCESS) {
+    if ((rv = store_get(s, &c, SQ_GET_WRITE, p)) != APR_SUCCESS) {
         return rv;
     }
     x.related = related;
@@ -2274,7 +2549,7 @@ static apr_status_t store_release(cond_store *s, const char *key,
     apr_status_t rv;
     int ok = 0, tries;
 
-    if ((rv = store_get(s, &c, 1, p)) != APR_SUCCESS) {
+    if ((rv = store_get(s, &c, SQ_GET_WRITE, p)) != APR_SUCCESS) {
         return rv;
     }
     for (tries = 0; tries < 2; tries++) {
@@ -2299,7 +2574,7 @@ static apr_status_t store_renew(cond_store *s, const char *key,
     apr_status_t rv;
     int changes = 0;
 
-    if ((rv = store_get(s, &c, 1, p)) != APR_SUCCESS) {
+    if ((rv = store_get(s, &c, SQ_GET_WRITE, p)) != APR_SUCCESS) {
         return rv;
     }
     store_bind_text(c->st[SQ_RENEW], 1, key);
@@ -2318,7 +2593,7 @@ static apr_status_t store_break_claim(cond_store *s, const char *key,
     sqlite3_stmt *st;
     apr_status_t rv;
 
-    if ((rv = store_get(s, &c, 1, p)) != APR_SUCCESS) {
+    if ((rv = store_get(s, &c, SQ_GET_WRITE, p)) != APR_SUCCESS) {
         return rv;
     }
     st = c->st[SQ_BREAK];
@@ -2337,7 +2612,7 @@ static apr_status_t store_bump(cond_store *s, const char *key, apr_time_t now,
     sqlite3_stmt *st;
     apr_status_t rv;
 
-    if ((rv = store_get(s, &c, 1, p)) != APR_SUCCESS) {
+    if ((rv = store_get(s, &c, SQ_GET_WRITE, p)) != APR_SUCCESS) {
         return rv;
     }
     st = c->st[SQ_BUMP];
@@ -2357,7 +2632,7 @@ static apr_status_t store_register(cond_store *s, const char *key,
     sqlite3_stmt *st;
     apr_status_t rv;
 
-    if ((rv = store_get(s, &c, 1, p)) != APR_SUCCESS) {
+    if ((rv = store_get(s, &c, SQ_GET_WRITE, p)) != APR_SUCCESS) {
         return rv;
     }
     st = c->st[SQ_REGISTER];
@@ -2378,7 +2653,7 @@ static apr_status_t store_set_exists(cond_store *s, const char *key,
     sqlite3_stmt *st;
     apr_status_t rv;
 
-    if ((rv = store_get(s, &c, 1, p)) != APR_SUCCESS) {
+    if ((rv = store_get(s, &c, SQ_GET_WRITE, p)) != APR_SUCCESS) {
         return rv;
     }
     st = c->st[SQ_SET_EXISTS];
@@ -2400,7 +2675,7 @@ static apr_status_t store_set_meta(cond_store *s, const char *key,
     apr_status_t rv;
     int changes = 0;
 
-    if ((rv = store_get(s, &c, 1, p)) != APR_SUCCESS) {
+    if ((rv = store_get(s, &c, SQ_GET_WRITE, p)) != APR_SUCCESS) {
         return rv;
     }
     store_bind_text(c->st[SQ_SET_META], 1, key);
@@ -2418,7 +2693,7 @@ static apr_status_t store_forget(cond_store *s, const char *key,
     apr_status_t rv;
     int changes = 0;
 
-    if ((rv = store_get(s, &c, 1, p)) != APR_SUCCESS) {
+    if ((rv = store_get(s, &c, SQ_GET_WRITE, p)) != APR_SUCCESS) {
         return rv;
     }
     store_bind_text(c->st[SQ_FORGET], 1, key);
@@ -2438,7 +2713,7 @@ static apr_status_t store_list(cond_store *s, const char *prefix,
     apr_status_t rv;
     int rc;
 
-    if ((rv = store_get(s, &c, 0, p)) != APR_SUCCESS) {
+    if ((rv = store_get(s, &c, SQ_GET_READ, p)) != APR_SUCCESS) {
         return rv;
     }
     st = c->st[end ? SQ_LIST_RANGE : SQ_LIST_FROM];

@@ -47,14 +47,6 @@ my @faults = (
     [ '-shm cut to nothing', sub { truncate "$_[0]-shm", 0 }, qr/-shm was cut short/, 0 ],
 );
 
-# Known on main: the recovery after a lost database or -wal and a
-# graceful restart is intermittent (the store sometimes stays refused),
-# and a -wal cut that held no commit is not always refused. Both are
-# fail-safe (no stale 304, no lost write), but the checks below fail now
-# and then, so the file runs only when asked for until that is fixed.
-plan skip_all => 'store-file faults: intermittent recovery, run with '
-    . 'COND_STOREFILES=1 (see the issue notes)'
-    unless $ENV{COND_STOREFILES};
 plan tests => 14 * @faults;
 
 my ($port, $dir);

@@ -945,8 +945,8 @@ static int test_refused(apr_pool_t *p, apr_status_t rv, const char *words,
         test_refused(cp_, (call), (words), __LINE__); \
     } while (0)
 
-/* Connections look at the database and -wal every 100 ms (the -shm on
- * every call): give them the time. */
+/* A read looks at the store's files when its connection has not for
+ * 100 ms (a write every time): give it the time. */
 static void test_let_notice(void)
 {
     apr_sleep(apr_time_from_msec(150));
@@ -1100,6 +1100,111 @@ static void test_wal_cut(apr_pool_t *p)
                   "cut short");
 }
 
+/* A write into a -wal cut short would land past the cut, and the frames
+ * the cut took would then read as zeros: a write looks at the files every
+ * time, so the very next one is refused. */
+static void test_wal_cut_write(apr_pool_t *p)
+{
+    const char *path = test_path(p, "cutw.db");
+    cond_store *s = test_busy_store(p, path);
+    int i;
+
+    if (!s) {
+        return;
+    }
+    for (i = 0; i < 20; i++) {
+        CHECK_RV(PV->bump(s, apr_psprintf(p, "/k%d", i), apr_time_now(),
+                          NULL, p), APR_SUCCESS);
+    }
+    CHECK(truncate(apr_pstrcat(p, path, "-wal", NULL), 100) == 0);
+    CHECK_REFUSED(PV->bump(s, "/k1", apr_time_now(), NULL, cp_),
+                  "cut short");
+}
+
+/* A child of the generation before a graceful restart that finds a lost
+ * -wal only after the restart (its write was still in flight) leaves a
+ * marker under the old identity: the new generation, which init gave a
+ * new one, is not refused by it. The straggler is another process, as a
+ * child of the old generation is (SQLite shares one WAL-index among a
+ * process's connections to a file). */
+static void test_straggler(apr_pool_t *p)
+{
+    const char *path = test_path(p, "straggler.db");
+    cond_store *s = test_busy_store(p, path), *later;
+    const char *id;
+    int go[2], done[2];
+    cond_state st;
+    pid_t pid;
+    char c = 0;
+
+    if (!s || !CHECK(pipe(go) == 0 && pipe(done) == 0)) {
+        return;
+    }
+    id = apr_pstrdup(p, PV->identity(s, p));
+    if ((pid = fork()) == 0) {
+        apr_status_t rv = APR_SUCCESS;
+        cond_store *late;
+        int ok;
+
+        close(go[1]);               /* a parent gone is EOF, not a hang */
+        close(done[0]);
+        late = test_attach(p, path, &rv);
+        ok = late && PV->lookup(late, "/k", &st, p) == APR_SUCCESS;
+
+        ok = write(done[1], ok ? "y" : "n", 1) == 1 && ok
+             && read(go[0], &c, 1) == 1
+             && PV->bump(late, "/k", apr_time_now(), NULL, p) != APR_SUCCESS;
+        _exit(write(done[1], ok ? "y" : "n", 1) == 1 ? 0 : 1);
+    }
+    close(go[0]);
+    close(done[1]);
+    CHECK(read(done[0], &c, 1) == 1 && c == 'y');
+    CHECK(unlink(apr_pstrcat(p, path, "-wal", NULL)) == 0);
+    CHECK_REFUSED(PV->bump(s, "/k", apr_time_now(), NULL, cp_), "is gone");
+    later = test_open(p, path);         /* the restart */
+    CHECK(later && PV->identity(later, p)
+          && strcmp(id, PV->identity(later, p)));
+    /* the straggler's write: refused, and its marker left */
+    CHECK(write(go[1], "g", 1) == 1 && read(done[0], &c, 1) == 1 && c == 'y');
+    close(go[1]);
+    close(done[0]);
+    waitpid(pid, NULL, 0);
+    if (later) {
+        CHECK_RV(PV->bump(later, "/k", apr_time_now(), NULL, p),
+                 APR_SUCCESS);
+        CHECK_RV(PV->lookup(later, "/k", &st, p), APR_SUCCESS);
+    }
+}
+
+/* A backup renamed over the database and a restart before any connection
+ * noticed: the old file's -wal is not applied to the backup, and the
+ * store gets a new identity (the backup has the old one, and a sequence
+ * behind the tags handed out since it was made). */
+static void test_restored_unnoticed(apr_pool_t *p)
+{
+    const char *path = test_path(p, "restored.db");
+    const char *copy = test_path(p, "restored-copy.db");
+    cond_store *s = test_busy_store(p, path), *later;
+    const char *id;
+    apr_int64_t v = 0;
+    cond_state st;
+
+    if (!s) {
+        return;
+    }
+    id = apr_pstrdup(p, PV->identity(s, p));
+    CHECK(test_sql(path, apr_psprintf(p, "VACUUM INTO '%s'", copy)));
+    CHECK_RV(PV->bump(s, "/after-backup", apr_time_now(), &v, p),
+             APR_SUCCESS);
+    CHECK(rename(copy, path) == 0);
+    later = test_open(p, path);         /* the restart, at once */
+    if (later) {
+        CHECK(PV->identity(later, p) && strcmp(id, PV->identity(later, p)));
+        CHECK_RV(PV->lookup(later, "/after-backup", &st, p), APR_NOTFOUND);
+        CHECK_RV(PV->lookup(later, "/k", &st, p), APR_SUCCESS);
+    }
+}
+
 /* A -shm cut to nothing would be a SIGBUS at the next read of its
  * mapping: noticed on the very next call. */
 static void test_shm_cut(apr_pool_t *p)
@@ -1115,6 +1220,16 @@ static void test_shm_cut(apr_pool_t *p)
     CHECK(truncate(apr_pstrcat(p, path, "-shm", NULL), 0) == 0);
     CHECK_REFUSED(PV->lookup(s, "/k", &st, cp_), "cut short");
     CHECK_REFUSED(PV->bump(s, "/k", apr_time_now(), NULL, cp_), "cut short");
+
+    /* cut to less than its first page, the header still there: a lookup
+     * that goes on into SQLite (whose hash tables are past the cut) */
+    s = test_busy_store(p, test_path(p, "cutshm2.db"));
+    if (s) {
+        CHECK_RV(PV->lookup(s, "/k", &st, p), APR_SUCCESS);
+        CHECK(truncate(apr_pstrcat(p, test_path(p, "cutshm2.db"), "-shm",
+                                   NULL), 200) == 0);
+        CHECK_REFUSED(PV->lookup(s, "/other", &st, cp_), "cut short");
+    }
 }
 
 /* The store's own words reach the caller's pool. */
@@ -1162,6 +1277,10 @@ static const test_case sqlite_cases[] = {
     { "database replaced under the store", test_db_replaced },
     { "-wal or -shm removed under the store", test_files_removed },
     { "-wal cut short under the store", test_wal_cut },
+    { "-wal cut short under a write", test_wal_cut_write },
+    { "-wal lost, found late by the generation before", test_straggler },
+    { "database restored, restarted before anyone noticed",
+      test_restored_unnoticed },
     { "-shm cut short under the store", test_shm_cut },
     { "error text", test_error_text },
     { NULL, NULL }
