@@ -686,7 +686,9 @@ static apr_status_t store_conn_check(cond_store *s, store_conn *c,
         return APR_SUCCESS;
     }
     now = store_clock();
-    if (!for_write && now - c->checked < SQ_CHECK_EVERY) {
+    /* Without a descriptor (none left, or the -shm was swapped while the
+     * connection opened) a read looks at the paths every time. */
+    if (!for_write && c->shm_fd >= 0 && now - c->checked < SQ_CHECK_EVERY) {
         return APR_SUCCESS;
     }
     c->checked = now;
