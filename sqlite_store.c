@@ -1038,16 +1038,14 @@ static apr_status_t store_destruct(void *res, void *params, apr_pool_t *p)
     cond_store *s = params;
     store_fileid ids[SQ_NFILES];
     apr_off_t sizes[SQ_NFILES];
-    int i, same = !s->refused;
+    int i, same = 1;
 
     (void)p;
-    if (c->wal && same && store_files_now(s, ids, sizes) == APR_SUCCESS) {
-        for (i = 0; i < SQ_NFILES; i++) {
-            same = same && store_same_file(&ids[i], &c->files[i]);
+    if (c->wal) {
+        same = !s->refused && store_files_now(s, ids, sizes) == APR_SUCCESS;
+        for (i = 0; same && i < SQ_NFILES; i++) {
+            same = store_same_file(&ids[i], &c->files[i]);
         }
-    }
-    else {
-        same = !c->wal;
     }
     if (!same) {
         sqlite3_db_config(c->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
