@@ -18,7 +18,6 @@ use IO::Socket::INET ();
 use LWP::UserAgent ();
 use CondTest;
 
-my $TREE = Apache::Test::vars('serverroot') . '/..';
 my $full = Apache::Test::vars('serverroot') . '/full';
 
 sub mounted {
@@ -37,10 +36,7 @@ my $port = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
 my $dir = logs_dir() . "/diskfull-$port";
 my %env = (PORT => $port, STORE => "$full/store/conditional.db",
            ACCESSLOG => 0);
-sub sandbox {
-    local @ENV{ keys %env } = values %env;
-    return system('sh', "$TREE/build/sandbox.sh", shift, $dir) == 0;
-}
+sub server { sandbox(shift, $dir, %env) }
 my $ua = LWP::UserAgent->new(timeout => 30, keep_alive => 0);
 sub req {
     my ($method, $path, $body) = @_;
@@ -52,7 +48,7 @@ sub req {
     return $ua->request($r);
 }
 
-ok sandbox('start'), 'server started with its store on a 2 MiB file system';
+ok server('start'), 'server started with its store on a 2 MiB file system';
 is req(PUT => '/api/docs/first', '{"v":1}')->code, 201,
     'a write while there is room';
 
@@ -82,4 +78,4 @@ for (1 .. 10) {
     sleep 1;
 }
 ok $ok, 'with room again, writes go through';
-ok sandbox('stop'), 'server stopped';
+ok server('stop'), 'server stopped';

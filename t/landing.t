@@ -28,17 +28,7 @@ my ($chromium) = grep { -x } map { "$_/chromium" } split /:/, $ENV{PATH};
 
 plan tests => 16;
 
-# A free port: bind to port 0 and let the kernel choose.
-sub free_port {
-    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
-                                  Listen => 1, ReuseAddr => 1)
-        or die "no free port: $!";
-    my $port = $s->sockport;
-    close $s;
-    return $port;
-}
-
-my $port = free_port();
+my $port = free_port();     # CondTest
 my $base = "http://127.0.0.1:$port";
 File::Path::rmtree($dir);
 $ENV{PORT}     = $port;

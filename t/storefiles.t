@@ -24,7 +24,6 @@ use lib "$FindBin::Bin/lib";
 
 use Apache::Test qw(-withtestmore);
 use HTTP::Request ();
-use IO::Socket::INET ();
 use JSON::PP ();
 use LWP::UserAgent ();
 use POSIX ();
@@ -32,7 +31,6 @@ use Time::HiRes qw(time sleep);
 use CondTest;
 
 my $LEASE = 4;
-my $TREE = Apache::Test::vars('serverroot') . '/..';
 my $JSON = JSON::PP->new->canonical;
 
 my @faults = (
@@ -51,20 +49,11 @@ plan tests => 14 * @faults;
 
 my ($port, $dir);
 
-sub sandbox {
+# This case's own httpd (CondTest::sandbox).
+sub server {
     my ($cmd) = @_;
-    local $ENV{PORT} = $port;
-    local $ENV{LEASE} = $LEASE;
-    local $ENV{LOCKWAIT} = 1;
-    local $ENV{MPM} = 'event';
-    local $ENV{ACCESSLOG} = 0;
-    return system('sh', "$TREE/build/sandbox.sh", $cmd, $dir) == 0;
-}
-
-sub free_port {
-    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
-                                  LocalPort => 0) or die "socket: $!";
-    return $s->sockport;
+    return sandbox($cmd, $dir, PORT => $port, LEASE => $LEASE, LOCKWAIT => 1,
+                   MPM => 'event', ACCESSLOG => 0);
 }
 
 my $ua;
@@ -141,7 +130,7 @@ for my $f (@faults) {
     $port = free_port();
     $dir = logs_dir() . '/storefiles-' . $port;
     my $db = "$dir/store/conditional.db";
-    ok sandbox('start'), "$label: server started";
+    ok server('start'), "$label: server started";
 
     # Four documents, tagged; a counter for the clients.
     my (%tag, %body);
@@ -184,7 +173,7 @@ for my $f (@faults) {
     ok $nothing_lost || error_log() =~ $says,
         "$label: the log says what happened";
 
-    ok sandbox('graceful'), "$label: graceful restart with writes in flight";
+    ok server('graceful'), "$label: graceful restart with writes in flight";
     $_->() for @inflight;
     sleep 1;
     my ($stale, $ok) = (0, 0);
@@ -226,7 +215,7 @@ for my $f (@faults) {
     else {
         ok 1, "$label: nothing lost, so no new identity needed";
     }
-    ok sandbox('stop'), "$label: server stopped";
+    ok server('stop'), "$label: server stopped";
 }
 
 # A PUT in a child process; returns a sub that waits for it.
