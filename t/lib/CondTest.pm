@@ -20,6 +20,7 @@ use Time::HiRes ();
 
 use Apache::Test ();
 use Apache::TestRequest ();
+use CondProc ();
 
 our @EXPORT = qw(request uniq_name invocations global_invocations stored_doc
                  stored_data is_module_tag problem_of json_of url_of
@@ -253,13 +254,9 @@ sub module_log_count {
     return scalar grep { m{^GET \Q$path\E $status } } <$log>;
 }
 
-# A port nothing listens on now.
-sub free_port {
-    require IO::Socket::INET;
-    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
-                                  LocalPort => 0) or die "socket: $!";
-    return $s->sockport;
-}
+# A port nothing listens on now: CondProc's, so that a test using both
+# modules imports one and the same sub.
+*free_port = \&CondProc::free_port;
 
 # sandbox($cmd, $dir, %env): build/sandbox.sh, an httpd of a test's own
 # (start, stop, graceful, restart), with its settings (PORT, MPM, ...).
