@@ -5,33 +5,15 @@
  */
 #include "mod_conditional_private.h"
 
-/* Lowercase hex of v, no leading zeros, into buf (16 bytes at least);
- * returns its length. The 304 and tag paths format a version two or three
- * times per request, and apr_psprintf costs several times as much. */
-static apr_size_t conditional_hex(char *buf, apr_uint64_t v)
-{
-    char rev[16];
-    apr_size_t n = 0, i;
-
-    do {
-        rev[n++] = "0123456789abcdef"[v & 0xf];
-        v >>= 4;
-    } while (v);
-    for (i = 0; i < n; i++) {
-        buf[i] = rev[n - 1 - i];
-    }
-    return n;
-}
-
 const char *conditional_etag(apr_pool_t *p,
                                     const conditional_store_inst *inst,
                                     apr_int64_t version)
 {
     apr_size_t n = strlen(inst->tag_prefix);
-    char *tag = apr_palloc(p, n + 16 + 2);
+    char *tag = apr_palloc(p, n + 17 + 1);
 
     memcpy(tag, inst->tag_prefix, n);
-    n += conditional_hex(tag + n, (apr_uint64_t)version);
+    n += cond_hex(tag + n, (apr_uint64_t)version);
     tag[n++] = '"';
     tag[n] = '\0';
     return tag;
@@ -42,10 +24,10 @@ const char *conditional_version_note(apr_pool_t *p, const char *word,
                                             apr_int64_t version)
 {
     apr_size_t n = strlen(word);
-    char *note = apr_palloc(p, n + 16 + 1);
+    char *note = apr_palloc(p, n + 17);
 
     memcpy(note, word, n);
-    note[n + conditional_hex(note + n, (apr_uint64_t)version)] = '\0';
+    cond_hex(note + n, (apr_uint64_t)version);
     return note;
 }
 

@@ -172,12 +172,14 @@ const char *cond_tag(apr_pool_t *p, const char *id, apr_int64_t version,
 /* Variants                                                             */
 
 /* v in lowercase hex without leading zeros, as the serialiser writes a
- * version, into buf (17 bytes); the version line is compared with it
- * (apr_strtoi64 costs several times as much on every 304). */
-static const char *variant_hex(char *buf, apr_uint64_t v)
+ * version and the tags carry it, into buf (17 bytes); its length. The
+ * version line is compared with it, and the 304 and tag paths format a
+ * version two or three times a request: apr_strtoi64 and apr_psprintf
+ * cost several times as much. */
+apr_size_t cond_hex(char *buf, apr_uint64_t v)
 {
     char rev[16];
-    int n = 0, i;
+    apr_size_t n = 0, i;
 
     do {
         rev[n++] = "0123456789abcdef"[v & 0xf];
@@ -187,7 +189,7 @@ static const char *variant_hex(char *buf, apr_uint64_t v)
         buf[i] = rev[n - 1 - i];
     }
     buf[n] = '\0';
-    return buf;
+    return n;
 }
 
 cond_variant *cond_variant_make(apr_pool_t *p, const char *names,
@@ -299,7 +301,8 @@ apr_array_header_t *cond_variants_parse(apr_pool_t *p, const char *meta,
     }
     copy = apr_pstrdup(p, meta + VARIANT_MAGIC_LEN);
     line = variant_next(&copy, '\n');
-    if (!line || strcmp(line, variant_hex(hex, (apr_uint64_t)version))) {
+    cond_hex(hex, (apr_uint64_t)version);
+    if (!line || strcmp(line, hex)) {
         return out;
     }
     while ((line = variant_next(&copy, '\n')) != NULL) {

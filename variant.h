@@ -51,6 +51,11 @@ const char *cond_vary_names(apr_pool_t *p, const char *vary);
 const char *cond_vary_hash(apr_pool_t *p, const char *names,
                            cond_header_fn *get, void *baton);
 
+/* v in lowercase hex without leading zeros into buf (17 bytes, the
+ * terminating NUL included), as versions appear in tags and metadata;
+ * returns its length. */
+apr_size_t cond_hex(char *buf, apr_uint64_t v);
+
 /* The tag of one representation: "\"<id>-<hex version>\"", with "-<vhash>"
  * before the closing quote when vhash is not "" (or NULL). */
 const char *cond_tag(apr_pool_t *p, const char *id, apr_int64_t version,
