@@ -92,10 +92,11 @@ static void conditional_renew_one(conditional_held *h, apr_time_t now)
     apr_thread_cond_broadcast(conditional_renewer.renewed);
 }
 
-/* Renew every entry that is due (the mutex is held); how long until the
- * next one is. The ring may change while an entry is renewed, so each
- * renewal starts the walk again: the entries just renewed are not due. */
-static apr_interval_time_t conditional_renew_due(apr_time_t now)
+/* Renew every entry that is due (the mutex is held); how long after *now
+ * the next one is. The ring may change while an entry is renewed, so each
+ * renewal starts the walk again, at the time it ended: a store call may
+ * take seconds, and the entries just renewed are not due. */
+static apr_interval_time_t conditional_renew_due(apr_time_t *now)
 {
     apr_interval_time_t wait;
     conditional_held *h;
@@ -106,12 +107,13 @@ again:
          h != APR_RING_SENTINEL(&conditional_renewer.held, conditional_held,
                                 link);
          h = APR_RING_NEXT(h, link)) {
-        if (!h->lost && h->due <= now) {
-            conditional_renew_one(h, now);
+        if (!h->lost && h->due <= *now) {
+            conditional_renew_one(h, *now);
+            *now = apr_time_now();
             goto again;
         }
-        if (!h->lost && h->due - now < wait) {
-            wait = h->due - now;
+        if (!h->lost && h->due - *now < wait) {
+            wait = h->due - *now;
         }
     }
     return wait;
@@ -126,7 +128,7 @@ static void *APR_THREAD_FUNC conditional_renew_thread(apr_thread_t *t,
     apr_thread_mutex_lock(conditional_renewer.mutex);
     while (!conditional_renewer.stop) {
         apr_time_t now = apr_time_now();
-        apr_interval_time_t wait = conditional_renew_due(now);
+        apr_interval_time_t wait = conditional_renew_due(&now);
 
         conditional_renewer.wake_at = now + wait;
         if (wait > 0) {
