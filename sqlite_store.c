@@ -84,6 +84,7 @@
  * (store_wal_gate): writers stop adding to the WAL until it is copied. */
 #define SQ_WAL_PAGES      1000
 #define SQ_WAL_HARD_PAGES 1100
+#define SQ_GATE_SKIP_S    10
 #define SQ_CKPT_BUSY_MS   100
 /* Upper bound on connections per child: one per concurrently calling
  * thread is all that is ever opened. */
@@ -770,6 +771,15 @@ static int store_busy(void *arg, int count)
     return 1;
 }
 
+/* Until when this process's writers try no checkpoint, neither after a
+ * commit (store_wal_hook) nor before a write (store_begin): set when
+ * store_begin's wait ran out with the WAL still past its bound. Then a
+ * reader holds an old snapshot (conditionalctl list of a big store), no
+ * checkpoint can finish while it lasts, and each attempt would only make
+ * its write wait: one write in SQ_GATE_SKIP_S waits for it, not every one
+ * (every write waited 2 s, or 100 ms after its commit). */
+static volatile apr_time_t store_gate_skip_until;
+
 /* After each commit of a pooled connection, with the WAL's size in pages:
  * keep it under its bound (SQ_WAL_PAGES). The commit itself has already
  * succeeded; a checkpoint that cannot run now is tried by the next one. */
@@ -777,7 +787,7 @@ static int store_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
     store_conn *c = arg;
 
-    if (pages >= SQ_WAL_PAGES) {
+    if (pages >= SQ_WAL_PAGES && apr_time_now() >= store_gate_skip_until) {
         c->busy_ms = SQ_CKPT_BUSY_MS;
         sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_RESTART, NULL,
                                   NULL);
@@ -1403,11 +1413,12 @@ static apr_uint32_t store_wal_overdue(const store_conn *c)
  * writer stops here, so the checkpoint gets the write lock at once. */
 static apr_status_t store_begin(store_conn *c)
 {
-    apr_time_t until;
+    apr_time_t now = apr_time_now(), until;
     int rc;
 
-    if (store_wal_overdue(c) >= SQ_WAL_HARD_PAGES) {
-        until = apr_time_now() + apr_time_from_msec(SQ_BUSY_MS);
+    if (now >= store_gate_skip_until
+        && store_wal_overdue(c) >= SQ_WAL_HARD_PAGES) {
+        until = now + apr_time_from_msec(SQ_BUSY_MS);
         do {
             rc = sqlite3_wal_checkpoint_v2(c->db, "main",
                                            SQLITE_CHECKPOINT_RESTART, NULL,
@@ -1417,7 +1428,10 @@ static apr_status_t store_begin(store_conn *c)
             }
             apr_sleep(SQ_BUSY_MAX_US);
         } while (store_wal_overdue(c) >= SQ_WAL_HARD_PAGES
-                 && apr_time_now() < until);
+                 && (now = apr_time_now()) < until);
+        if (now >= until) {
+            store_gate_skip_until = now + apr_time_from_sec(SQ_GATE_SKIP_S);
+        }
     }
     return store_run(c, SQ_BEGIN, NULL);
 }

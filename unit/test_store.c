@@ -896,6 +896,49 @@ static void test_wal_bound(apr_pool_t *p)
     CHECK(most > 0 && most <= TEST_WAL_BOUND);
 }
 
+/* A reader that holds an old snapshot (conditionalctl list of a big store)
+ * keeps any checkpoint from finishing: writes go on all the same, past the
+ * WAL's bound, instead of each waiting for a checkpoint in vain (they did:
+ * one write per writer every two seconds). A minute is a bound on a hang,
+ * not a speed: the writes take a few seconds. */
+static void test_wal_reader(apr_pool_t *p)
+{
+    const char *path = test_path(p, "walreader.db");
+    apr_time_t until;
+    apr_thread_t *th;
+    apr_status_t trv;
+    test_wal_run w;
+    apr_int64_t vp = 0;
+    sqlite3 *db = NULL;
+    int done;
+
+    if (!(w.s = test_open(p, path))) {
+        return;
+    }
+    w.running = 1;
+    w.failed = 0;
+    CHECK_RV(PV->register_key(w.s, "/w", NULL, apr_time_now(), &vp, p),
+             APR_SUCCESS);
+    if (!CHECK(sqlite3_open(path, &db) == SQLITE_OK
+               && sqlite3_exec(db, "BEGIN; SELECT count(*) FROM resources",
+                               NULL, NULL, NULL) == SQLITE_OK)) {
+        sqlite3_close(db);
+        return;
+    }
+    CHECK_RV(apr_thread_create(&th, NULL, test_wal_writer, &w, p),
+             APR_SUCCESS);
+    until = apr_time_now() + apr_time_from_sec(60);
+    while (apr_atomic_read32(&w.running) > 0 && apr_time_now() < until) {
+        apr_sleep(apr_time_from_msec(50));
+    }
+    done = apr_atomic_read32(&w.running) == 0;
+    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    sqlite3_close(db);
+    apr_thread_join(&trv, th);
+    CHECK(done);
+    CHECK(w.failed == 0);
+}
+
 /* ------------------------------------------------------------------ */
 
 static cond_store *test_target_open(apr_pool_t *p, const char *name)
@@ -1273,6 +1316,7 @@ static const test_case sqlite_cases[] = {
     { "power cut", test_power_cut },
     { "write transactions", test_write_transactions },
     { "WAL bound", test_wal_bound },
+    { "WAL bound with a long reader", test_wal_reader },
     { "database deleted under the store", test_db_deleted },
     { "database replaced under the store", test_db_replaced },
     { "-wal or -shm removed under the store", test_files_removed },
