@@ -226,12 +226,14 @@ static const char *conditional_key(request_rec *r, conditional_dir_conf *dc)
  * which the module cannot vouch for (they may be what the module tagged
  * before, or collide with its tags) - and the backend never sees the
  * client's, so it cannot answer 304 or 412 on the strength of a tag it
- * never issued. */
+ * never issued. Nor can an If-Range be held against any version: the
+ * whole 200 (rq->found is 0), never a range of what may be a newer one. */
 static int conditional_pass(request_rec *r, conditional_req *rq)
 {
     rq->pass = 1;
     conditional_note(r, "pass-store-error");
     conditional_strip_validators(r);
+    conditional_if_range(r, rq);
     ap_add_output_filter_handle(conditional_tag_frec, rq, r, r->connection);
     return OK;
 }

@@ -1,7 +1,9 @@
 # A store that cannot be used (the conditional_badstore virtual host points
 # ConditionalStore at a path under /dev/null): reads pass through untagged,
 # writes get 503 + Retry-After and never reach the backend, since a write is
-# never made without its claim.
+# never made without its claim. An If-Range cannot be held against any
+# version then: the whole 200, never a range cut from what may be a newer
+# version (issue 11, item 6).
 
 use strict;
 use warnings FATAL => 'all';
@@ -22,7 +24,7 @@ my @writes = (
     [ DELETE => [] ],
 );
 
-plan tests => 4 + 4 * @writes + 1 + 4;
+plan tests => 4 + 4 * @writes + 1 + 4 + 3;
 
 my %bad = (vhost => 'conditional_badstore');
 my $name = uniq_name('nostore');
@@ -63,3 +65,19 @@ is $res->header('ETag'), undef, "... without the backend's ETag";
 is $res->header('Last-Modified'), undef, '... or its Last-Modified';
 is $res->header('X-Backend-Saw'), undef,
     "... and the backend never saw the client's validators";
+
+# If-Range with the store unusable: the module cannot tell which version the
+# client's tag names, so the backend (nego.cgi cuts ranges and ignores
+# If-Range) gets neither Range nor If-Range and sends the whole document.
+{
+    my $doc = uniq_name('norange');
+    request(PUT => "/nraw/docs/$doc", body => 'the only version');
+    my $full = request(GET => "/nraw/docs/$doc")->content;
+    $res = request(GET => "/nego/docs/$doc", %bad,
+                   headers => [ Range => 'bytes=0-9',
+                                'If-Range' => '"0123456789abcdef-1"' ]);
+    is $res->code, 200, 'If-Range with the store unusable: 200'
+        or diag $res->code . ' ' . $res->content;
+    is $res->content, $full, '... the whole document';
+    is $res->header('ETag'), undef, '... untagged';
+}
