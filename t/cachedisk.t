@@ -26,7 +26,9 @@ my $apxs = $ENV{APXS} || find_program('apxs', 'apxs2');
 chomp(my $libexec = $apxs ? `$apxs -q LIBEXECDIR 2>/dev/null` : '');
 my @mods = qw(mpm_event authz_core proxy proxy_http cache cache_disk);
 my @missing = grep { !-e "$libexec/mod_$_.so" } @mods;
-plan skip_all => "httpd modules missing: @missing" if @missing;
+# Skipped where they are missing, but not in CI (CI=true), where Debian's
+# apache2 has them: there the test goes on and fails.
+plan skip_all => "httpd modules missing: @missing" if @missing && !$ENV{CI};
 plan tests => 1 + 3 * 4 + 3 + 1;
 
 my $dir = work_dir('cachedisk');

@@ -1,13 +1,15 @@
 # Varnish in front (issue 11): a real varnishd (Debian's varnish), started
-# here on a free port with a short default TTL, caching four
-# representations of one negotiated, compressed, proxied resource
-# (/dnego/: JSON/XML by Accept, en/fr by Accept-Language, gzip by
-# mod_deflate). They go stale every 2 s (the backend's max-age, on the
-# second of two Cache-Control lines) and Varnish revalidates them with the
-# tags it holds: every client must always get the body, type, language and
-# coding it asked for, the revalidations must be answered by the module's
-# 304s, and a write must show within the TTL the 200s named - not the 120 s
-# of Varnish's default, which is what a 304 carrying only the first
+# here on a free port, caching representations of one negotiated,
+# compressed, proxied resource (/dnego/: JSON/XML by Accept, en/fr by
+# Accept-Language, gzip by mod_deflate). They go stale every 2 s (the
+# backend's max-age, on the second of two Cache-Control lines) and Varnish
+# revalidates them with the tags it holds: every client must always get the
+# body, type, language and coding it asked for - JSON in English and JSON in
+# French differ by Accept-Language alone, the second Vary line, so a 304
+# that kept only the first would have Varnish serve English to the French
+# client - the revalidations must be answered by the module's 304s, and a
+# write must show within the TTL the 200s named - not the 120 s of
+# Varnish's default TTL, which is what a 304 carrying only the first
 # Cache-Control line would give.
 
 use strict;
@@ -24,9 +26,11 @@ use CondTest;
 use CondProc;
 
 my $varnishd = find_program('/usr/sbin/varnishd', 'varnishd');
+# Skipped where it is missing, but not in CI (CI=true), where build/deps.sh
+# installs it: there the test goes on and fails.
 plan skip_all => 'varnishd not found (Debian package "varnish")'
-    unless $varnishd;
-plan tests => 1 + 4 * 4 + 3 + 1;
+    unless $varnishd || $ENV{CI};
+plan tests => 1 + 4 * 5 + 3 + 1;
 
 my $dir = work_dir('varnish');
 my $port = free_port();
@@ -46,7 +50,7 @@ request(PUT => $path, body => 'one');
 sub round {
     my ($round, $text) = @_;
     each_representation($ua, "http://127.0.0.1:$port$path", $round, $text,
-                        'json-en', 'json-en gzip', 'xml-fr', 'xml-fr gzip');
+                        'json-en', 'json-en gzip', 'json-fr', 'xml-fr', 'xml-fr gzip');
 }
 
 sub module_304s { module_log_count($path, 304) }

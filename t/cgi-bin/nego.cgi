@@ -78,8 +78,10 @@ my @h = (
     'Vary: Accept-Language',
     'Cache-Control: public',
     "Cache-Control: max-age=$maxage",
+    # Validators of its own, which the module must replace: the date a day
+    # before the file's, so a leaked one cannot pass for the module's.
     'ETag: "nego-' . length($text) . '"',
-    'Last-Modified: ' . http_date($mtime),
+    'Last-Modified: ' . http_date($mtime - 86400),
     'Accept-Ranges: bytes',
 );
 push @h, "Content-Location: /docs/$name.$lang." . ($xml ? 'xml' : 'json')
