@@ -30,7 +30,7 @@ my $varnishd = find_program('/usr/sbin/varnishd', 'varnishd');
 # installs it: there the test goes on and fails.
 plan skip_all => 'varnishd not found (Debian package "varnish")'
     unless $varnishd || $ENV{CI};
-plan tests => 1 + 4 * 5 + 3 + 1;
+plan tests => 1 + 4 * 5 + 1 + 3 + 1;
 
 my $dir = work_dir('varnish');
 my $port = free_port();
@@ -56,6 +56,14 @@ sub round {
 sub module_304s { module_log_count($path, 304) }
 
 round('first', 'one');
+# A client holding the JSON asks for the XML with the JSON's tag: Varnish
+# compares it with the tag of the XML it holds and answers itself - with a
+# 304, were the tag shared, and the client would show its JSON as the XML.
+my $url = "http://127.0.0.1:$port$path";
+my $jtag = $ua->get($url, CondTest::asking('json-en gzip'))->header('ETag');
+is_representation($ua->get($url, CondTest::asking('xml-fr gzip'),
+                           'If-None-Match' => $jtag),
+                  'xml-fr gzip', 'one', 'XML asked with the JSON tag: the XML');
 sleep 3;
 round('stale, revalidated', 'one');
 my $after_first = module_304s();
