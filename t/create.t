@@ -15,7 +15,7 @@ use lib "$FindBin::Bin/lib";
 use Apache::Test qw(-withtestmore);
 use CondTest;
 
-plan tests => 2 * 10 + 4;
+plan tests => 2 * 10 + 4 + 5 + 3;
 
 for my $base ('/api', '/papi') {
     # Written behind the module's back: /raw/ is the backend alone.
@@ -61,4 +61,36 @@ for my $base ('/api', '/papi') {
     $res = request(PUT => "/api/docs/$none", json => { v => 1 },
                    headers => [ 'If-None-Match' => '*' ]);
     is $res->code, 201, '... and create-only then creates it';
+}
+
+# A backend that knows no HEAD (405): the module asks it with GET instead.
+{
+    my $old = uniq_name('nohead');
+    create_doc("/raw/docs/$old", { owner => 'first' });
+    my $res = request(PUT => "/hapi/docs/$old", json => { owner => 'second' },
+                      headers => [ 'If-None-Match' => '*' ]);
+    is $res->code, 412, 'backend without HEAD: create-only on what it has: 412'
+        or diag $res->code . ' ' . $res->content;
+    is stored_data($old)->{owner}, 'first', '... not overwritten';
+    my $new = uniq_name('nohead');
+    $res = request(PUT => "/hapi/docs/$new", json => { owner => 'me' },
+                   headers => [ 'If-None-Match' => '*' ]);
+    is $res->code, 201, '... on a new document: 201';
+    is stored_data($new)->{owner}, 'me', '... stored';
+    $res = request(PUT => "/hapi/docs/$old", json => { owner => 'third' },
+                   headers => [ 'If-Match' => '*' ]);
+    is $res->code, 200, '... If-Match: * on what it has goes on';
+}
+
+# A backend whose HEAD fails (500): whether the resource exists cannot be
+# told, so the write is refused (503) and the module says why (COND00111).
+{
+    my $name = uniq_name('badhead');
+    my $res = request(PUT => "/eapi/docs/$name", json => { owner => 'me' },
+                      headers => [ 'If-None-Match' => '*' ]);
+    is $res->code, 503, 'backend failing HEAD: create-only gets 503';
+    is stored_doc($name), undef, '... nothing written';
+    open my $log, '<', logs_dir() . '/error_log' or die "error_log: $!";
+    ok scalar(grep { /COND00111: .*\Q$name\E.* 500/ } <$log>),
+        '... logged as COND00111 with the path and the answer';
 }

@@ -28,6 +28,9 @@
 #   crash=1           PUT: read the body, write it, then die before any
 #                     output (httpd answers 500 itself)
 #
+# DOCS_HEAD_STATUS=CODE (SetEnv in the server config): HEAD is answered
+# with this status, as by a backend that knows no HEAD (405) or fails it.
+#
 # Storage (DOCS_DATA, set by the server config): docs/NAME.json per document,
 # counters/NAME.count per document and counters/_global.count, the number of
 # times this script ran, so tests can tell whether the backend was invoked.
@@ -48,6 +51,10 @@ my $data_dir = $ENV{DOCS_DATA} or fail(500, 'DOCS_DATA is not set');
 
 my ($name, $is_index) = resource_name();
 count_invocation($name);
+
+if ($method eq 'HEAD' && ($ENV{DOCS_HEAD_STATUS} || '') =~ /^([1-5]\d\d)$/) {
+    fail($1, 'HEAD is not served here');
+}
 
 my $forced = $query{status};
 if (defined $forced && $forced !~ /^[1-5]\d\d$/) {
