@@ -5,13 +5,15 @@
 #     between: never both acknowledged with one of them lost
 #  2. a slow backend past the lease, in a live child: keeps its claim
 #  3. a backend that sends its headers first and writes after the lease:
-#     no tag ever names two different bodies
+#     its claim is renewed while the response streams, and no tag ever
+#     names two different bodies
 #  4. a held claim broken while its child was stopped (SIGSTOP) past the
 #     lease: the late write moves the version and is logged (COND00016)
 #  5. a write whose CGI crashed (500) is settled before the response
 #     leaves: a GET sent as soon as the 500 arrives is tagged
 #  6. so is a write answered by an error page from httpd itself
-#  7. Last-Modified is never later than Date
+#  7. Last-Modified is never later than Date, also after a burst of writes
+#     moved mtime ahead of the clock
 
 use strict;
 use warnings FATAL => 'all';
@@ -29,7 +31,7 @@ use Socket ();
 use Time::HiRes qw(time sleep);
 use CondTest;
 
-plan tests => 35;
+plan tests => 38;
 
 my $V = 'conditional_lease';
 my $LEASE = 2;
@@ -179,6 +181,17 @@ slow_backend('conditional_lease3', 3);
                        vhost => $V,
                        headers => [ 'If-Match' => (keys %body_of)[0] ],
                        json => { v => 'late' });
+    # Past the lease, while the response is still streaming (its headers
+    # sent, the CGI asleep before it writes): the claim is renewed.
+    my $owner;
+    sleep 0.05 while !($owner = claim_of($path, $V)) && time - $t0 < 3;
+    sleep_until($t0 + 1.5 * $LEASE);
+    my $mid = get($path);
+    ok !defined $mid->header('ETag'),
+        'early: past the lease, while the response streams, a GET is '
+        . 'untagged' or diag 'ETag ' . $mid->header('ETag');
+    is claim_of($path, $V), $owner, '... and the same claim is held'
+        or diag $owner;
     while (time - $t0 < 2 * $LEASE + 1) {
         my $res = get($path);
         my $tag = $res->header('ETag');
@@ -257,12 +270,13 @@ slow_backend('conditional_lease3', 3);
     is json_of($res)->{data}{v}, 'crashed', '... for what it wrote';
 }
 
-# 5b. The same without an ErrorDocument: httpd's own short 500 page. A
-# GET waiting on a second connection is sent the moment the 500's status
-# line arrives.
+# 5b. The same without an ErrorDocument: httpd's own 500 page, sent at
+# 1 KiB/s (mod_ratelimit), so the request is logged well after its status
+# line has left. A GET waiting on a second connection is sent the moment
+# the 500's status line arrives.
 {
     my $name = uniq_name('crash2');
-    my $path = "/api/docs/$name";
+    my $path = "/slowerr/docs/$name";
     create_doc($path, { v => 0 }, vhost => $V);
     my $e1 = get($path)->header('ETag');
     my $body = '{"v":"crashed"}';
@@ -282,18 +296,23 @@ slow_backend('conditional_lease3', 3);
         or diag "GET $get->[0] ETag $get->[1]";
 }
 
-# 6. An error page sent by httpd itself (mod_cgid: no such script, 404)
-# is settled before it is generated: a write pipelined right behind it on
-# the same connection finds the key settled.
+# 6. An error page sent by httpd itself (mod_cgid: no such script, 404,
+# sent at 1 KiB/s) is settled before it is generated: a write sent on a
+# second connection the moment the 404's status line arrives finds the
+# key settled.
 {
-    my $path = '/gone/' . uniq_name('gone');
-    my $sock = connect_vhost();
+    my $path = '/slowgone/' . uniq_name('gone');
+    my ($sock, $next) = (connect_vhost(), connect_vhost());
     my $put = "PUT $path HTTP/1.1\r\nHost: localhost\r\n"
-        . "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
-    print $sock $put, $put =~ s/\r\n\r\n/\r\nConnection: close\r\n\r\n/r;
-    my ($first, $second) = read_responses($sock, 2);
-    close $sock;
-    is $first->[0], 404, 'error page: 404 from httpd';
+        . "Content-Type: application/json\r\nContent-Length: 2\r\n"
+        . "Connection: close\r\n\r\n{}";
+    print $sock $put;
+    my $status;
+    sysread $sock, $status, 12;
+    syswrite $next, $put;
+    my ($second) = read_responses($next, 1);
+    close $_ for $sock, $next;
+    like $status, qr{^HTTP/1\.1 404}, 'error page: 404 from httpd';
     is $second->[0], 404, '... and the next write is not kept waiting (409)';
 }
 
@@ -308,4 +327,27 @@ slow_backend('conditional_lease3', 3);
     my $date = HTTP::Date::str2time($res->header('Date'));
     ok defined $lm && $lm <= $date, 'Last-Modified is not later than Date'
         or diag $res->as_string;
+}
+
+# 7b. Writes in quick succession move mtime a second forward each, past
+# the clock: a GET then still carries no Last-Modified later than its Date.
+{
+    my $name = uniq_name('lmburst');
+    my $path = "/api/docs/$name";
+    create_doc($path, { v => 0 }, vhost => $V);
+    my $tag = get($path)->header('ETag');
+    for my $i (1 .. 4) {
+        $tag = put($path, $tag, { v => $i })->header('ETag');
+    }
+    my @late;
+    for (1 .. 2) {
+        my $res = get($path);
+        my $lm = $res->header('Last-Modified');
+        my $date = HTTP::Date::str2time($res->header('Date'));
+        push @late, "$lm (Date " . $res->header('Date') . ')'
+            if defined $lm && HTTP::Date::str2time($lm) > $date;
+        wait_next_second();
+    }
+    ok !@late, '... nor after writes that moved mtime ahead of the clock'
+        or diag "@late";
 }
