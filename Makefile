@@ -85,6 +85,11 @@ unit/test_store: unit/test_store.c $(CONTRACT) $(STORE_SRCS) $(HDRS) .build-flag
 	$(CC) $(WARN) $(SAN) -g -O1 $(APR_CFLAGS) -I. -o $@ unit/test_store.c \
 	    unit/store_contract.c $(STORE_SRCS) $(APR_LIBS) -lsqlite3
 
+# Power cuts at the store's own fsyncs, through a VFS of the test's own.
+unit/test_powercut: unit/test_powercut.c $(STORE_SRCS) $(HDRS) .build-flags
+	$(CC) $(WARN) $(SAN) -g -O1 $(APR_CFLAGS) -I. -o $@ unit/test_powercut.c \
+	    $(STORE_SRCS) $(APR_LIBS) -lsqlite3
+
 unit/test_pgsql: unit/test_pgsql.c $(CONTRACT) $(STORE_SRCS) $(HDRS) .build-flags
 	$(CC) $(WARN) $(SAN) -g -O1 $(APR_CFLAGS) -I. -o $@ unit/test_pgsql.c \
 	    unit/store_contract.c $(STORE_SRCS) $(APR_LIBS) -lsqlite3 -lpthread
@@ -111,11 +116,12 @@ unit/bench_lookup: unit/bench_lookup.c $(STORE_SRCS) $(HDRS)
 bench-durable: unit/bench_durable_normal unit/bench_durable_full
 	sh build/bench_store.sh
 
-unit: unit/test_precond unit/test_variant unit/test_key unit/test_store unit/test_pgsql unit/test_mmap
+unit: unit/test_precond unit/test_variant unit/test_key unit/test_store unit/test_powercut unit/test_pgsql unit/test_mmap
 	./unit/test_precond
 	./unit/test_variant
 	./unit/test_key
 	./unit/test_store
+	./unit/test_powercut
 	./unit/test_pgsql
 	./unit/test_mmap
 
@@ -148,6 +154,6 @@ fuzz: deps
 clean:
 	rm -rf .libs *.la *.lo *.slo *.o mod_conditional.so tools/conditionalctl .build-flags \
 	    fuzz/bin fuzz/out \
-	    unit/test_precond unit/test_variant unit/test_key unit/test_store unit/test_pgsql unit/test_mmap unit/bench_durable_normal unit/bench_lookup \
+	    unit/test_precond unit/test_variant unit/test_key unit/test_store unit/test_powercut unit/test_pgsql unit/test_mmap unit/bench_durable_normal unit/bench_lookup \
 	    unit/bench_durable_full t/logs t/conf/apache_test_config.pm \
 	    t/conf/extra.conf t/conf/httpd.conf t/conf/modperl_inc.pl t/TEST

@@ -1832,7 +1832,11 @@ static int store_unmark_clean(sqlite3 *db)
 }
 
 /* Was the store opened on another boot without being stopped cleanly
- * there? Only a store that has handed out versions has anything to lose. */
+ * there? Only a store that may have handed out versions has anything to
+ * lose. The sequence on disk cannot tell: a power cut before the first
+ * checkpoint leaves it at 0 after versions were handed out. A version is
+ * handed out only below a durable reservation, so a reservation on disk
+ * is what says versions may have been. */
 static int store_needs_new_epoch(sqlite3 *db, const char *boot)
 {
     char last[64], clean[64];
@@ -1847,7 +1851,9 @@ static int store_needs_new_epoch(sqlite3 *db, const char *boot)
         && !strcmp(clean, last)) {
         return 0;           /* stopped cleanly on the boot it last ran on */
     }
-    if (sqlite3_prepare_v2(db, "SELECT last FROM sequence WHERE id = 1", -1,
+    if (sqlite3_prepare_v2(db, "SELECT max(last, coalesce((SELECT "
+                           "CAST(value AS INTEGER) FROM meta WHERE name = "
+                           "'reserved'), 0)) FROM sequence WHERE id = 1", -1,
                            &st, NULL) == SQLITE_OK) {
         if (sqlite3_step(st) == SQLITE_ROW) {
             seq = sqlite3_column_int64(st, 0);
