@@ -169,6 +169,11 @@ for f in conditional.load conditional.conf; do
 done
 check "module enabled on install (apache2-maintscript-helper)" \
     test -L /etc/apache2/mods-enabled/conditional.load
+for script in postinst prerm postrm; do
+    check "$script enables/disables through apache2-maintscript-helper" \
+        grep -Eq 'apache2_invoke (en|dis)mod' \
+        "/var/lib/dpkg/info/$PKG.$script"
+done
 check "conditionalctl in /usr/sbin" test -x /usr/sbin/conditionalctl
 man8=/usr/share/man/man8/conditionalctl.8.gz
 check "manual page conditionalctl(8) in the package" \
