@@ -194,6 +194,8 @@ apr_status_t conditional_empty_filter(ap_filter_t *f, apr_bucket_brigade *bb,
                                       ap_input_mode_t mode,
                                       apr_read_type_e block,
                                       apr_off_t readbytes);
+int conditional_write_probe(request_rec *r, conditional_req *rq,
+                            const cond_request *cr);
 int conditional_write_resource(request_rec *r, conditional_req *rq,
                                const cond_request *cr, cond_resource *res);
 

@@ -350,23 +350,44 @@ static int conditional_backend_has(request_rec *r, conditional_req *rq)
     return 3;
 }
 
+/* On a key the store has never seen, "If-None-Match: *" and "If-Match: *"
+ * are about whether the backend has the resource, which only the backend
+ * can tell. */
+static int conditional_needs_probe(const conditional_req *rq,
+                                   const cond_request *cr)
+{
+    return !(rq->found && rq->before.version > 0)
+           && (cond_list_match_weak(cr->if_none_match, NULL, 1) == 1
+               || cond_list_match_strong(cr->if_match, NULL, 1) == 1);
+}
+
+/* Outside any store transaction (the backend runs): ask the backend once
+ * per request when the preconditions need it. OK, or 503 when it cannot
+ * be told. */
+int conditional_write_probe(request_rec *r, conditional_req *rq,
+                            const cond_request *cr)
+{
+    if (!rq->backend_has && conditional_needs_probe(rq, cr)) {
+        rq->backend_has = conditional_backend_has(r, rq);
+    }
+    return rq->backend_has == 3 ? HTTP_SERVICE_UNAVAILABLE : OK;
+}
+
 /*
- * The resource a write's preconditions are evaluated against. On a key
- * the store has never seen, "If-None-Match: *" and "If-Match: *" are about
- * whether the backend has it, so the backend is asked (once per request:
- * the claim loop may come back here). OK, or 503 when it cannot be told.
+ * The resource a write's preconditions are evaluated against, from
+ * rq->before. Never calls the backend or the store, so it may run inside
+ * the store's claim transaction: DECLINED when the backend must be asked
+ * first (conditional_write_probe), 503 when it could not tell, else OK.
  */
 int conditional_write_resource(request_rec *r, conditional_req *rq,
                                const cond_request *cr, cond_resource *res)
 {
     conditional_resource(r, rq, res);
-    if ((rq->found && rq->before.version > 0)
-        || (cond_list_match_weak(cr->if_none_match, NULL, 1) != 1
-            && cond_list_match_strong(cr->if_match, NULL, 1) != 1)) {
+    if (!conditional_needs_probe(rq, cr)) {
         return OK;
     }
     if (!rq->backend_has) {
-        rq->backend_has = conditional_backend_has(r, rq);
+        return DECLINED;
     }
     if (rq->backend_has == 3) {
         return HTTP_SERVICE_UNAVAILABLE;

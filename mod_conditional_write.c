@@ -93,68 +93,120 @@ const char *conditional_claim_dead(const cond_state *st)
     return st->claim_owner && st->claim_left <= 0 ? "lease expired" : NULL;
 }
 
+/* A write's preconditions, as the claim evaluates them. */
+typedef struct {
+    request_rec *r;
+    conditional_req *rq;
+    const cond_request *cr;
+    int status;              /* 0 go on, 412, 503, or DECLINED: ask the
+                              * backend first (conditional_write_probe) */
+    cond_why why;            /* of a 412 */
+} conditional_check;
+
+/* The preconditions against the key's state (NULL: unknown to the store).
+ * Called inside the store's claim transaction when the store can
+ * (claim_checked), so it asks neither the store nor the backend. */
+static int conditional_check_state(void *baton, const cond_state *st)
+{
+    conditional_check *k = baton;
+    conditional_req *rq = k->rq;
+    cond_resource res;
+
+    rq->found = st != NULL;
+    if (!st) {
+        memset(&rq->before, 0, sizeof(rq->before));
+    }
+    else if (st != &rq->before) {
+        rq->before = *st;
+    }
+    k->status = conditional_write_resource(k->r, rq, k->cr, &res);
+    if (k->status == OK
+        && cond_evaluate(k->cr, &res, k->r->request_time, &k->why)
+           != COND_PROCEED) {
+        k->status = HTTP_PRECONDITION_FAILED;
+    }
+    return k->status != OK;
+}
+
+/* One try at the claim: read, check and claim in one store transaction
+ * where the store can, else a lookup, the check and claim()'s
+ * compare-and-set on the version looked at (APR_EAGAIN when it moved in
+ * between). APR_EBUSY: claimed by another, rq->before says whose. */
+static apr_status_t conditional_try_claim(request_rec *r, conditional_req *rq,
+                                          conditional_check *k,
+                                          const char *owner, int lease)
+{
+    const cond_store_provider *pv = rq->inst->provider;
+    apr_status_t rv;
+
+    if (pv->claim_checked) {
+        return pv->claim_checked(rq->inst->store, rq->key, owner,
+                                 apr_time_from_sec(lease),
+                                 conditional_check_state, k, &rq->before,
+                                 &rq->found, r->pool);
+    }
+    rv = pv->lookup(rq->inst->store, rq->key, &rq->before, r->pool);
+    if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
+        return rv;
+    }
+    rq->found = rv == APR_SUCCESS;
+    if (rq->found && rq->before.claim_owner) {
+        return APR_EBUSY;
+    }
+    if (conditional_check_state(k, rq->found ? &rq->before : NULL)) {
+        return COND_STORE_DECLINED;
+    }
+    return pv->claim(rq->inst->store, rq->key,
+                     rq->found ? rq->before.version : 0, owner,
+                     apr_time_from_sec(lease), r->pool);
+}
+
 /*
- * Take the key's claim for a write: look up, wait while another write is in
- * flight, evaluate the preconditions against the settled state, then claim
- * with a compare-and-set on the version evaluated. Returns 0 when the claim
- * is held, or the status to answer.
+ * Take the key's claim for a write: evaluate the preconditions against the
+ * settled state and claim at the version evaluated, waiting while another
+ * write is in flight and breaking a claim whose lease ran out. Returns 0
+ * when the claim is held, or the status to answer.
  */
 static int conditional_claim(request_rec *r, conditional_req *rq,
                              const cond_request *cr, int lockwait, int lease)
 {
-    const cond_store_provider *pv = rq->inst->provider;
     apr_time_t deadline = apr_time_now() + apr_time_from_sec(lockwait);
     apr_interval_time_t pause = 2000;
     const char *owner = apr_psprintf(r->pool, "%s%u", conditional_owner_prefix,
                                      apr_atomic_inc32(&conditional_owner_seq));
+    conditional_check k = { r, rq, cr, OK, COND_WHY_NONE };
     int waited = 0;
 
     for (;;) {
-        cond_resource res;
-        cond_verdict v;
-        cond_why why;
-        apr_status_t rv = pv->lookup(rq->inst->store, rq->key, &rq->before,
-                                     r->pool);
+        const char *dead;
+        apr_status_t rv = conditional_try_claim(r, rq, &k, owner, lease);
 
-        if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "COND00006: store "
-                          "lookup failed for key %s%s", rq->key,
-                          conditional_store_error(r->pool));
-            return HTTP_SERVICE_UNAVAILABLE;
-        }
-        rq->found = rv == APR_SUCCESS;
-        if (rq->found && rq->before.claim_owner) {
-            const char *dead = conditional_claim_dead(&rq->before);
-            if (!dead) {
-                goto busy;
-            }
-            if (conditional_break(r, rq, rq->before.claim_owner, dead)
-                != APR_SUCCESS) {
-                return HTTP_SERVICE_UNAVAILABLE;
-            }
-            goto again;
-        }
-        if (conditional_write_resource(r, rq, cr, &res) != OK) {
-            return HTTP_SERVICE_UNAVAILABLE;
-        }
-        v = cond_evaluate(cr, &res, r->request_time, &why);
-        if (v != COND_PROCEED) {
-            conditional_respond_with(rq, HTTP_PRECONDITION_FAILED,
-                                     cond_why_str(why));
-            return HTTP_PRECONDITION_FAILED;
-        }
-        rv = pv->claim(rq->inst->store, rq->key,
-                       rq->found ? rq->before.version : 0, owner,
-                       apr_time_from_sec(lease), r->pool);
         if (rv == APR_SUCCESS) {
             rq->owner = owner;
-            rq->held = conditional_renew_add(r->pool, pv, rq->inst->store,
-                                             rq->key, owner, lease);
+            rq->held = conditional_renew_add(r->pool, rq->inst->provider,
+                                             rq->inst->store, rq->key, owner,
+                                             lease);
             if (waited) {
                 ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "COND00007: "
                               "claimed key %s after waiting", rq->key);
             }
             return 0;
+        }
+        if (rv == COND_STORE_DECLINED && k.status == DECLINED) {
+            /* The backend must say whether it has the resource: ask it
+             * outside the store's transaction, then evaluate again. */
+            if (conditional_write_probe(r, rq, cr) != OK) {
+                return HTTP_SERVICE_UNAVAILABLE;
+            }
+            continue;
+        }
+        if (rv == COND_STORE_DECLINED && k.status == HTTP_PRECONDITION_FAILED) {
+            conditional_respond_with(rq, HTTP_PRECONDITION_FAILED,
+                                     cond_why_str(k.why));
+            return HTTP_PRECONDITION_FAILED;
+        }
+        if (rv == COND_STORE_DECLINED) {
+            return HTTP_SERVICE_UNAVAILABLE;
         }
         if (rv == APR_EAGAIN) {
             goto again;     /* changed under us: evaluate the new state */
@@ -165,7 +217,13 @@ static int conditional_claim(request_rec *r, conditional_req *rq,
                           conditional_store_error(r->pool));
             return HTTP_SERVICE_UNAVAILABLE;
         }
-busy:
+        if ((dead = conditional_claim_dead(&rq->before)) != NULL) {
+            if (conditional_break(r, rq, rq->before.claim_owner, dead)
+                != APR_SUCCESS) {
+                return HTTP_SERVICE_UNAVAILABLE;
+            }
+            goto again;
+        }
         if (apr_time_now() + pause > deadline) {
             return HTTP_CONFLICT;
         }

@@ -1493,5 +1493,7 @@ const cond_store_provider cond_dbd_store = {
     pg_set_meta,
     pg_forget,
     pg_list,
-    NULL                /* shutdown: PostgreSQL's commits are durable */
+    NULL,               /* shutdown: PostgreSQL's commits are durable */
+    NULL                /* claim_checked: a lookup, then claim()'s one
+                         * compare-and-set statement */
 };

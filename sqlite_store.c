@@ -79,11 +79,16 @@
  * checkpoint is not sure to get the write lock, though: other writers keep
  * taking it while it waits, and on a loaded machine it has been seen to
  * wait while the WAL grew to 16 MB. So a write transaction that would
- * start with SQ_WAL_HARD_PAGES or more frames not yet copied back first
+ * start with SQ_WAL_HARD_PAGES or more frames in the WAL first
  * checkpoints itself, or waits for the checkpoint in progress
- * (store_wal_gate): writers stop adding to the WAL until it is copied. */
-#define SQ_WAL_PAGES      1000
-#define SQ_WAL_HARD_PAGES 1100
+ * (store_begin): writers stop adding to the WAL until it is copied.
+ * 256 pages, not SQLite's 1000: every frame of a page sits in one probe
+ * chain of the WAL-index's hash table until the WAL starts over, and a
+ * write's hot pages are in every commit, so each page read walks a chain
+ * as long as the WAL - at 1000 pages two thirds of the module's
+ * instructions per write (callgrind; docs/design.md). */
+#define SQ_WAL_PAGES      256
+#define SQ_WAL_HARD_PAGES 384
 #define SQ_GATE_SKIP_S    10
 #define SQ_CKPT_BUSY_MS   100
 /* Upper bound on connections per child: one per concurrently calling
@@ -1394,17 +1399,16 @@ typedef struct {
     apr_int64_t now_sec;
 } store_extra;
 
-/* Frames in the WAL not yet copied back, from the WAL-index; 0 when it
- * cannot be read (the gate below then lets the write through). */
-static apr_uint32_t store_wal_overdue(const store_conn *c)
+/* Frames in the WAL, copied back or not, from the WAL-index; 0 when it
+ * cannot be read (the gate below then lets the write through). Not only
+ * those not yet copied back: the passive checkpoints (store_wal_hook) keep
+ * that number low while the WAL, which only a writer that finds it all
+ * copied back and unread starts again, goes on growing. */
+static apr_uint32_t store_wal_frames(const store_conn *c)
 {
-    apr_uint32_t w[SQ_WALIDX_WORDS], done;
+    apr_uint32_t w[SQ_WALIDX_WORDS];
 
-    if (store_walidx(c, w) != 1) {
-        return 0;
-    }
-    done = w[SQ_WALIDX_BACKFILL];
-    return w[SQ_WALIDX_MXFRAME] > done ? w[SQ_WALIDX_MXFRAME] - done : 0;
+    return store_walidx(c, w) == 1 ? w[SQ_WALIDX_MXFRAME] : 0;
 }
 
 /* Begin a write transaction, first holding it back while the WAL is past
@@ -1417,7 +1421,7 @@ static apr_status_t store_begin(store_conn *c)
     int rc;
 
     if (now >= store_gate_skip_until
-        && store_wal_overdue(c) >= SQ_WAL_HARD_PAGES) {
+        && store_wal_frames(c) >= SQ_WAL_HARD_PAGES) {
         until = now + apr_time_from_msec(SQ_BUSY_MS);
         do {
             rc = sqlite3_wal_checkpoint_v2(c->db, "main",
@@ -1427,7 +1431,7 @@ static apr_status_t store_begin(store_conn *c)
                 break;      /* copied back, or an error the write meets */
             }
             apr_sleep(SQ_BUSY_MAX_US);
-        } while (store_wal_overdue(c) >= SQ_WAL_HARD_PAGES
+        } while (store_wal_frames(c) >= SQ_WAL_HARD_PAGES
                  && (now = apr_time_now()) < until);
         if (now >= until) {
             store_gate_skip_until = now + apr_time_from_sec(SQ_GATE_SKIP_S);
@@ -2441,16 +2445,14 @@ static apr_status_t store_claim_refused(store_conn *c, const char *key)
     return rv;
 }
 
-static apr_status_t store_claim_tx(store_conn *c, const char *key,
-                                   apr_int64_t expect, const char *owner,
-                                   apr_time_t lease_until)
+/* The compare-and-set of a claim, inside a transaction already begun;
+ * *changes 0: the key is not at expect or is claimed. */
+static apr_status_t store_claim_set(store_conn *c, const char *key,
+                                    apr_int64_t expect, const char *owner,
+                                    apr_time_t lease_until, int *changes)
 {
     apr_status_t rv;
-    int changes = 0;
 
-    if ((rv = store_begin(c)) != APR_SUCCESS) {
-        return rv;
-    }
     if (expect == 0) {
         store_bind_text(c->st[SQ_PLACEHOLDER], 1, key);
         if ((rv = store_run(c, SQ_PLACEHOLDER, NULL)) != APR_SUCCESS) {
@@ -2461,7 +2463,19 @@ static apr_status_t store_claim_tx(store_conn *c, const char *key,
     store_bind_text(c->st[SQ_CLAIM], 2, owner);
     sqlite3_bind_int64(c->st[SQ_CLAIM], 3, lease_until);
     sqlite3_bind_int64(c->st[SQ_CLAIM], 4, expect);
-    if ((rv = store_run(c, SQ_CLAIM, &changes)) != APR_SUCCESS) {
+    return store_run(c, SQ_CLAIM, changes);
+}
+
+static apr_status_t store_claim_tx(store_conn *c, const char *key,
+                                   apr_int64_t expect, const char *owner,
+                                   apr_time_t lease_until)
+{
+    apr_status_t rv;
+    int changes = 0;
+
+    if ((rv = store_begin(c)) != APR_SUCCESS
+        || (rv = store_claim_set(c, key, expect, owner, lease_until,
+                                 &changes)) != APR_SUCCESS) {
         return rv;
     }
     if (changes == 0) {
@@ -2489,6 +2503,69 @@ static apr_status_t store_claim(cond_store *s, const char *key,
         return rv;
     }
     rv = store_claim_tx(c, key, expect_version, owner, lease_until);
+    store_put(s, c, p);
+    return rv;
+}
+
+/* The read, the check and the compare-and-set of claim_checked, under one
+ * write lock: what check sees is what is claimed. A transaction left open
+ * by a failure is rolled back by store_put. */
+static apr_status_t store_claim_checked_tx(store_conn *c, const char *key,
+                                           const char *owner,
+                                           apr_interval_time_t lease,
+                                           cond_claim_check_fn *check,
+                                           void *baton, cond_state *st,
+                                           int *found, apr_pool_t *p)
+{
+    apr_time_t now;
+    apr_status_t rv;
+    int changes = 0;
+
+    if ((rv = store_begin(c)) != APR_SUCCESS) {
+        return rv;
+    }
+    now = apr_time_now();
+    rv = store_select(c, key, st, now, p);
+    if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
+        return rv;
+    }
+    *found = rv == APR_SUCCESS;
+    if (*found && st->claim_owner) {
+        rv = APR_EBUSY;
+    }
+    else if (check(baton, *found ? st : NULL)) {
+        rv = COND_STORE_DECLINED;
+    }
+    else if ((rv = store_claim_set(c, key, *found ? st->version : 0, owner,
+                                   now + lease, &changes)) == APR_SUCCESS) {
+        /* The row read above, unclaimed, under the write lock: the
+         * compare-and-set cannot miss. */
+        return changes == 1 ? store_run(c, SQ_COMMIT, NULL) : APR_EGENERAL;
+    }
+    store_run(c, SQ_ROLLBACK, NULL);
+    return rv;
+}
+
+static apr_status_t store_claim_checked(cond_store *s, const char *key,
+                                        const char *owner,
+                                        apr_interval_time_t lease,
+                                        cond_claim_check_fn *check,
+                                        void *baton, cond_state *st,
+                                        int *found, apr_pool_t *p)
+{
+    store_conn *c;
+    apr_status_t rv;
+
+    memset(st, 0, sizeof(*st));
+    *found = 0;
+    if (!owner || !*owner || !check) {
+        return APR_EINVAL;
+    }
+    if ((rv = store_get(s, &c, SQ_GET_WRITE, p)) != APR_SUCCESS) {
+        return rv;
+    }
+    rv = store_claim_checked_tx(c, key, owner, lease, check, baton, st,
+                                found, p);
     store_put(s, c, p);
     return rv;
 }
@@ -2779,5 +2856,6 @@ const cond_store_provider cond_sqlite_store = {
     store_set_meta,
     store_forget,
     store_list,
-    store_shutdown
+    store_shutdown,
+    store_claim_checked
 };

@@ -63,6 +63,16 @@ typedef struct {
     const char *meta;          /* opaque metadata, NULL when none */
 } cond_state;
 
+/* Called by claim_checked() inside its transaction with the key's state
+ * (NULL: the key is unknown): 0 lets the claim go on; anything else
+ * claims nothing, and claim_checked() returns COND_STORE_DECLINED. It runs
+ * while the store holds its write lock: it must be quick and must not call
+ * the store. */
+typedef int cond_claim_check_fn(void *baton, const cond_state *st);
+
+/* claim_checked(): the check said no; nothing written */
+#define COND_STORE_DECLINED (APR_OS_START_USERERR + 1)
+
 /* Called once per key by list(); return non-zero to stop early. */
 typedef int cond_store_list_fn(void *baton, const char *key,
                                const cond_state *st);
@@ -207,6 +217,24 @@ typedef struct cond_store_provider {
      * the store a new identity. APR_EBUSY: another process still has the
      * store open; nothing recorded. May be NULL. */
     apr_status_t (*shutdown)(cond_store *s, apr_pool_t *p);
+
+    /* Optional (NULL: the caller looks up, checks and claims with
+     * claim()'s compare-and-set, and looks up again when the version
+     * moved in between). In one transaction: read key's state into *st
+     * (*found: the key is known); when the key carries no claim, call
+     * check on it, and when check says 0, claim the key as claim() does at
+     * the version just read. A write then costs one store transaction
+     * before its backend runs, not a read and a write. APR_SUCCESS:
+     * claimed. APR_EBUSY: a claim is held, live or expired (*st says
+     * whose, and the lease it has left); check was not called.
+     * COND_STORE_DECLINED: check said no. Nothing is written but on
+     * success. */
+    apr_status_t (*claim_checked)(cond_store *s, const char *key,
+                                  const char *owner,
+                                  apr_interval_time_t lease,
+                                  cond_claim_check_fn *check, void *baton,
+                                  cond_state *st, int *found,
+                                  apr_pool_t *p);
 } cond_store_provider;
 
 /* ------------------------------------------------------------------ */

@@ -209,6 +209,90 @@ static void test_lookup_claim(apr_pool_t *p)
     CHECK(v2 > v);
 }
 
+/* A check for claim_checked: counts its calls, remembers what it saw,
+ * and lets the claim go on only at the version it expects (-1: an
+ * unknown key). */
+typedef struct {
+    int calls;
+    apr_int64_t expect;
+    apr_int64_t saw;
+} test_check_baton;
+
+static int test_check_version(void *baton, const cond_state *st)
+{
+    test_check_baton *b = baton;
+
+    b->calls++;
+    b->saw = st ? st->version : -1;
+    return b->saw != b->expect;
+}
+
+static void test_claim_checked(apr_pool_t *p)
+{
+    cond_store *s;
+    test_check_baton b = { 0, -1, 0 };
+    apr_time_t now = apr_time_now();
+    apr_int64_t v = 0, v2 = 0;
+    cond_state st;
+    int found = 1;
+
+    if (!PV->claim_checked) {
+        printf("# %s has no claim_checked: the glue looks up and claims\n",
+               T->name);
+        return;
+    }
+    if (!(s = T->open(p, "checked"))) {
+        return;
+    }
+    /* an unknown key: checked as unknown, claimed at version 0 */
+    CHECK_RV(PV->claim_checked(s, "/n", "A", LEASE, test_check_version, &b,
+                               &st, &found, p), APR_SUCCESS);
+    CHECK(b.calls == 1 && b.saw == -1 && !found);
+    CHECK_RV(PV->lookup(s, "/n", &st, p), APR_SUCCESS);
+    CHECK(st.version == 0 && !st.exists && st.claim_owner
+          && !strcmp(st.claim_owner, "A") && LEASE_FRESH(st.claim_left));
+
+    /* a held claim: EBUSY with its owner and lease, the check not called */
+    b.calls = 0;
+    CHECK_RV(PV->claim_checked(s, "/n", "B", LEASE, test_check_version, &b,
+                               &st, &found, p), APR_EBUSY);
+    CHECK(b.calls == 0 && found && st.claim_owner
+          && !strcmp(st.claim_owner, "A") && LEASE_FRESH(st.claim_left));
+    CHECK_RV(PV->commit(s, "/n", "A", COND_COMMIT_EXISTS, NULL, now, &v, p),
+             APR_SUCCESS);
+
+    /* the check says no: nothing written, the key stays unclaimed */
+    b.calls = 0;
+    b.expect = v - 1;
+    CHECK_RV(PV->claim_checked(s, "/n", "B", LEASE, test_check_version, &b,
+                               &st, &found, p), COND_STORE_DECLINED);
+    CHECK(b.calls == 1 && b.saw == v && found && st.version == v
+          && st.exists);
+    CHECK_RV(PV->lookup(s, "/n", &st, p), APR_SUCCESS);
+    CHECK(st.version == v && !st.claim_owner);
+
+    /* the check says yes: claimed at the version it saw */
+    b.expect = v;
+    CHECK_RV(PV->claim_checked(s, "/n", "B", LEASE, test_check_version, &b,
+                               &st, &found, p), APR_SUCCESS);
+    CHECK(b.saw == v && st.version == v && !st.claim_owner);
+    CHECK_RV(PV->lookup(s, "/n", &st, p), APR_SUCCESS);
+    CHECK(st.version == v && st.claim_owner
+          && !strcmp(st.claim_owner, "B"));
+    CHECK_RV(PV->commit(s, "/n", "B", COND_COMMIT_EXISTS, NULL, now, &v2, p),
+             APR_SUCCESS);
+    CHECK(v2 > v);
+
+    /* an expired claim is reported, not taken over */
+    CHECK_RV(PV->claim(s, "/n", v2, "dead", -1, p), APR_SUCCESS);
+    b.calls = 0;
+    b.expect = v2;
+    CHECK_RV(PV->claim_checked(s, "/n", "C", LEASE, test_check_version, &b,
+                               &st, &found, p), APR_EBUSY);
+    CHECK(b.calls == 0 && st.claim_owner && !strcmp(st.claim_owner, "dead")
+          && st.claim_left <= 0);
+}
+
 static void test_lease_expiry(apr_pool_t *p)
 {
     cond_store *s = T->open(p, "lease");
@@ -740,6 +824,26 @@ static const char *const race_keys[RACE_KEYS] = {
     "/race/0", "/race/1", "/race/2"
 };
 
+/* Claim at the version the writer read: half the writers by claim()'s
+ * compare-and-set, the other half (where the store has it) by
+ * claim_checked with a check on that version, like an If-Match. */
+static apr_status_t test_race_claim(cond_store *s, const char *key,
+                                    apr_int64_t version, const char *owner,
+                                    int id, apr_pool_t *p)
+{
+    test_check_baton b = { 0, version, 0 };
+    cond_state st;
+    int found;
+    apr_status_t rv;
+
+    if (!PV->claim_checked || id % 2 == 0) {
+        return PV->claim(s, key, version, owner, LEASE, p);
+    }
+    rv = PV->claim_checked(s, key, owner, LEASE, test_check_version, &b, &st,
+                           &found, p);
+    return rv == COND_STORE_DECLINED ? APR_EAGAIN : rv;
+}
+
 /* One writer: `cycles` successful read/claim/write/commit rounds. */
 static void test_race_worker(cond_store *s, test_race *r, int id,
                              int cycles, apr_pool_t *parent)
@@ -768,7 +872,7 @@ static void test_race_worker(cond_store *s, test_race *r, int id,
             if (rand_r(&seed) % 4 == 0) {
                 apr_sleep(rand_r(&seed) % 100);
             }
-            rv = PV->claim(s, key, st.version, owner, LEASE, p);
+            rv = test_race_claim(s, key, st.version, owner, id, p);
         }
         else if (rv == APR_SUCCESS) {
             rv = APR_EBUSY;
@@ -957,6 +1061,7 @@ static void test_race_threads(apr_pool_t *p)
 const test_case contract_cases[] = {
     { "identity", test_identity },
     { "lookup and claim", test_lookup_claim },
+    { "claim_checked", test_claim_checked },
     { "lease expiry", test_lease_expiry },
     { "commit", test_commit },
     { "related", test_related },

@@ -719,7 +719,7 @@ static void test_power_cut(apr_pool_t *p)
 /* The write path's transactions and the WAL bound                      */
 
 /* sqlite_store.c's SQ_WAL_PAGES, and the WAL's frame and header sizes */
-#define TEST_WAL_PAGES     1000
+#define TEST_WAL_PAGES     256
 #define TEST_WAL_FRAME     (4096 + 24)
 #define TEST_WAL_HDR       32
 /* The bound docs/design.md states: a checkpoint is due at SQ_WAL_PAGES
