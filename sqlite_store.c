@@ -346,6 +346,9 @@ typedef struct {
      * when they were last looked at (a monotonic clock) */
     store_fileid files[SQ_NFILES];
     apr_time_t checked;
+    /* The WAL's frames as store_conn_check just read them for a write,
+     * so store_begin needs no read of its own; 0: not read */
+    apr_uint32_t frames_seen;
     store_memo memo[SQ_MEMO_SLOTS];
 } store_conn;
 
@@ -584,19 +587,21 @@ static apr_status_t store_conn_fault(cond_store *s, store_conn *c,
  * header on), and a short file counts only if the header is still the
  * same after it: the first commit into a restarted WAL cuts the file
  * back (journal_size_limit) before it moves the header on. */
-static apr_status_t store_wal_complete(cond_store *s, const store_conn *c)
+static apr_status_t store_wal_complete(cond_store *s, store_conn *c)
 {
     apr_uint32_t hdr[SQ_WALHDR_WORDS], again[SQ_WALHDR_WORDS], mx, page;
     apr_uint16_t page16;
     store_fileid id;
     apr_off_t size = 0;
 
+    c->frames_seen = 0;
     if (store_walhdr(c, hdr) != 1) {
         return APR_SUCCESS;     /* store_files_now has seen the -shm whole */
     }
     /* walformat.html: mxFrame is the fifth word, szPage the 16 bits at
      * byte 14 (1 meaning 65536), in the machine's byte order */
-    mx = hdr[4];
+    mx = hdr[SQ_WALIDX_MXFRAME];
+    c->frames_seen = mx;
     memcpy(&page16, (const char *)hdr + 14, sizeof(page16));
     page = page16 == 1 ? 65536 : page16;
     if (mx && store_stat(s->files[SQ_FILE_WAL], &id, &size) == 0
@@ -1418,10 +1423,12 @@ static apr_uint32_t store_wal_frames(const store_conn *c)
 static apr_status_t store_begin(store_conn *c)
 {
     apr_time_t now = apr_time_now(), until;
+    apr_uint32_t frames = c->frames_seen ? c->frames_seen
+                                         : store_wal_frames(c);
     int rc;
 
-    if (now >= store_gate_skip_until
-        && store_wal_frames(c) >= SQ_WAL_HARD_PAGES) {
+    c->frames_seen = 0;
+    if (now >= store_gate_skip_until && frames >= SQ_WAL_HARD_PAGES) {
         until = now + apr_time_from_msec(SQ_BUSY_MS);
         do {
             rc = sqlite3_wal_checkpoint_v2(c->db, "main",
