@@ -205,6 +205,10 @@ static void test_lookup_claim(apr_pool_t *p)
     CHECK_RV(PV->claim(s, "/new", v, "B", LEASE, p), APR_SUCCESS);
     CHECK_RV(PV->lookup(s, "/new", &st, p), APR_SUCCESS);
     CHECK(st.version == v && st.claim_owner && !strcmp(st.claim_owner, "B"));
+    /* a live claim blocks a second writer that read the same version */
+    CHECK_RV(PV->claim(s, "/new", v, "C", LEASE, p), APR_EBUSY);
+    CHECK_RV(PV->lookup(s, "/new", &st, p), APR_SUCCESS);
+    CHECK(st.claim_owner && !strcmp(st.claim_owner, "B"));
     CHECK_RV(PV->commit(s, "/new", "B", 1, NULL, now, &v2, p), APR_SUCCESS);
     CHECK(v2 > v);
 }

@@ -364,16 +364,19 @@ static void test_frozen(apr_pool_t *p)
 }
 
 /* Several stores (nodes) create the schema of an empty database at the
- * same moment: all succeed, with one identity. */
+ * same moment: all succeed, with one identity. All are set up first and
+ * then let go at once, so that their first statements, the schema's,
+ * overlap as much as they can. */
 static void test_schema_race(apr_pool_t *p)
 {
     enum { N = 6 };
     pid_t pids[N];
-    int fd[2], i, ok = 1, status;
+    int fd[2], go[2], i, ok = 1, status;
     char ids[N][17];
 
     (void)p;
-    if (!CHECK(pg_createdb("schema_race") == 0) || !CHECK(pipe(fd) == 0)) {
+    if (!CHECK(pg_createdb("schema_race") == 0) || !CHECK(pipe(fd) == 0)
+        || !CHECK(pipe(go) == 0)) {
         return;
     }
     fflush(stdout);
@@ -387,6 +390,10 @@ static void test_schema_race(apr_pool_t *p)
 
             apr_pool_create(&cp, NULL);
             s = pg_attach(cp, "schema_race", &rv);
+            close(go[1]);
+            /* the parent closes its end when all are ready: EOF for all */
+            while (read(go[0], buf, 1) > 0) {
+            }
             id = s && rv == APR_SUCCESS ? PV->identity(s, cp) : NULL;
             memset(buf, 0, sizeof(buf));
             if (id) {
@@ -395,6 +402,9 @@ static void test_schema_race(apr_pool_t *p)
             _exit(write(fd[1], buf, sizeof(buf)) == sizeof(buf) ? 0 : 1);
         }
     }
+    apr_sleep(apr_time_from_msec(300));
+    close(go[0]);
+    close(go[1]);
     for (i = 0; i < N; i++) {
         ok &= read(fd[0], ids[i], sizeof(ids[i])) == sizeof(ids[i])
               && test_is_hex_id(ids[i]) && !strcmp(ids[i], ids[0]);
@@ -408,6 +418,31 @@ static void test_schema_race(apr_pool_t *p)
     CHECK(ok);
 }
 
+/* A statement the database refuses: the caller gets PostgreSQL's own
+ * words (cond_store_error), which the module logs. */
+static void test_own_words(apr_pool_t *p)
+{
+    cond_store *s = pg_open(p, "words");
+    apr_int64_t v = 0;
+    const char *msg;
+    apr_pool_t *call;
+    cond_state st;
+
+    if (!s) {
+        return;
+    }
+    CHECK_RV(PV->register_key(s, "/w", NULL, apr_time_now(), &v, p),
+             APR_SUCCESS);
+    CHECK(pg_sh("%s" PG_BIN "/psql -q -h %s -U cond -d words -c "
+                "'DROP TABLE cond_resources' >/dev/null", runas, pgdir)
+          == 0);
+    apr_pool_create(&call, p);
+    CHECK(PV->lookup(s, "/w", &st, call) != APR_SUCCESS);
+    msg = cond_store_error(call);
+    printf("# the store's words: %s\n", msg ? msg : "(none)");
+    CHECK(msg && strstr(msg, "cond_resources"));
+}
+
 static const test_case pg_cases[] = {
     { "dbd parameters", test_params },
     { "schema created by several at once", test_schema_race },
@@ -415,6 +450,7 @@ static const test_case pg_cases[] = {
     { "restart -m immediate", test_restart_immediate },
     { "stopped database", test_stopped },
     { "frozen database (SIGSTOP)", test_frozen },
+    { "the database's own words", test_own_words },
     { NULL, NULL }
 };
 
