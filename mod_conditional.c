@@ -93,12 +93,14 @@ static int conditional_post_config(apr_pool_t *pconf, apr_pool_t *plog,
             return HTTP_INTERNAL_SERVER_ERROR;
         }
     }
+    /* A vhost without a ConditionalStore of its own has the main server's
+     * merged in; a per-server store (dbd) must not be shared that way: the
+     * vhost's own DBDParams name its database. */
     for (vs = s; vs; vs = vs->next) {
         conditional_server_conf *sc =
             ap_get_module_config(vs->module_config, &conditional_module);
-        if (!sc->inst) {
-            sc->inst = conditional_store_for(pconf, main_sc->inst, vs);
-        }
+        sc->inst = conditional_store_for(pconf, sc->inst ? sc->inst
+                                                         : main_sc->inst, vs);
     }
     if ((err = conditional_dbd_bind()) != NULL) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "COND00030: %s", err);

@@ -13,9 +13,12 @@
 #     restart of httpd, and no statement is ever missing on a new session
 #   - kill -9 of the child running a write: its claim ends by its lease
 #     (the database's clock) and the version moves
-#   - PostgreSQL frozen (SIGSTOP): writes get 503 and reads pass through
-#     untagged, each within a bounded time; after SIGCONT tags come back
-#   - a node started while PostgreSQL is down tags once it is up again
+#   - PostgreSQL frozen (SIGSTOP): writes get 503 + Retry-After and reads
+#     pass through untagged, each within a bounded time, and the backend
+#     never sees such a write; after SIGCONT tags come back
+#   - PostgreSQL stopped: writes get 503 + Retry-After on a node that knew
+#     the store and on one that never reached it; a node started while
+#     PostgreSQL is down tags once it is up again
 #   - a node whose clock is 5 minutes ahead (libfaketime) waits for another
 #     node's live claim: leases are judged by the database's clock
 #   - conditionalctl reads and bumps the shared store
@@ -23,6 +26,10 @@
 #     dbd store); a write invalidates its parent on every node
 #   - server-status on every node names the shared store by the identity
 #     in the tags, and counts what that node decided
+#   - one httpd, two virtual hosts with DBDParams of their own: each has
+#     its own store (its database's identity in its tags); one of them with
+#     DBDMax 1 still writes while a slow write of its own is in its backend
+#     (a connection is borrowed per store call, never held for a request)
 use strict;
 use warnings FATAL => 'all';
 
@@ -39,7 +46,7 @@ my $PG = $ENV{PG_BIN} || '/usr/lib/postgresql/15/bin';
 my @IPS = qw(127.0.0.2 127.0.0.3 127.0.0.4);
 my $LEASE = 6;
 
-plan tests => 36, need need_cgi,
+plan tests => 43, need need_cgi,
     { "PostgreSQL server binaries in $PG" => -x "$PG/initdb" },
     { 'mod_dbd' => -e modules_dir() . '/mod_dbd.so' };
 
@@ -100,8 +107,12 @@ sub postmaster_pid {
 
 # ---------------------------------------------------------------- nodes
 
+# Node $n's configuration; $listen and $tail (appended, so its MPM
+# settings win) for a node of another shape.
 sub node_conf {
-    my ($n) = @_;
+    my ($n, $listen, $tail) = @_;
+    $listen //= "$IPS[$n]:$port";
+    $tail //= '';
     my $root = "$dir/node$n";
     my $mods = modules_dir();
     # The error log outlives the temporary directory: what a node logged
@@ -116,7 +127,7 @@ sub node_conf {
     print $fh <<"EOF";
 ServerRoot "$root"
 PidFile "$root/httpd.pid"
-Listen $IPS[$n]:$port
+Listen $listen
 # One name and port on every node: the default key is the site plus the
 # path, so the same configuration gives the same keys everywhere.
 ServerName cluster.test:$port
@@ -160,19 +171,22 @@ ScriptAlias /api/ "$top/t/cgi-bin/docs.cgi/"
     Conditional On
     ConditionalLockWait 1
 </Location>
+$tail
 EOF
     close $fh;
     return "$root/httpd.conf";
 }
 
 sub node_start {
-    my ($n) = @_;
-    my $conf = node_conf($n);
+    my ($n, $ip, $p, $tail) = @_;
+    $ip //= $IPS[$n];
+    $p //= $port;
+    my $conf = node_conf($n, "$ip:$p", $tail);
     my $ok = sh("$httpd -f $conf -k start");
     push @started, "$dir/node$n/httpd.pid";
     # up when it answers
     for (1 .. 100) {
-        my $s = IO::Socket::INET->new(PeerAddr => $IPS[$n], PeerPort => $port);
+        my $s = IO::Socket::INET->new(PeerAddr => $ip, PeerPort => $p);
         return $ok if $s;
         sleep 0.1;
     }
@@ -447,13 +461,35 @@ ok named($nm->code == 304 && $before304 >= 0
 
 # ---------------------------------------------------------------- frozen
 
+# The backend's own revision of a document (no module on /raw/).
+sub raw_rev {
+    my ($name) = @_;
+    my ($rev) = (req(0, 'GET', "/raw/docs/$name")->decoded_content // '')
+                =~ /"rev"\s*:\s*(\d+)/;
+    return $rev // -1;
+}
+
+# A write refused because the store cannot be asked: 503 with Retry-After,
+# and the backend never saw it.
+sub refused_write {
+    my ($res, $rev_before, $name) = @_;
+    t_debug(sprintf '%d in %.1f s, Retry-After %s', $res->code, $res->{took},
+            $res->header('Retry-After') // '-');
+    return $res->code == 503
+        && ($res->header('Retry-After') // '') =~ /^\d+$/
+        && $res->{took} < 8 && raw_rev($name) == $rev_before;
+}
+
 my $ft = req(1, 'GET', '/api/docs/shared')->header('ETag') // '';
+my $frev = raw_rev('shared');
 my $pm = postmaster_pid();
 sh("kill -STOP $pm; pkill -STOP -P $pm");
 my $fw = req(0, 'PUT', '/api/docs/shared', { 'If-Match' => $ft }, '{"v":9}');
 t_debug(sprintf 'frozen write: %d in %.1f s', $fw->code, $fw->{took});
 ok named($fw->code == 503 && $fw->{took} < 8,
          'PostgreSQL frozen: a write gets 503 in bounded time');
+ok named(refused_write($fw, $frev, 'shared'),
+         '... with Retry-After, and the backend never saw it');
 my $fr = req(2, 'GET', '/api/docs/shared');
 t_debug(sprintf 'frozen read: %d in %.1f s', $fr->code, $fr->{took});
 ok named($fr->code == 200 && !module_tag($fr) && $fr->{took} < 8,
@@ -468,12 +504,22 @@ ok named(module_tag(tagged_get(2)),
 # A node whose children start while PostgreSQL is down learns the store's
 # identity once it is back, without a restart.
 stop_node(2);
+my $dt = module_tag(req(0, 'GET', '/api/docs/shared')) // '';
+my $drev = raw_rev('shared');
 pg_ctl('stop -m fast');
+ok named(refused_write(req(0, 'PUT', '/api/docs/shared', { 'If-Match' => $dt },
+                           '{"v":10}'), $drev, 'shared'),
+         'PostgreSQL down: a write on a node that knew the store gets 503 '
+         . 'with Retry-After, and the backend never saw it');
 ok named(node_start(2),
          'node 3 starts while PostgreSQL is down');
 my $down = req(2, 'GET', '/api/docs/shared');
 ok named($down->code == 200 && !module_tag($down),
          'its reads pass through untagged');
+ok named(refused_write(req(2, 'PUT', '/api/docs/shared', { 'If-Match' => $dt },
+                           '{"v":11}'), $drev, 'shared'),
+         '... and its writes get 503 with Retry-After, never reaching the '
+         . 'backend');
 pg_ctl('start');
 sleep 1.5;
 my $late = tagged_get(2);
@@ -497,6 +543,92 @@ if ($ENV{COND_ASAN_RUNTIME}) {
 else {
     clock_skew();
 }
+
+# ---------------------------------------------------------------- vhosts
+
+# One more httpd (one child), two name-based virtual hosts that inherit
+# ConditionalStore dbd (a) or name it (b), each with DBDParams of its own:
+# each must get a store of its own, on its own database, never the main
+# server's. Vhost a has DBDMax 1: a write there still goes through while a
+# slow write of a's is in its backend, since no request keeps a connection
+# (held, the second write would wait past the store's deadline: 503).
+my $vport = free_port();
+my $params = "host=$dir user=cond connect_timeout=2";
+ok named(sh("$PG/createdb -h $dir -U cond conda")
+         && sh("$PG/createdb -h $dir -U cond condb")
+         && node_start(3, $IPS[0], $vport, <<"EOF"),
+StartServers 1
+ServerLimit 1
+MinSpareThreads 1
+MaxSpareThreads 10
+MaxRequestWorkers 10
+<VirtualHost $IPS[0]:$vport>
+    ServerName a.test:$vport
+    DBDParams "$params dbname=conda"
+    DBDMin 0
+    DBDKeep 1
+    DBDMax 1
+</VirtualHost>
+<VirtualHost $IPS[0]:$vport>
+    ServerName b.test:$vport
+    DBDParams "$params dbname=condb"
+    ConditionalStore dbd
+</VirtualHost>
+EOF
+         'an httpd with two vhosts on two databases');
+
+sub vreq {
+    my ($host, $method, $path, $hdrs, $body) = @_;
+    my $r = HTTP::Request->new($method, "http://$IPS[0]:$vport$path",
+                               [ Host => "$host:$vport", %{ $hdrs || {} } ],
+                               $body);
+    my $t0 = time;
+    my $res = $ua->request($r);
+    $res->{took} = time - $t0;
+    return $res;
+}
+
+sub store_id {
+    my ($db) = @_;
+    my $id = `$top/tools/conditionalctl -s 'dbd:$params dbname=$db' id 2>&1`;
+    chomp $id;
+    return $id;
+}
+
+req(0, 'PUT', '/raw/docs/va1', {}, '{"v":1}');
+req(0, 'PUT', '/raw/docs/va2', {}, '{"v":1}');
+my ($ida) = (module_tag(vreq('a.test', 'GET', '/api/docs/va1')) // '')
+            =~ /^"([0-9a-f]{16})-/;
+my ($idb) = (module_tag(vreq('b.test', 'GET', '/api/docs/va1')) // '')
+            =~ /^"([0-9a-f]{16})-/;
+t_debug('vhost identities: ' . ($ida // '-') . ' / ' . ($idb // '-')
+        . '; stores conda, condb, cond: ' . join ' / ', map { store_id($_) }
+        qw(conda condb cond));
+ok named(defined $ida && defined $idb && $ida ne $idb
+         && $ida eq store_id('conda') && $idb eq store_id('condb')
+         && $ida ne store_id('cond'),
+         "each vhost tags with its own database's store");
+
+my $va1 = module_tag(vreq('a.test', 'GET', '/api/docs/va1')) // '';
+my $va2 = module_tag(vreq('a.test', 'GET', '/api/docs/va2')) // '';
+my $vpid = fork;
+if (!$vpid) {
+    vreq('a.test', 'PUT', '/api/docs/va1?sleep=5', { 'If-Match' => $va1 },
+         '{"v":2}');
+    POSIX::_exit(0);
+}
+sleep 1.5;
+my $vw = vreq('a.test', 'PUT', '/api/docs/va2', { 'If-Match' => $va2 },
+              '{"v":2}');
+t_debug(sprintf 'second write: %d in %.1f s', $vw->code, $vw->{took});
+ok t_cmp($vw->code, 200,
+         'DBDMax 1: a write goes through while a slow write is in the '
+         . 'backend');
+waitpid $vpid, 0;
+my $vdone = vreq('a.test', 'GET', '/api/docs/va1', { 'If-None-Match' => $va1 });
+ok named($vdone->code == 200 && module_tag($vdone)
+         && module_tag($vdone) ne $va1,
+         '... and the slow write committed too');
 
 sub clock_skew {
     stop_node(2);
