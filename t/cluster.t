@@ -6,7 +6,8 @@
 # used. The backend is the same legacy CGI with one data directory.
 #
 #   - ETags are identical on every node; a tag from one node gives 304 on
-#     another and a stale one 412 on a third
+#     another and a stale one 412 on a third; paths that are not UTF-8 are
+#     keys of their own
 #   - read-modify-write clients spread over random nodes lose no update
 #     (tools/stress.pl --nodes), while PostgreSQL is restarted under them
 #     with -m fast and then -m immediate: service comes back without a
@@ -46,7 +47,7 @@ my $PG = $ENV{PG_BIN} || '/usr/lib/postgresql/15/bin';
 my @IPS = qw(127.0.0.2 127.0.0.3 127.0.0.4);
 my $LEASE = 6;
 
-plan tests => 43, need need_cgi,
+plan tests => 45, need need_cgi,
     { "PostgreSQL server binaries in $PG" => -x "$PG/initdb" },
     { 'mod_dbd' => -e modules_dir() . '/mod_dbd.so' };
 
@@ -282,6 +283,20 @@ ok named($g->code == 200 && ($g->header('ETag') // '') eq $tag2,
          'the old tag on node 1: 200 with the new tag');
 ok t_cmp(req(2, 'GET', '/api/docs/shared', { 'If-None-Match' => $tag2 })
          ->code, 304, 'the new tag on node 3: 304');
+
+# Keys are bytes: two paths that differ only in a byte that is not UTF-8
+# are two keys, tagged alike on every node.
+req(0, 'PUT', '/raw/docs/b%FF', {}, '{"v":1}');
+req(0, 'PUT', '/raw/docs/b%FE', {}, '{"v":1}');
+my $bff = module_tag(req(0, 'GET', '/api/docs/b%FF')) // '';
+my $bfe = module_tag(req(1, 'GET', '/api/docs/b%FE')) // '';
+t_debug("not UTF-8: $bff / $bfe");
+ok named($bff ne '' && $bfe ne '' && $bff ne $bfe
+         && (module_tag(req(1, 'GET', '/api/docs/b%FF')) // '') eq $bff
+         && (module_tag(req(2, 'GET', '/api/docs/b%FE')) // '') eq $bfe,
+         'paths that are not UTF-8: tagged, apart, alike on every node');
+ok t_cmp(req(2, 'PUT', '/api/docs/b%FF', { 'If-Match' => $bff }, '{"v":2}')
+         ->code, 200, "... and node 1's tag of one takes a write on node 3");
 
 # conditionalctl on the shared store: a bump from the shell is seen by
 # every node (the backend's data changed out of band).
