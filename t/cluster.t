@@ -47,7 +47,7 @@ my $PG = $ENV{PG_BIN} || '/usr/lib/postgresql/15/bin';
 my @IPS = qw(127.0.0.2 127.0.0.3 127.0.0.4);
 my $LEASE = 6;
 
-plan tests => 45, need need_cgi,
+plan tests => 47, need need_cgi,
     { "PostgreSQL server binaries in $PG" => -x "$PG/initdb" },
     { 'mod_dbd' => -e modules_dir() . '/mod_dbd.so' };
 
@@ -432,11 +432,25 @@ sub stress_run {
 my $s = stress_run(10, undef);
 ok t_cmp($s->{verdict}, 'PASS', 'clients over three nodes: no lost update');
 
+# After a fault, without a restart of httpd: every node tags again and
+# takes a conditional write with the tag it gave.
+sub service_back {
+    for my $n (0 .. 2) {
+        my $t = module_tag(tagged_get($n)) // return 0;
+        my $w = req($n, 'PUT', '/api/docs/shared', { 'If-Match' => $t },
+                    qq({"after":$n}));
+        t_debug("node $n after the fault: " . $w->code);
+        return 0 unless $w->code == 200;
+    }
+    return 1;
+}
+
 $s = stress_run(14, sub { pg_ctl('restart -m fast') });
 ok t_cmp($s->{lost}, 0, 'pg_ctl restart -m fast mid-run: no lost update');
 ok named($s->{errors} eq '0' && $s->{stale_module_tags} == 0
          && $s->{writes} > 0,
          '... no error, no stale tag of the module, writes went on');
+ok named(service_back(), '... every node tags and writes again');
 
 $s = stress_run(14, sub { pg_ctl('stop -m immediate'); sleep 1;
                          pg_ctl('start') });
@@ -444,6 +458,7 @@ ok t_cmp($s->{lost}, 0, 'stop -m immediate mid-run: no lost update');
 ok named($s->{errors} eq '0' && $s->{stale_module_tags} == 0
          && $s->{writes} > 0,
          '... no error, no stale tag of the module, writes went on');
+ok named(service_back(), '... every node tags and writes again');
 ok named(!sh("grep -q 'prepared statement .* does not exist' $dir/pg.log"),
          'no statement was ever missing on a new session');
 
