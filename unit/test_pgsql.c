@@ -112,12 +112,25 @@ static int pg_start_server(void)
 }
 
 /* A crash or a kill of this program must not leave the server running:
- * SIGQUIT is the postmaster's immediate shutdown. */
+ * SIGQUIT is the postmaster's immediate shutdown (after SIGCONT, for a
+ * server frozen by test_frozen). SIGALRM is test_frozen's watchdog: a
+ * call that never returns fails the run instead of hanging it. */
 static void pg_on_signal(int sig)
 {
     pid_t pm = pg_postmaster();
 
+    if (sig == SIGALRM) {
+        static const char msg[] = "FAIL dbd: a store call did not return "
+                                  "(watchdog)\n";
+
+        fflush(stdout);
+        if (write(STDOUT_FILENO, msg, sizeof(msg) - 1) < 0) {
+            /* nothing more to say */
+        }
+    }
     if (pm > 0) {
+        /* its backends, still stopped, get SIGKILL from it in the end */
+        kill(pm, SIGCONT);
         kill(pm, SIGQUIT);
     }
     signal(sig, SIG_DFL);
@@ -339,7 +352,9 @@ static void test_frozen(apr_pool_t *p)
     }
     CHECK_RV(PV->register_key(s, "/f", NULL, apr_time_now(), &v, p),
              APR_SUCCESS);
-    /* the whole server: postmaster and its backends */
+    /* the whole server: postmaster and its backends; a call that waits
+     * for it without end trips the watchdog (pg_on_signal) */
+    alarm(120);
     CHECK(pg_sh("kill -STOP %ld; pkill -STOP -P %ld", (long)pm, (long)pm)
           == 0);
     for (i = 0; i < 12; i++) {
@@ -357,6 +372,7 @@ static void test_frozen(apr_pool_t *p)
     CHECK(worst < apr_time_from_sec(5));
     CHECK(pg_sh("pkill -CONT -P %ld; kill -CONT %ld", (long)pm, (long)pm)
           == 0);
+    alarm(0);
     apr_sleep(apr_time_from_msec(500));
     CHECK_RV(PV->lookup(s, "/f", &st, p), APR_SUCCESS);
     CHECK(st.version == v);
@@ -472,6 +488,7 @@ int main(int argc, char **argv)
     signal(SIGABRT, pg_on_signal);
     signal(SIGTERM, pg_on_signal);
     signal(SIGINT, pg_on_signal);
+    signal(SIGALRM, pg_on_signal);
     rc = test_main(argc, argv, &pg_target, pg_cases);
     pg_stop_server();
     return rc;
