@@ -85,8 +85,8 @@
  * 256 pages, not SQLite's 1000: every frame of a page sits in one probe
  * chain of the WAL-index's hash table until the WAL starts over, and a
  * write's hot pages are in every commit, so each page read walks a chain
- * as long as the WAL - at 1000 pages two thirds of the module's
- * instructions per write (callgrind; docs/design.md). */
+ * as long as the WAL - at 1000 pages sqlite3WalFindFrame alone was 23k
+ * of a conditional PUT's 268k instructions (callgrind; docs/design.md). */
 #define SQ_WAL_PAGES      256
 #define SQ_WAL_HARD_PAGES 384
 #define SQ_GATE_SKIP_S    10
