@@ -24,8 +24,8 @@ SRCS      = mod_conditional.c mod_conditional_config.c mod_conditional_write.c \
             mod_conditional_response.c mod_conditional_status.c \
             mod_conditional_renew.c mod_conditional_dbd.c mod_conditional_variant.c \
             mod_conditional_key.c mod_conditional_quick.c key.c precond.c variant.c \
-            store.c sqlite_store.c sqlite_mmap.c pgsql_store.c
-HDRS      = mod_conditional_private.h key.h precond.h variant.h store.h sqlite_mmap.h \
+            store.c sqlite_store.c sqlite_mmap.c sqlite_wlock.c pgsql_store.c
+HDRS      = mod_conditional_private.h key.h precond.h variant.h store.h sqlite_mmap.h sqlite_wlock.h \
             pgsql_store.h
 # SANITIZE=1 builds module, CLI and unit tests with ASan/UBSan. The module
 # links the runtimes (apxs passes -Wl,X to libtool one word at a time, so
@@ -54,7 +54,7 @@ all: .libs/mod_conditional.so tools/conditionalctl
 	    $(foreach f,$(LDFLAGS),-Wl,$(f)) \
 	    -o mod_conditional.so $(SRCS) -lsqlite3 $(SAN_LIBS)
 
-STORE_SRCS = store.c sqlite_store.c sqlite_mmap.c pgsql_store.c
+STORE_SRCS = store.c sqlite_store.c sqlite_mmap.c sqlite_wlock.c pgsql_store.c
 
 tools/conditionalctl: tools/conditionalctl.c $(STORE_SRCS) $(HDRS) .build-flags
 	$(CC) $(WARN) $(SAN) -g -O2 $(CPPFLAGS) $(CFLAGS) $(APR_CFLAGS) -I. \

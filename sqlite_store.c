@@ -52,6 +52,7 @@
 #include <sqlite3.h>
 
 #include "sqlite_mmap.h"
+#include "sqlite_wlock.h"
 #include "store.h"
 
 /* How long a statement waits for another process's write lock. Writes hold
@@ -170,6 +171,8 @@ typedef struct {
 
 struct cond_store {
     const char *path;
+    apr_pool_t *pool;                     /* create's, the configuration's */
+    sq_wlock *wlock;                      /* made by init; NULL: none */
     int dir_created;                      /* init made the directory */
     const char *files[SQ_NFILES];         /* path, path-wal, path-shm */
     const char *refused_path;             /* path-refused, see store_refuse */
@@ -342,6 +345,10 @@ typedef struct {
     apr_int64_t reserved;   /* a durable bound on versions; 0: read it */
     apr_time_t busy_since;  /* store_busy: when this wait began */
     int busy_ms;            /* store_busy: how long it may last */
+    /* The writers' lock: held by this connection's call; how long the
+     * call waited for it (counted against the busy timeout) */
+    int wheld;
+    apr_interval_time_t waited;
     /* The files this connection has open, as their paths named them, and
      * when they were last looked at (a monotonic clock) */
     store_fileid files[SQ_NFILES];
@@ -763,7 +770,9 @@ static int store_busy(void *arg, int count)
     apr_interval_time_t pause;
 
     if (count == 0) {
-        c->busy_since = now;
+        sq_wlock_count_busy();
+        c->busy_since = now - c->waited;
+        c->waited = 0;
     }
     else if (now - c->busy_since >= apr_time_from_msec(c->busy_ms)) {
         return 0;
@@ -1083,6 +1092,32 @@ enum {
 };
 
 /* Borrow a connection; a write refuses a read-only one up front. */
+static void store_put(cond_store *s, store_conn *c, apr_pool_t *p);
+
+/* A write call takes the writers' lock (sqlite_wlock.h) before its
+ * transaction, waiting as long as SQLite's busy timeout would; the time
+ * it waited counts against that timeout. */
+static apr_status_t store_wlock_take(cond_store *s, store_conn *c,
+                                     apr_pool_t *p)
+{
+    apr_time_t start, until;
+    apr_status_t rv;
+
+    if (!s->wlock) {
+        return APR_SUCCESS;
+    }
+    start = sq_wlock_clock();
+    until = start + apr_time_from_msec(c->busy_ms);
+    if ((rv = sq_wlock_take(s->wlock, until, &c->wheld)) != APR_SUCCESS) {
+        store_put(s, c, p);
+        cond_store_set_error(p, "another write held the store's writers' "
+                             "lock for %d ms", c->busy_ms);
+        return rv;
+    }
+    c->waited = sq_wlock_clock() - start;
+    return APR_SUCCESS;
+}
+
 static apr_status_t store_get(cond_store *s, store_conn **out, int mode,
                               apr_pool_t *p)
 {
@@ -1123,8 +1158,11 @@ static apr_status_t store_get(cond_store *s, store_conn **out, int mode,
             cond_store_set_error(p, "%s", store_errbuf);
             return rv;
         }
-        if (!for_write || !(*out)->readonly) {
+        if (!for_write) {
             return APR_SUCCESS;
+        }
+        if (!(*out)->readonly) {
+            return store_wlock_take(s, *out, p);
         }
         /* A connection opened while the file was read-only stays so: drop
          * it, and when the file is writable now (the permissions were
@@ -1159,6 +1197,7 @@ static void store_close_idle(cond_store *s)
  * goes into p. */
 static void store_put(cond_store *s, store_conn *c, apr_pool_t *p)
 {
+    c->waited = 0;
     if (c->err[0]) {
         cond_store_set_error(p, "%s", c->err);
         c->err[0] = '\0';
@@ -1169,6 +1208,10 @@ static void store_put(cond_store *s, store_conn *c, apr_pool_t *p)
         if (rc != SQLITE_DONE) {
             c->broken = 1;
         }
+    }
+    if (c->wheld) {
+        c->wheld = 0;
+        sq_wlock_give(s->wlock);
     }
     if (c->broken) {
         apr_reslist_invalidate(s->conns, c);
@@ -1540,6 +1583,7 @@ static const char *store_create(cond_store **out, const char *arg,
                             "directory; give the database file", arg);
     }
     s = apr_pcalloc(p, sizeof(*s));
+    s->pool = p;
     s->path = apr_pstrdup(p, arg);
     for (n = 0; n < SQ_NFILES; n++) {
         s->files[n] = apr_pstrcat(p, s->path, store_file_suffix[n], NULL);
@@ -2091,6 +2135,9 @@ static apr_status_t store_init(cond_store *s, apr_pool_t *p)
         return rv;
     }
     s->dir_created |= created;
+    if (!s->wlock) {
+        s->wlock = sq_wlock_create(s->pool);
+    }
     last = store_last_db(s->path, p);
     store_init_files(s, last, &fresh);
     rc = sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READWRITE

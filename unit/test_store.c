@@ -27,6 +27,7 @@
 
 #include <sqlite3.h>
 
+#include "sqlite_wlock.h"
 #include "store_contract.h"
 
 #define NOBODY      65534
@@ -1296,6 +1297,163 @@ static void test_error_text(apr_pool_t *p)
     }
 }
 
+/* ---- The writers' lock (sqlite_wlock.c) ---- */
+
+/* A writer that holds the lock inside its transaction: claim_checked's
+ * check runs there. It tells the test through a pipe, then stays for
+ * hold_ms (or until killed, hold_ms < 0). */
+typedef struct {
+    int fd;
+    int hold_ms;
+} test_holder;
+
+static int test_hold_check(void *baton, const cond_state *st)
+{
+    test_holder *h = baton;
+
+    (void)st;
+    if (write(h->fd, "x", 1) != 1) {
+        _exit(3);
+    }
+    if (h->hold_ms < 0) {
+        for (;;) {
+            pause();
+        }
+    }
+    apr_sleep(apr_time_from_msec(h->hold_ms));
+    return 0;
+}
+
+/* fork a child of the store's parent (made and init'ed, no connections
+ * yet in this process) that claims /held and holds the writers' lock;
+ * returns once the child is inside its transaction. */
+static pid_t test_holder_fork(cond_store *s, int hold_ms)
+{
+    int fds[2];
+    char x;
+    pid_t pid;
+
+    if (!CHECK(pipe(fds) == 0)) {
+        return -1;
+    }
+    fflush(stdout);
+    if ((pid = fork()) == 0) {
+        test_holder h = { fds[1], hold_ms };
+        apr_pool_t *cp;
+        cond_state st;
+        int found;
+
+        apr_pool_create(&cp, NULL);
+        if (PV->child_init(s, cp) != APR_SUCCESS) {
+            _exit(1);
+        }
+        _exit(PV->claim_checked(s, "/held", "H", LEASE, test_hold_check, &h,
+                                &st, &found, cp) == APR_SUCCESS ? 0 : 2);
+    }
+    close(fds[1]);
+    if (!CHECK(pid > 0 && read(fds[0], &x, 1) == 1)) {
+        pid = -1;
+    }
+    close(fds[0]);
+    return pid;
+}
+
+/* The parent's own store, init'ed (the lock made) but not yet opened for
+ * calls, as httpd's parent before the fork. */
+static cond_store *test_parent(apr_pool_t *p, const char *name)
+{
+    cond_store *s = NULL;
+    const char *err = PV->create(&s, test_path(p, name), p);
+
+    if (!CHECK(err == NULL) || !CHECK(PV->init(s, p) == APR_SUCCESS)) {
+        return NULL;
+    }
+    return s;
+}
+
+static apr_status_t test_timed_claim(cond_store *s, const char *key,
+                                     apr_interval_time_t *took,
+                                     apr_pool_t *p)
+{
+    apr_time_t t = apr_time_now();
+    apr_status_t rv = PV->claim(s, key, 0, "W", LEASE, p);
+
+    *took = apr_time_now() - t;
+    return rv;
+}
+
+/* A writer that finds another process's write in progress sleeps on the
+ * lock until that write ends: it never polls SQLite's lock. */
+static void test_wlock_sleeps(apr_pool_t *p)
+{
+    cond_store *s = test_parent(p, "wlock-sleep.db");
+    apr_interval_time_t took;
+    apr_uint32_t busy;
+    pid_t pid;
+    int status;
+
+    if (!s || (pid = test_holder_fork(s, 400)) < 0) {
+        return;
+    }
+    CHECK_RV(PV->child_init(s, p), APR_SUCCESS);
+    busy = sq_wlock_busy_waits();
+    CHECK_RV(test_timed_claim(s, "/w", &took, p), APR_SUCCESS);
+    CHECK(sq_wlock_busy_waits() == busy);
+    CHECK(took >= apr_time_from_msec(200));     /* it did wait for it */
+    CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status)
+          && WEXITSTATUS(status) == 0);
+}
+
+/* A child killed inside its transaction, holding the lock: the next
+ * writer takes the lock over at once and its write goes through; the
+ * dead child's claim was never committed. */
+static void test_wlock_dead_owner(apr_pool_t *p)
+{
+    cond_store *s = test_parent(p, "wlock-dead.db");
+    apr_interval_time_t took;
+    apr_uint32_t deaths;
+    cond_state st;
+    pid_t pid;
+    int status;
+
+    if (!s || (pid = test_holder_fork(s, -1)) < 0) {
+        return;
+    }
+    kill(pid, SIGKILL);
+    CHECK(waitpid(pid, &status, 0) == pid && WIFSIGNALED(status));
+    CHECK_RV(PV->child_init(s, p), APR_SUCCESS);
+    deaths = sq_wlock_owner_deaths();
+    CHECK_RV(test_timed_claim(s, "/w", &took, p), APR_SUCCESS);
+    CHECK(sq_wlock_owner_deaths() == deaths + 1);
+    CHECK(took < apr_time_from_sec(1));
+    CHECK_RV(PV->lookup(s, "/held", &st, p), APR_NOTFOUND);
+}
+
+/* A writer waits for the lock no longer than for SQLite's own (2 s):
+ * then it gets APR_TIMEUP and writes nothing. */
+static void test_wlock_bounded(apr_pool_t *p)
+{
+    cond_store *s = test_parent(p, "wlock-bound.db");
+    apr_interval_time_t took;
+    apr_uint32_t busy;
+    cond_state st;
+    pid_t pid;
+    int status;
+
+    if (!s || (pid = test_holder_fork(s, 4000)) < 0) {
+        return;
+    }
+    CHECK_RV(PV->child_init(s, p), APR_SUCCESS);
+    busy = sq_wlock_busy_waits();
+    CHECK_RV(test_timed_claim(s, "/w", &took, p), APR_TIMEUP);
+    CHECK(sq_wlock_busy_waits() == busy);
+    CHECK(took >= apr_time_from_msec(1500) && took < apr_time_from_msec(3500));
+    CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status)
+          && WEXITSTATUS(status) == 0);
+    CHECK_RV(PV->lookup(s, "/w", &st, p), APR_NOTFOUND);
+    CHECK_RV(test_timed_claim(s, "/w", &took, p), APR_SUCCESS);
+}
+
 static const test_target sqlite_target = {
     "sqlite",
     &cond_sqlite_store,
@@ -1327,6 +1485,10 @@ static const test_case sqlite_cases[] = {
       test_restored_unnoticed },
     { "-shm cut short under the store", test_shm_cut },
     { "error text", test_error_text },
+    { "writers' lock: a waiting writer sleeps", test_wlock_sleeps },
+    { "writers' lock: a holder killed in its transaction",
+      test_wlock_dead_owner },
+    { "writers' lock: a bounded wait", test_wlock_bounded },
     { NULL, NULL }
 };
 

@@ -1,0 +1,39 @@
+/*
+ * sqlite_wlock.h - the writers' lock of the SQLite store: one mutex per
+ * store, in memory shared by every child of the parent that made it, taken
+ * around each write call so that a writer waiting for another sleeps in
+ * the kernel until it is woken, instead of polling SQLite's file lock
+ * (docs/design.md, "Writers take turns").
+ */
+#ifndef SQLITE_WLOCK_H
+#define SQLITE_WLOCK_H
+
+#include <apr_pools.h>
+#include <apr_time.h>
+
+typedef struct sq_wlock sq_wlock;
+
+/* In the parent, before the fork: a lock every child of this process
+ * shares; unmapped when p goes. NULL when no shared mapping can be made
+ * (the store then works as without it: SQLite's own lock decides). */
+sq_wlock *sq_wlock_create(apr_pool_t *p);
+
+/* Wait for the lock until the monotonic time until (microseconds, as
+ * sq_wlock_clock gives). APR_SUCCESS and *held = 1: taken, give it back
+ * with sq_wlock_give; APR_SUCCESS and *held = 0: go on without it (this
+ * thread holds it already, or it cannot be used); APR_TIMEUP: another
+ * writer held it all that time. A holder that died is taken over: SQLite's
+ * own locks died with it, and its transaction was never committed. */
+apr_status_t sq_wlock_take(sq_wlock *l, apr_time_t until, int *held);
+void sq_wlock_give(sq_wlock *l);
+
+/* The clock of until: CLOCK_MONOTONIC in microseconds. */
+apr_time_t sq_wlock_clock(void);
+
+/* Counted for the tests (unit/test_store.c): waits this process's
+ * connections still made in SQLite's busy handler, and holders found dead. */
+void sq_wlock_count_busy(void);
+apr_uint32_t sq_wlock_busy_waits(void);
+apr_uint32_t sq_wlock_owner_deaths(void);
+
+#endif
