@@ -589,20 +589,22 @@ static apr_status_t store_conn_fault(cond_store *s, store_conn *c,
                                      apr_status_t rv, int lost);
 
 /* The -wal holds every frame the WAL-index header counts: a header and
- * mxFrame frames of a page and a 24-byte frame header each. Its size is
- * read after the header (a commit writes its frames before it moves the
- * header on), and a short file counts only if the header is still the
- * same after it: the first commit into a restarted WAL cuts the file
- * back (journal_size_limit) before it moves the header on. */
-static apr_status_t store_wal_complete(cond_store *s, store_conn *c)
+ * mxFrame frames of a page and a 24-byte frame header each. hdr is the
+ * header as read before the paths were looked at, size the -wal's size
+ * from that look (store_files_now): read after the header, since a commit
+ * writes its frames before it moves the header on. A short file counts
+ * only if the header is still the same after it: the first commit into a
+ * restarted WAL cuts the file back (journal_size_limit) before it moves
+ * the header on. */
+static apr_status_t store_wal_complete(cond_store *s, store_conn *c,
+                                       const apr_uint32_t *hdr,
+                                       apr_off_t size)
 {
-    apr_uint32_t hdr[SQ_WALHDR_WORDS], again[SQ_WALHDR_WORDS], mx, page;
+    apr_uint32_t again[SQ_WALHDR_WORDS], mx, page;
     apr_uint16_t page16;
-    store_fileid id;
-    apr_off_t size = 0;
 
     c->frames_seen = 0;
-    if (store_walhdr(c, hdr) != 1) {
+    if (!hdr) {
         return APR_SUCCESS;     /* store_files_now has seen the -shm whole */
     }
     /* walformat.html: mxFrame is the fifth word, szPage the 16 bits at
@@ -611,9 +613,9 @@ static apr_status_t store_wal_complete(cond_store *s, store_conn *c)
     c->frames_seen = mx;
     memcpy(&page16, (const char *)hdr + 14, sizeof(page16));
     page = page16 == 1 ? 65536 : page16;
-    if (mx && store_stat(s->files[SQ_FILE_WAL], &id, &size) == 0
-        && size < 32 + (apr_off_t)mx * (page + 24)
-        && store_walhdr(c, again) == 1 && !memcmp(hdr, again, sizeof(hdr))) {
+    if (mx && size < 32 + (apr_off_t)mx * (page + 24)
+        && store_walhdr(c, again) == 1
+        && !memcmp(hdr, again, sizeof(again))) {
         store_set_error("%s was cut short (%" APR_OFF_T_FMT " bytes, %u "
                         "frames committed) while the server ran; the store "
                         "is refused until httpd is restarted",
@@ -696,9 +698,10 @@ static apr_status_t store_conn_check(cond_store *s, store_conn *c,
 {
     store_fileid ids[SQ_NFILES];
     apr_off_t sizes[SQ_NFILES];
+    apr_uint32_t hdr[SQ_WALHDR_WORDS];
     apr_time_t now;
     apr_status_t rv;
-    int i, wal_cut = 0;
+    int i, wal_cut = 0, have_hdr;
 
     if (!c->wal) {
         return APR_SUCCESS;
@@ -710,6 +713,9 @@ static apr_status_t store_conn_check(cond_store *s, store_conn *c,
         return APR_SUCCESS;
     }
     c->checked = now;
+    /* the WAL-index header first, the -wal's size after it (see
+     * store_wal_complete): one stat() of each path, no second one */
+    have_hdr = store_walhdr(c, hdr) == 1;
     rv = store_files_now(s, ids, sizes);
     for (i = 0; rv != APR_ENOENT && i < SQ_NFILES; i++) {
         if (!store_same_file(&ids[i], &c->files[i])) {
@@ -719,7 +725,9 @@ static apr_status_t store_conn_check(cond_store *s, store_conn *c,
             rv = APR_ENOENT;
         }
     }
-    if (rv == APR_SUCCESS && (rv = store_wal_complete(s, c)) != APR_SUCCESS) {
+    if (rv == APR_SUCCESS
+        && (rv = store_wal_complete(s, c, have_hdr ? hdr : NULL,
+                                    sizes[SQ_FILE_WAL])) != APR_SUCCESS) {
         wal_cut = 1;
     }
     if (rv == APR_SUCCESS) {
