@@ -101,6 +101,8 @@ typedef struct {
     int status;              /* 0 go on, 412, 503, or DECLINED: ask the
                               * backend first (conditional_write_probe) */
     cond_why why;            /* of a 412 */
+    apr_int64_t expect;      /* the version a single-tag If-Match of this
+                              * store names, 0 none: the claim's hint */
 } conditional_check;
 
 /* The preconditions against the key's state (NULL: unknown to the store).
@@ -128,10 +130,12 @@ static int conditional_check_state(void *baton, const cond_state *st)
     return k->status != OK;
 }
 
-/* One try at the claim: read, check and claim in one store transaction
- * where the store can, else a lookup, the check and claim()'s
- * compare-and-set on the version looked at (APR_EAGAIN when it moved in
- * between). APR_EBUSY: claimed by another, rq->before says whose. */
+/* One try at the claim: read, check and claim in one store step where
+ * the store can (told the version an If-Match names, so a store that
+ * claims before it checks need not claim a stale key), else a lookup, the
+ * check and claim()'s compare-and-set on the version looked at
+ * (APR_EAGAIN when it moved in between). APR_EBUSY: claimed by another,
+ * rq->before says whose. */
 static apr_status_t conditional_try_claim(request_rec *r, conditional_req *rq,
                                           conditional_check *k,
                                           const char *owner, int lease)
@@ -140,8 +144,8 @@ static apr_status_t conditional_try_claim(request_rec *r, conditional_req *rq,
     apr_status_t rv;
 
     if (pv->claim_checked) {
-        return pv->claim_checked(rq->inst->store, rq->key, owner,
-                                 apr_time_from_sec(lease),
+        return pv->claim_checked(rq->inst->store, rq->key, k->expect,
+                                 owner, apr_time_from_sec(lease),
                                  conditional_check_state, k, &rq->before,
                                  &rq->found, r->pool);
     }
@@ -174,7 +178,9 @@ static int conditional_claim(request_rec *r, conditional_req *rq,
     apr_interval_time_t pause = 2000;
     const char *owner = apr_psprintf(r->pool, "%s%u", conditional_owner_prefix,
                                      apr_atomic_inc32(&conditional_owner_seq));
-    conditional_check k = { r, rq, cr, OK, COND_WHY_NONE };
+    conditional_check k = { r, rq, cr, OK, COND_WHY_NONE,
+                            cond_if_match_version(cr->if_match,
+                                conditional_tag_prefix(rq->inst, r->pool)) };
     int waited = 0;
 
     for (;;) {

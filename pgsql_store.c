@@ -16,8 +16,12 @@
  * Every operation is one statement, a compare-and-set where it decides
  * anything, correct under READ COMMITTED with any number of nodes; no
  * transaction is ever opened (apr_dbd's transaction API crashes on a dead
- * connection). Leases are set and read back with the database's clock, so
- * the nodes' clocks play no part in when a claim runs out.
+ * connection). claim_checked too is one statement in the common case (a
+ * claim at the version an If-Match names, returning the state it was
+ * taken at), and a second only when the caller's check disagrees with
+ * what that statement decided. Leases are set and read back with the
+ * database's clock, so the nodes' clocks play no part in when a claim
+ * runs out.
  *
  * Each call is handed to one of a few worker threads per store and child,
  * which borrows a connection for that call only, and the caller waits at
@@ -79,6 +83,7 @@ enum {
     PG_IDENTITY,
     PG_RESOLVE_REL,
     PG_RELEASE_REL,
+    PG_CLAIM_READ,
     PG_NSTMT
 };
 
@@ -173,7 +178,20 @@ static const char *const pg_sql[PG_NSTMT] = {
     "d AS (DELETE FROM cond_resources WHERE key = %pDb "
     "AND claim_owner = %pDt AND version = 0 RETURNING version), "
     "h AS (SELECT version FROM u UNION ALL SELECT version FROM d), "
-    "b AS (" PG_BUMP_RELATED("h") ") SELECT version FROM h"
+    "b AS (" PG_BUMP_RELATED("h") ") SELECT version FROM h",
+    /* PG_CLAIM_READ: claim()'s compare-and-set, at the expected version
+     * (any when 0), and the key's state in the same statement: the
+     * claimed row as the claim found it (a claim changes no other
+     * column), first column 1; else the row as the statement's snapshot
+     * has it, first column 0; no row for an unknown key. Only a claim
+     * writes. */
+    "WITH c AS (UPDATE cond_resources SET claim_owner = %pDt, "
+    "claim_expires = " PG_LEASE " WHERE key = %pDb AND claim_owner IS NULL "
+    "AND (%lld = 0 OR version = %lld) "
+    "RETURNING version, present, mtime, meta) "
+    "SELECT 1, version, present, mtime, NULL, 0, encode(meta, 'hex') "
+    "FROM c UNION ALL SELECT 0, " PG_COLUMNS " FROM cond_resources "
+    "WHERE key = %pDb AND NOT EXISTS (SELECT 1 FROM c)"
 };
 
 /* One statement, so the advisory lock (any 64-bit constant of ours) ends
@@ -252,6 +270,7 @@ struct pg_task {
     apr_status_t rv;
     cond_state st;
     apr_int64_t version;
+    int found, claimed;       /* claim_checked's statement */
     const char *err;
     apr_array_header_t *rows; /* list: pg_row */
 };
@@ -612,6 +631,35 @@ static apr_status_t pg_op_claim(pg_ctx *cx, pg_task *t)
         return rv;
     }
     return n ? APR_SUCCESS : pg_claim_refused(cx, t);
+}
+
+/* claim_checked's one round trip (PG_CLAIM_READ): the claim when the key
+ * is unclaimed and at t->expect (any version when 0), and the state it
+ * was taken at, or the state that refused it. A repeat after a lost
+ * connection that finds the claim ours took it the first time: the row
+ * as it was before, claimed. */
+static apr_status_t pg_op_claim_read(pg_ctx *cx, pg_task *t)
+{
+    apr_int64_t lease = t->lease;
+    const void *vals[] = { t->owner, &lease, PG_KEY(t), &t->expect,
+                           &t->expect, PG_KEY(t) };
+    apr_dbd_results_t *res;
+    apr_dbd_row_t *row;
+    apr_status_t rv = pg_exec(cx, PG_CLAIM_READ, vals, 1, &res, NULL);
+
+    if (rv != APR_SUCCESS || !(row = pg_first_row(cx, res))) {
+        return rv;                           /* found stays 0 */
+    }
+    t->found = 1;
+    t->claimed = pg_col(cx, row, 0)[0] == '1';
+    pg_read_state(cx, row, 1, &t->st);
+    if (!t->claimed && cx->retried && t->st.claim_owner
+        && !strcmp(t->st.claim_owner, t->owner)) {
+        t->claimed = 1;
+        t->st.claim_owner = NULL;
+        t->st.claim_left = 0;
+    }
+    return APR_SUCCESS;
 }
 
 /* A statement with related keys locks several rows, in no set order: two
@@ -1473,6 +1521,79 @@ static apr_status_t pg_list(cond_store *s, const char *prefix,
     return rv;
 }
 
+/*
+ * The check on what PG_CLAIM_READ found. Claimed and checked: done, one
+ * round trip. Not claimed: a claim by another is APR_EBUSY, a check that
+ * says no costs nothing more (a stale If-Match), and a check that takes a
+ * state the statement would not claim (an unknown key, a version other
+ * than expected) claims it now with claim()'s compare-and-set, as the
+ * glue does without claim_checked. Claimed but refused by the check (a
+ * precondition other than the expected version): released again.
+ */
+static apr_status_t pg_claim_decide(cond_store *s, const char *key,
+                                    const char *owner,
+                                    apr_interval_time_t lease,
+                                    cond_claim_check_fn *check, void *baton,
+                                    const cond_state *st, int found,
+                                    int claimed, apr_pool_t *p)
+{
+    apr_status_t rv;
+
+    if (found && st->claim_owner) {
+        return APR_EBUSY;
+    }
+    if (check(baton, found ? st : NULL)) {
+        if (!claimed) {
+            return COND_STORE_DECLINED;
+        }
+        rv = pg_release(s, key, owner, NULL, p);
+        return rv == APR_SUCCESS || rv == COND_STORE_NOT_HELD
+               ? COND_STORE_DECLINED : rv;
+    }
+    return claimed ? APR_SUCCESS
+                   : pg_claim(s, key, found ? st->version : 0, owner, lease,
+                              p);
+}
+
+static apr_status_t pg_claim_checked(cond_store *s, const char *key,
+                                     apr_int64_t expect_version,
+                                     const char *owner,
+                                     apr_interval_time_t lease,
+                                     cond_claim_check_fn *check, void *baton,
+                                     cond_state *st, int *found,
+                                     apr_pool_t *p)
+{
+    pg_task *t;
+    apr_status_t rv;
+    int ours, claimed;
+
+    memset(st, 0, sizeof(*st));
+    *found = 0;
+    if (!owner || !*owner || !check) {
+        return APR_EINVAL;
+    }
+    if (!(t = pg_task_new(pg_op_claim_read, key, owner, NULL, p))) {
+        return APR_ENOMEM;
+    }
+    t->expect = expect_version > 0 ? expect_version : 0;
+    t->lease = lease;
+    rv = pg_run(s, t, &ours);
+    if (!ours) {
+        return rv;                       /* the worker frees t */
+    }
+    if (rv == APR_SUCCESS && t->found) {
+        *st = t->st;
+        *found = 1;
+    }
+    claimed = t->claimed;
+    pg_task_free(t);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    return pg_claim_decide(s, key, owner, lease, check, baton, st, *found,
+                           claimed, p);
+}
+
 const cond_store_provider cond_dbd_store = {
     "dbd",
     1,
@@ -1494,6 +1615,6 @@ const cond_store_provider cond_dbd_store = {
     pg_forget,
     pg_list,
     NULL,               /* shutdown: PostgreSQL's commits are durable */
-    NULL                /* claim_checked: a lookup, then claim()'s one
-                         * compare-and-set statement */
+    pg_claim_checked    /* one statement claims at the If-Match's version
+                         * and returns the state; the check runs on it */
 };

@@ -210,6 +210,38 @@ int cond_tag_of_version(const char *tag, const char *version_tag)
     return end && !*end && precond_in_version(&t, &vt, 1);
 }
 
+apr_int64_t cond_if_match_version(const char *if_match, const char *prefix)
+{
+    const char *list = if_match;
+    apr_uint64_t v = 0;
+    apr_size_t n, i;
+    precond_tag t;
+
+    if (!list || !prefix || *prefix != '"'
+        || precond_next(&list, &t) != PRECOND_ELEM_TAG || t.weak
+        || precond_next(&list, &t) != PRECOND_ELEM_END) {
+        return 0;
+    }
+    /* the end of the list leaves t as the one tag */
+    n = strlen(prefix + 1);
+    if (t.len <= n || memcmp(t.opaque, prefix + 1, n)) {
+        return 0;
+    }
+    for (i = n; i < t.len && i - n < 16 && (apr_isdigit(t.opaque[i])
+                                            || (t.opaque[i] >= 'a'
+                                                && t.opaque[i] <= 'f'));
+         i++) {
+        v = v * 16 + (apr_uint64_t)(apr_isdigit(t.opaque[i])
+                                    ? t.opaque[i] - '0'
+                                    : t.opaque[i] - 'a' + 10);
+    }
+    if (i == n || v > (apr_uint64_t)APR_INT64_MAX
+        || !precond_version_suffix(t.opaque + i, t.len - i)) {
+        return 0;
+    }
+    return (apr_int64_t)v;
+}
+
 /*
  * Match a list against the current tag. Returns 1, 0, or -1 when the list
  * is malformed and 'weak' is 0 (the weak matcher skips bad elements).

@@ -100,6 +100,16 @@ int cond_list_match_weak(const char *list, const char *etag, int exists);
 int cond_tag_of_version(const char *tag, const char *version_tag);
 
 /*
+ * The version an If-Match names when it is one strong tag of the form
+ * prefix, lowercase hex version, '"' - with the suffixes
+ * cond_tag_of_version allows - where prefix is the store's tag start
+ * ("\"<identity>-"); 0 for anything else (a list, "*", a weak tag,
+ * another store's tag, junk). Only a hint for the store's claim: the
+ * preconditions are still evaluated in full.
+ */
+apr_int64_t cond_if_match_version(const char *if_match, const char *prefix);
+
+/*
  * RFC 9110 13.1.5: whether a Range may be served under this If-Range value.
  * 'etag' is the strong tag the representation would go out with (NULL when
  * not known), 'last_modified' the Last-Modified it would carry (0: none).

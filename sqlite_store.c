@@ -2609,6 +2609,7 @@ static apr_status_t store_claim_checked_tx(store_conn *c, const char *key,
 }
 
 static apr_status_t store_claim_checked(cond_store *s, const char *key,
+                                        apr_int64_t expect_version,
                                         const char *owner,
                                         apr_interval_time_t lease,
                                         cond_claim_check_fn *check,
@@ -2618,6 +2619,7 @@ static apr_status_t store_claim_checked(cond_store *s, const char *key,
     store_conn *c;
     apr_status_t rv;
 
+    (void)expect_version;   /* check runs inside the transaction */
     memset(st, 0, sizeof(*st));
     *found = 0;
     if (!owner || !*owner || !check) {

@@ -63,11 +63,13 @@ typedef struct {
     const char *meta;          /* opaque metadata, NULL when none */
 } cond_state;
 
-/* Called by claim_checked() inside its transaction with the key's state
- * (NULL: the key is unknown): 0 lets the claim go on; anything else
- * claims nothing, and claim_checked() returns COND_STORE_DECLINED. It runs
- * while the store holds its write lock: it must be quick and must not call
- * the store. */
+/* Called by claim_checked() with the key's state (NULL: the key is
+ * unknown) as the claim is taken at it: 0 lets the claim go on; anything
+ * else leaves nothing claimed, and claim_checked() returns
+ * COND_STORE_DECLINED. It may run while the store holds its write lock
+ * (sqlite), or just after the store claimed the key in the same step as
+ * it read it (dbd, which releases the claim again when check says no): it
+ * must be quick and must not call the store. */
 typedef int cond_claim_check_fn(void *baton, const cond_state *st);
 
 /* claim_checked(): the check said no; nothing written */
@@ -220,16 +222,25 @@ typedef struct cond_store_provider {
 
     /* Optional (NULL: the caller looks up, checks and claims with
      * claim()'s compare-and-set, and looks up again when the version
-     * moved in between). In one transaction: read key's state into *st
+     * moved in between). As one atomic step: read key's state into *st
      * (*found: the key is known); when the key carries no claim, call
      * check on it, and when check says 0, claim the key as claim() does at
      * the version just read. A write then costs one store transaction
      * before its backend runs, not a read and a write. APR_SUCCESS:
      * claimed. APR_EBUSY: a claim is held, live or expired (*st says
      * whose, and the lease it has left); check was not called.
-     * COND_STORE_DECLINED: check said no. Nothing is written but on
-     * success. */
+     * COND_STORE_DECLINED: check said no; nothing is left written.
+     *
+     * expect_version (0: none) is the caller's guess of the version check
+     * will accept, e.g. the one a single-tag If-Match names. It is only a
+     * hint and changes no outcome: check still runs on the state read and
+     * decides, and a key at another version is still claimed when check
+     * takes it. A store whose claim is a statement sent ahead of the check
+     * (dbd) claims at once only at that version, so a stale If-Match costs
+     * one round trip and writes nothing; a store that checks inside its
+     * own transaction (sqlite) may ignore it. */
     apr_status_t (*claim_checked)(cond_store *s, const char *key,
+                                  apr_int64_t expect_version,
                                   const char *owner,
                                   apr_interval_time_t lease,
                                   cond_claim_check_fn *check, void *baton,

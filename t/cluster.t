@@ -47,7 +47,7 @@ my $PG = $ENV{PG_BIN} || '/usr/lib/postgresql/15/bin';
 my @IPS = qw(127.0.0.2 127.0.0.3 127.0.0.4);
 my $LEASE = 6;
 
-plan tests => 47, need need_cgi,
+plan tests => 49, need need_cgi,
     { "PostgreSQL server binaries in $PG" => -x "$PG/initdb" },
     { 'mod_dbd' => -e modules_dir() . '/mod_dbd.so' };
 
@@ -95,7 +95,8 @@ sub sh {
 sub pg_ctl {
     my ($what) = @_;
     return sh("$PG/pg_ctl -D $dir/pg -l $dir/pg.log -w -t 60 -o \"-k $dir "
-              . "-c listen_addresses='' -c fsync=off -c max_connections=150\" "
+              . "-c listen_addresses='' -c fsync=off -c max_connections=150 "
+              . "-c shared_preload_libraries=pg_stat_statements\" "
               . $what);
 }
 
@@ -283,6 +284,66 @@ ok named($g->code == 200 && ($g->header('ETag') // '') eq $tag2,
          'the old tag on node 1: 200 with the new tag');
 ok t_cmp(req(2, 'GET', '/api/docs/shared', { 'If-None-Match' => $tag2 })
          ->code, 304, 'the new tag on node 3: 304');
+
+# The round trips of a write, counted by PostgreSQL (pg_stat_statements
+# counts a statement as it ends, before its answer is sent): with the
+# current tag one statement before the backend runs - the claim, which
+# reads the key in the same statement - and the commit after it; with a
+# stale tag one statement and not one WAL record (nothing claimed).
+sub psql_number {
+    my ($sql) = @_;
+    my $out = `$PG/psql -X -At -h $dir -U cond -d cond -c "$sql" 2>&1`;
+    t_debug("$sql: $out");
+    my @lines = split /\n/, $out;
+    return $? == 0 && @lines && $lines[-1] =~ /^(\d+)$/ ? $1 : -1;
+}
+sub store_statements {
+    my ($where) = @_;
+    return psql_number("SELECT coalesce(sum(calls), 0) FROM "
+        . "pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database "
+        . "WHERE datname = 'cond') AND query LIKE '%cond_resources%' "
+        . "AND query NOT LIKE '%pg_stat_statements%' $where");
+}
+my $N = 5;
+my $now_tag = $tag2;
+my ($wrote, $stale) = (0, 0);
+psql_number('CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT 1');
+psql_number('SELECT 1 FROM pg_stat_statements_reset()');
+for my $i (1 .. $N) {
+    my $res = req($i % 3, 'PUT', '/api/docs/trips', $i == 1 ? {}
+                  : { 'If-Match' => $now_tag }, "{\"v\":$i}");
+    $now_tag = $res->header('ETag') // '';
+}
+# the first PUT made the key: count from here
+psql_number('SELECT 1 FROM pg_stat_statements_reset()');
+for my $i (1 .. $N) {
+    my $res = req($i % 3, 'PUT', '/api/docs/trips', { 'If-Match' => $now_tag },
+                  "{\"v\":$i}");
+    $now_tag = $res->header('ETag') // '';
+    $wrote++ if $res->code == 200;
+}
+# before the backend: neither a commit (nextval) nor a release
+my $claims = store_statements("AND query NOT LIKE '%nextval%' "
+                              . "AND query NOT LIKE '%claim_owner = NULL%'");
+my $all = store_statements('');
+t_debug("$N writes with the current tag: $claims statements before the "
+        . "backend, $all in all");
+ok named($wrote == $N && $claims == $N && $all >= 2 * $N
+         && $all <= 3 * $N,
+         'a write with the current tag: one statement before its backend');
+psql_number('SELECT 1 FROM pg_stat_statements_reset()');
+for my $i (1 .. $N) {
+    $stale++ if req($i % 3, 'PUT', '/api/docs/trips',
+                    { 'If-Match' => $tag2 }, '{"v":0}')->code == 412;
+}
+$all = store_statements('');
+my $wal = psql_number("SELECT coalesce(sum(wal_records), 0) FROM "
+                      . "pg_stat_statements WHERE dbid = (SELECT oid FROM "
+                      . "pg_database WHERE datname = 'cond') AND query NOT "
+                      . "LIKE '%pg_stat_statements%'");
+t_debug("$N writes with a stale tag: $all statements, $wal WAL records");
+ok named($stale == $N && $all == $N && $wal == 0,
+         'a write with a stale tag (412): one statement, nothing written');
 
 # Keys are bytes: two paths that differ only in a byte that is not UTF-8
 # are two keys, tagged alike on every node.

@@ -249,7 +249,7 @@ static void test_claim_checked(apr_pool_t *p)
         return;
     }
     /* an unknown key: checked as unknown, claimed at version 0 */
-    CHECK_RV(PV->claim_checked(s, "/n", "A", LEASE, test_check_version, &b,
+    CHECK_RV(PV->claim_checked(s, "/n", 0, "A", LEASE, test_check_version, &b,
                                &st, &found, p), APR_SUCCESS);
     CHECK(b.calls == 1 && b.saw == -1 && !found);
     CHECK_RV(PV->lookup(s, "/n", &st, p), APR_SUCCESS);
@@ -258,7 +258,7 @@ static void test_claim_checked(apr_pool_t *p)
 
     /* a held claim: EBUSY with its owner and lease, the check not called */
     b.calls = 0;
-    CHECK_RV(PV->claim_checked(s, "/n", "B", LEASE, test_check_version, &b,
+    CHECK_RV(PV->claim_checked(s, "/n", 0, "B", LEASE, test_check_version, &b,
                                &st, &found, p), APR_EBUSY);
     CHECK(b.calls == 0 && found && st.claim_owner
           && !strcmp(st.claim_owner, "A") && LEASE_FRESH(st.claim_left));
@@ -268,7 +268,7 @@ static void test_claim_checked(apr_pool_t *p)
     /* the check says no: nothing written, the key stays unclaimed */
     b.calls = 0;
     b.expect = v - 1;
-    CHECK_RV(PV->claim_checked(s, "/n", "B", LEASE, test_check_version, &b,
+    CHECK_RV(PV->claim_checked(s, "/n", 0, "B", LEASE, test_check_version, &b,
                                &st, &found, p), COND_STORE_DECLINED);
     CHECK(b.calls == 1 && b.saw == v && found && st.version == v
           && st.exists);
@@ -277,7 +277,7 @@ static void test_claim_checked(apr_pool_t *p)
 
     /* the check says yes: claimed at the version it saw */
     b.expect = v;
-    CHECK_RV(PV->claim_checked(s, "/n", "B", LEASE, test_check_version, &b,
+    CHECK_RV(PV->claim_checked(s, "/n", 0, "B", LEASE, test_check_version, &b,
                                &st, &found, p), APR_SUCCESS);
     CHECK(b.saw == v && st.version == v && !st.claim_owner);
     CHECK_RV(PV->lookup(s, "/n", &st, p), APR_SUCCESS);
@@ -291,10 +291,106 @@ static void test_claim_checked(apr_pool_t *p)
     CHECK_RV(PV->claim(s, "/n", v2, "dead", -1, p), APR_SUCCESS);
     b.calls = 0;
     b.expect = v2;
-    CHECK_RV(PV->claim_checked(s, "/n", "C", LEASE, test_check_version, &b,
+    CHECK_RV(PV->claim_checked(s, "/n", 0, "C", LEASE, test_check_version, &b,
                                &st, &found, p), APR_EBUSY);
     CHECK(b.calls == 0 && st.claim_owner && !strcmp(st.claim_owner, "dead")
           && st.claim_left <= 0);
+}
+
+/* claim_checked told the version the caller expects (a single-tag
+ * If-Match): only a hint - the check on the state read decides - but a
+ * key at another version is not left claimed, and the state that refused
+ * is reported. */
+static void test_claim_expected(apr_pool_t *p)
+{
+    cond_store *s;
+    test_check_baton b = { 0, 0, 0 };
+    apr_time_t now = apr_time_now();
+    apr_int64_t v = 0, v2 = 0;
+    cond_state st;
+    int found = 0;
+
+    if (!PV->claim_checked) {
+        printf("# %s has no claim_checked\n", T->name);
+        return;
+    }
+    if (!(s = T->open(p, "expected"))) {
+        return;
+    }
+    CHECK_RV(PV->bump(s, "/e", now, &v, p), APR_SUCCESS);
+
+    /* the right version: claimed, the check saw the state claimed at */
+    b.expect = v;
+    CHECK_RV(PV->claim_checked(s, "/e", v, "A", LEASE, test_check_version,
+                               &b, &st, &found, p), APR_SUCCESS);
+    CHECK(b.calls == 1 && b.saw == v && found && st.version == v
+          && st.exists && !st.claim_owner);
+    CHECK_RV(PV->lookup(s, "/e", &st, p), APR_SUCCESS);
+    CHECK(st.version == v && st.claim_owner && !strcmp(st.claim_owner, "A"));
+
+    /* claimed: EBUSY with the claim's owner, at the expected version or
+     * not, the check not called, the claim left alone */
+    b.calls = 0;
+    CHECK_RV(PV->claim_checked(s, "/e", v, "B", LEASE, test_check_version,
+                               &b, &st, &found, p), APR_EBUSY);
+    CHECK(b.calls == 0 && found && st.version == v && st.claim_owner
+          && !strcmp(st.claim_owner, "A") && LEASE_FRESH(st.claim_left));
+    CHECK_RV(PV->claim_checked(s, "/e", v + 1, "B", LEASE,
+                               test_check_version, &b, &st, &found, p),
+             APR_EBUSY);
+    CHECK(b.calls == 0 && st.claim_owner && !strcmp(st.claim_owner, "A"));
+    CHECK_RV(PV->lookup(s, "/e", &st, p), APR_SUCCESS);
+    CHECK(st.claim_owner && !strcmp(st.claim_owner, "A"));
+    CHECK_RV(PV->commit(s, "/e", "A", COND_COMMIT_EXISTS, NULL, now, &v2, p),
+             APR_SUCCESS);
+    CHECK(v2 > v);
+
+    /* a stale expectation the check refuses: declined, the state that
+     * refused reported, nothing claimed */
+    b.calls = 0;
+    b.expect = v;
+    CHECK_RV(PV->claim_checked(s, "/e", v, "B", LEASE, test_check_version,
+                               &b, &st, &found, p), COND_STORE_DECLINED);
+    CHECK(b.calls == 1 && b.saw == v2 && found && st.version == v2
+          && st.exists && !st.claim_owner);
+    CHECK_RV(PV->lookup(s, "/e", &st, p), APR_SUCCESS);
+    CHECK(st.version == v2 && !st.claim_owner);
+
+    /* a wrong expectation the check takes all the same: claimed at the
+     * version the check saw */
+    b.calls = 0;
+    b.expect = v2;
+    CHECK_RV(PV->claim_checked(s, "/e", v, "C", LEASE, test_check_version,
+                               &b, &st, &found, p), APR_SUCCESS);
+    CHECK(b.calls == 1 && b.saw == v2 && st.version == v2 && !st.claim_owner);
+    CHECK_RV(PV->lookup(s, "/e", &st, p), APR_SUCCESS);
+    CHECK(st.version == v2 && st.claim_owner && !strcmp(st.claim_owner, "C"));
+    CHECK_RV(PV->release(s, "/e", "C", NULL, p), APR_SUCCESS);
+
+    /* the right version, but the check says no (another precondition):
+     * declined, and nothing left claimed */
+    b.calls = 0;
+    b.expect = v2 + 1;
+    CHECK_RV(PV->claim_checked(s, "/e", v2, "D", LEASE, test_check_version,
+                               &b, &st, &found, p), COND_STORE_DECLINED);
+    CHECK(b.calls == 1 && b.saw == v2);
+    CHECK_RV(PV->lookup(s, "/e", &st, p), APR_SUCCESS);
+    CHECK(st.version == v2 && !st.claim_owner);
+
+    /* an unknown key: checked as unknown whatever is expected; refused,
+     * nothing created; taken, claimed at 0 */
+    b.calls = 0;
+    b.expect = v2;
+    CHECK_RV(PV->claim_checked(s, "/u", v2, "E", LEASE, test_check_version,
+                               &b, &st, &found, p), COND_STORE_DECLINED);
+    CHECK(b.calls == 1 && b.saw == -1 && !found);
+    CHECK_RV(PV->lookup(s, "/u", &st, p), APR_NOTFOUND);
+    b.expect = -1;
+    CHECK_RV(PV->claim_checked(s, "/u", v2, "E", LEASE, test_check_version,
+                               &b, &st, &found, p), APR_SUCCESS);
+    CHECK(b.calls == 2 && b.saw == -1 && !found);
+    CHECK_RV(PV->lookup(s, "/u", &st, p), APR_SUCCESS);
+    CHECK(st.version == 0 && st.claim_owner && !strcmp(st.claim_owner, "E"));
 }
 
 static void test_lease_expiry(apr_pool_t *p)
@@ -830,7 +926,9 @@ static const char *const race_keys[RACE_KEYS] = {
 
 /* Claim at the version the writer read: half the writers by claim()'s
  * compare-and-set, the other half (where the store has it) by
- * claim_checked with a check on that version, like an If-Match. */
+ * claim_checked with a check on that version, like an If-Match - half of
+ * those telling the store the version, as the glue does for a single-tag
+ * If-Match. */
 static apr_status_t test_race_claim(cond_store *s, const char *key,
                                     apr_int64_t version, const char *owner,
                                     int id, apr_pool_t *p)
@@ -843,8 +941,8 @@ static apr_status_t test_race_claim(cond_store *s, const char *key,
     if (!PV->claim_checked || id % 2 == 0) {
         return PV->claim(s, key, version, owner, LEASE, p);
     }
-    rv = PV->claim_checked(s, key, owner, LEASE, test_check_version, &b, &st,
-                           &found, p);
+    rv = PV->claim_checked(s, key, id % 4 == 1 ? version : 0, owner, LEASE,
+                           test_check_version, &b, &st, &found, p);
     return rv == COND_STORE_DECLINED ? APR_EAGAIN : rv;
 }
 
@@ -1066,6 +1164,7 @@ const test_case contract_cases[] = {
     { "identity", test_identity },
     { "lookup and claim", test_lookup_claim },
     { "claim_checked", test_claim_checked },
+    { "claim_checked at an expected version", test_claim_expected },
     { "lease expiry", test_lease_expiry },
     { "commit", test_commit },
     { "related", test_related },

@@ -55,7 +55,9 @@ static int pg_ctl(const char *what)
 {
     return pg_sh("%s" PG_BIN "/pg_ctl -D %s/data -l %s/log -w -t 60 "
                  "-o \"-k %s -c listen_addresses='' -c fsync=off "
-                 "-c max_connections=200\" %s >/dev/null",
+                 "-c max_connections=200 "
+                 "-c shared_preload_libraries=pg_stat_statements\" "
+                 "%s >/dev/null",
                  runas, pgdir, pgdir, pgdir, what);
 }
 
@@ -239,6 +241,12 @@ static void test_params(apr_pool_t *p)
     }
 }
 
+/* A check that takes only the version *baton. */
+static int test_at_version(void *baton, const cond_state *st)
+{
+    return !st || st->version != *(apr_int64_t *)baton;
+}
+
 /* A restart takes every session away: the store reconnects, prepares its
  * statements again, and every call after it works - no "prepared
  * statement does not exist", no lost claim, versions above all before. */
@@ -247,7 +255,7 @@ static void test_restart(apr_pool_t *p, const char *mode)
     cond_store *s = pg_open(p, apr_psprintf(p, "restart_%s", mode));
     apr_int64_t v0 = 0, v1 = 0, v2 = 0;
     cond_state st;
-    int i;
+    int i, found = 0;
 
     if (!s) {
         return;
@@ -279,6 +287,12 @@ static void test_restart(apr_pool_t *p, const char *mode)
     CHECK(st.version == v1 && st.claim_owner
           && !strcmp(st.claim_owner, "before") && LEASE_FRESH(st.claim_left));
     CHECK_RV(PV->release(s, "/r", "before", NULL, p), APR_SUCCESS);
+    /* so is claim_checked's statement, and it claims at the version */
+    CHECK(pg_ctl("restart -m fast") == 0);
+    CHECK_RV(PV->claim_checked(s, "/r", v1, "after", LEASE, test_at_version,
+                               &v1, &st, &found, p), APR_SUCCESS);
+    CHECK(found && st.version == v1 && !st.claim_owner);
+    CHECK_RV(PV->release(s, "/r", "after", NULL, p), APR_SUCCESS);
     for (i = 0; i < 20; i++) {
         CHECK_RV(PV->bump(s, "/r", apr_time_now(), &v2, p), APR_SUCCESS);
         CHECK(v2 > v1);
@@ -459,6 +473,119 @@ static void test_own_words(apr_pool_t *p)
     CHECK(msg && strstr(msg, "cond_resources"));
 }
 
+/* The number the last statement of sql in db answers, -1 when it
+ * fails. */
+static long long pg_number(const char *db, const char *sql)
+{
+    char cmd[1024], out[64] = "", line[64];
+    FILE *f;
+
+    snprintf(cmd, sizeof(cmd), "%s" PG_BIN "/psql -X -At -h %s -U cond -d %s "
+             "-c \"%s\"", runas, pgdir, db, sql);
+    if (!(f = popen(cmd, "r"))) {
+        return -1;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        memcpy(out, line, sizeof(out));
+    }
+    return pclose(f) == 0 && out[0] && out[0] != '\n' ? atoll(out) : -1;
+}
+
+/* What the store's statements on its table cost since the last reset:
+ * how many ran, and the WAL records they wrote (pg_stat_statements
+ * counts both as each statement ends, before its answer is sent). */
+static void pg_trips(const char *db, long long *calls, long long *wal)
+{
+    static const char from[] =
+        " FROM pg_stat_statements WHERE dbid = (SELECT oid FROM "
+        "pg_database WHERE datname = current_database()) AND query LIKE "
+        "'%%cond_resources%%' AND query NOT LIKE '%%pg_stat_statements%%'";
+    char sql[512];
+
+    snprintf(sql, sizeof(sql), "SELECT coalesce(sum(calls), 0)%s", from);
+    *calls = pg_number(db, sql);
+    snprintf(sql, sizeof(sql), "SELECT coalesce(sum(wal_records), 0)%s",
+             from);
+    *wal = pg_number(db, sql);
+}
+
+/* One conditional write as the glue makes it (conditional_try_claim,
+ * then the commit of a complete response) with If-Match naming version
+ * tag: claim_checked told that version where the store has it, else a
+ * lookup and claim()'s compare-and-set. Returns the claim's status; *v
+ * gets the new version after a commit. */
+static apr_status_t test_glue_write(cond_store *s, const char *key,
+                                    apr_int64_t tag, apr_int64_t *v,
+                                    apr_pool_t *p)
+{
+    cond_state st;
+    apr_status_t rv;
+    int found = 0;
+
+    if (PV->claim_checked) {
+        rv = PV->claim_checked(s, key, tag, "w", LEASE, test_at_version,
+                               &tag, &st, &found, p);
+    }
+    else if ((rv = PV->lookup(s, key, &st, p)) == APR_SUCCESS) {
+        rv = st.claim_owner ? APR_EBUSY
+             : test_at_version(&tag, &st) ? COND_STORE_DECLINED
+             : PV->claim(s, key, st.version, "w", LEASE, p);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = PV->commit(s, key, "w", COND_COMMIT_EXISTS, NULL,
+                        apr_time_now(), v, p);
+        CHECK_RV(rv, APR_SUCCESS);
+    }
+    return rv;
+}
+
+/* The round trips of a write, counted by the server: a committed write
+ * is the claim and the commit, two statements; a 412 (a stale If-Match)
+ * is one statement that writes nothing - no claim taken and released, no
+ * row lock, not one WAL record. */
+static void test_round_trips(apr_pool_t *p)
+{
+    enum { N = 10 };
+    cond_store *s = pg_open(p, "trips");
+    apr_int64_t v = 0, stale;
+    long long calls = -1, wal = -1;
+    cond_state st;
+    int i, ok = 1;
+
+    if (!s || !CHECK(pg_number("trips", "CREATE EXTENSION "
+                               "pg_stat_statements; SELECT 1") == 1)) {
+        return;
+    }
+    CHECK_RV(PV->bump(s, "/t", apr_time_now(), &v, p), APR_SUCCESS);
+    stale = v;
+    CHECK_RV(test_glue_write(s, "/t", v, &v, p), APR_SUCCESS);
+
+    CHECK(pg_number("trips", "SELECT 1 FROM pg_stat_statements_reset()")
+          == 1);
+    for (i = 0; i < N; i++) {
+        ok &= test_glue_write(s, "/t", v, &v, p) == APR_SUCCESS;
+    }
+    CHECK(ok);
+    pg_trips("trips", &calls, &wal);
+    printf("# %d committed writes: %lld statements, %lld WAL records\n", N,
+           calls, wal);
+    CHECK(calls == 2 * N);
+
+    CHECK(pg_number("trips", "SELECT 1 FROM pg_stat_statements_reset()")
+          == 1);
+    for (i = 0; i < N; i++) {
+        ok &= test_glue_write(s, "/t", stale, &v, p) == COND_STORE_DECLINED;
+    }
+    CHECK(ok);
+    pg_trips("trips", &calls, &wal);
+    printf("# %d stale If-Match writes (412): %lld statements, %lld WAL "
+           "records\n", N, calls, wal);
+    CHECK(calls == N);
+    CHECK(wal == 0);
+    CHECK_RV(PV->lookup(s, "/t", &st, p), APR_SUCCESS);
+    CHECK(st.version == v && !st.claim_owner);
+}
+
 static const test_case pg_cases[] = {
     { "dbd parameters", test_params },
     { "schema created by several at once", test_schema_race },
@@ -467,6 +594,7 @@ static const test_case pg_cases[] = {
     { "stopped database", test_stopped },
     { "frozen database (SIGSTOP)", test_frozen },
     { "the database's own words", test_own_words },
+    { "round trips of a write", test_round_trips },
     { NULL, NULL }
 };
 

@@ -576,6 +576,60 @@ static void test_of_version(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* The version a single-tag If-Match names (the claim's hint)          */
+
+typedef struct {
+    const char *if_match;
+    apr_int64_t want;
+} if_match_version_case;
+
+#define PFX "\"5f2a9c01d3e4b6a7-"
+
+static const if_match_version_case if_match_version_cases[] = {
+    { PFX "1c\"", 0x1c },
+    { " " PFX "1c\" ", 0x1c },
+    { PFX "1c-gzip\"", 0x1c },
+    { PFX "1c-0123456789abcdef\"", 0x1c },
+    { PFX "1c-0123456789abcdef-br\"", 0x1c },
+    { PFX "7fffffffffffffff\"", APR_INT64_C(0x7fffffffffffffff) },
+    { PFX "8000000000000000\"", 0 },
+    { PFX "10000000000000000\"", 0 },
+    { PFX "1C\"", 0 },
+    { PFX "1c-zip\"", 0 },
+    { PFX "\"", 0 },
+    { PFX "-gzip\"", 0 },
+    { "W/" PFX "1c\"", 0 },
+    { PFX "1c\", " PFX "1d\"", 0 },
+    { PFX "1c\", *", 0 },
+    { "*", 0 },
+    { "\"0000000000000000-1c\"", 0 },
+    { "\"5f2a9c01d3e4b6a7\"", 0 },
+    { PFX "1c", 0 },
+    { PFX "1c\" junk", 0 },
+    { "", 0 },
+    { NULL, 0 },
+};
+
+static void test_if_match_version(void)
+{
+    size_t i;
+    char name[96];
+
+    for (i = 0; i < sizeof(if_match_version_cases)
+                    / sizeof(if_match_version_cases[0]); i++) {
+        const if_match_version_case *c = &if_match_version_cases[i];
+        apr_int64_t got = cond_if_match_version(c->if_match, PFX);
+
+        snprintf(name, sizeof(name), "#%u [%.60s]", (unsigned)i,
+                 c->if_match ? c->if_match : "(null)");
+        check(got == c->want, "if-match version", name, NULL, got,
+              c->want);
+    }
+    check(cond_if_match_version(PFX "1c\"", NULL) == 0, "if-match version",
+          "no prefix", NULL, 0, 0);
+}
+
+/* ------------------------------------------------------------------ */
 /* If-Range (RFC 9110 13.1.5)                                           */
 
 typedef struct {
@@ -1044,6 +1098,7 @@ int main(void)
     test_evaluate();
     test_family();
     test_of_version();
+    test_if_match_version();
     test_if_range();
     test_lists();
     test_etagc();

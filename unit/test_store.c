@@ -1347,8 +1347,8 @@ static pid_t test_holder_fork(cond_store *s, int hold_ms)
         if (PV->child_init(s, cp) != APR_SUCCESS) {
             _exit(1);
         }
-        _exit(PV->claim_checked(s, "/held", "H", LEASE, test_hold_check, &h,
-                                &st, &found, cp) == APR_SUCCESS ? 0 : 2);
+        _exit(PV->claim_checked(s, "/held", 0, "H", LEASE, test_hold_check,
+                                &h, &st, &found, cp) == APR_SUCCESS ? 0 : 2);
     }
     close(fds[1]);
     if (!CHECK(pid > 0 && read(fds[0], &x, 1) == 1)) {
