@@ -101,9 +101,26 @@ typedef struct {
     int status;              /* 0 go on, 412, 503, or DECLINED: ask the
                               * backend first (conditional_write_probe) */
     cond_why why;            /* of a 412 */
-    apr_int64_t expect;      /* the version a single-tag If-Match of this
-                              * store names, 0 none: the claim's hint */
+    apr_int64_t expect;      /* the claim's hint (conditional_expect) */
 } conditional_check;
+
+/* What the store may claim before the preconditions are checked
+ * (claim_checked's expect_version): the version a single-tag If-Match of
+ * this store names; any state (0) when nothing could fail; else none
+ * (-1), so that a write refused with 412 never claims, and never writes,
+ * in a store that claims before it checks (dbd). */
+static apr_int64_t conditional_expect(request_rec *r, conditional_req *rq,
+                                      const cond_request *cr)
+{
+    apr_int64_t v;
+
+    if (!cond_has_write_precondition(cr)) {
+        return 0;
+    }
+    v = cond_if_match_version(cr->if_match,
+                              conditional_tag_prefix(rq->inst, r->pool));
+    return v > 0 && !cr->if_none_match ? v : -1;
+}
 
 /* The preconditions against the key's state (NULL: unknown to the store).
  * Called inside the store's claim transaction when the store can
@@ -179,8 +196,7 @@ static int conditional_claim(request_rec *r, conditional_req *rq,
     const char *owner = apr_psprintf(r->pool, "%s%u", conditional_owner_prefix,
                                      apr_atomic_inc32(&conditional_owner_seq));
     conditional_check k = { r, rq, cr, OK, COND_WHY_NONE,
-                            cond_if_match_version(cr->if_match,
-                                conditional_tag_prefix(rq->inst, r->pool)) };
+                            conditional_expect(r, rq, cr) };
     int waited = 0;
 
     for (;;) {

@@ -180,7 +180,8 @@ static const char *const pg_sql[PG_NSTMT] = {
     "h AS (SELECT version FROM u UNION ALL SELECT version FROM d), "
     "b AS (" PG_BUMP_RELATED("h") ") SELECT version FROM h",
     /* PG_CLAIM_READ: claim()'s compare-and-set, at the expected version
-     * (any when 0), and the key's state in the same statement: the
+     * (any when 0, none when < 0), and the key's state in the same
+     * statement: the
      * claimed row as the claim found it (a claim changes no other
      * column), first column 1; else the row as the statement's snapshot
      * has it, first column 0; no row for an unknown key. Only a claim
@@ -634,7 +635,8 @@ static apr_status_t pg_op_claim(pg_ctx *cx, pg_task *t)
 }
 
 /* claim_checked's one round trip (PG_CLAIM_READ): the claim when the key
- * is unclaimed and at t->expect (any version when 0), and the state it
+ * is unclaimed and at t->expect (any version when 0, none when < 0), and
+ * the state it
  * was taken at, or the state that refused it. A repeat after a lost
  * connection that finds the claim ours took it the first time: the row
  * as it was before, claimed. */
@@ -1524,11 +1526,12 @@ static apr_status_t pg_list(cond_store *s, const char *prefix,
 /*
  * The check on what PG_CLAIM_READ found. Claimed and checked: done, one
  * round trip. Not claimed: a claim by another is APR_EBUSY, a check that
- * says no costs nothing more (a stale If-Match), and a check that takes a
- * state the statement would not claim (an unknown key, a version other
- * than expected) claims it now with claim()'s compare-and-set, as the
- * glue does without claim_checked. Claimed but refused by the check (a
- * precondition other than the expected version): released again.
+ * says no costs nothing more (a stale If-Match, any refusal the caller
+ * saw coming), and a check that takes a state the statement would not
+ * claim (an unknown key, a version other than expected, no expectation)
+ * claims it now with claim()'s compare-and-set, as the glue does without
+ * claim_checked. Claimed but refused by the check (the caller's hint was
+ * wrong): released again.
  */
 static apr_status_t pg_claim_decide(cond_store *s, const char *key,
                                     const char *owner,
@@ -1575,7 +1578,8 @@ static apr_status_t pg_claim_checked(cond_store *s, const char *key,
     if (!(t = pg_task_new(pg_op_claim_read, key, owner, NULL, p))) {
         return APR_ENOMEM;
     }
-    t->expect = expect_version > 0 ? expect_version : 0;
+    /* < 0 matches no version: the statement only reads */
+    t->expect = expect_version;
     t->lease = lease;
     rv = pg_run(s, t, &ours);
     if (!ours) {

@@ -231,14 +231,17 @@ typedef struct cond_store_provider {
      * whose, and the lease it has left); check was not called.
      * COND_STORE_DECLINED: check said no; nothing is left written.
      *
-     * expect_version (0: none) is the caller's guess of the version check
-     * will accept, e.g. the one a single-tag If-Match names. It is only a
-     * hint and changes no outcome: check still runs on the state read and
-     * decides, and a key at another version is still claimed when check
-     * takes it. A store whose claim is a statement sent ahead of the check
-     * (dbd) claims at once only at that version, so a stale If-Match costs
-     * one round trip and writes nothing; a store that checks inside its
-     * own transaction (sqlite) may ignore it. */
+     * expect_version is the caller's guess of what check will accept:
+     * > 0 that version (the one a single-tag If-Match names), 0 any state
+     * (the request has no precondition a state could fail), < 0 none
+     * known (other preconditions). It is only a hint and changes no
+     * outcome: check still runs on the state read and decides, and a key
+     * at another version is still claimed when check takes it. A store
+     * whose claim is a statement sent ahead of the check (dbd) claims at
+     * once only what the hint allows - so a refused write costs it one
+     * round trip and writes nothing - and otherwise claims after check;
+     * a store that checks inside its own transaction (sqlite) may ignore
+     * it. */
     apr_status_t (*claim_checked)(cond_store *s, const char *key,
                                   apr_int64_t expect_version,
                                   const char *owner,

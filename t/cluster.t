@@ -288,8 +288,9 @@ ok t_cmp(req(2, 'GET', '/api/docs/shared', { 'If-None-Match' => $tag2 })
 # The round trips of a write, counted by PostgreSQL (pg_stat_statements
 # counts a statement as it ends, before its answer is sent): with the
 # current tag one statement before the backend runs - the claim, which
-# reads the key in the same statement - and the commit after it; with a
-# stale tag one statement and not one WAL record (nothing claimed).
+# reads the key in the same statement - and the commit after it; a 412
+# (a stale tag, If-None-Match: * on a present key) one statement and not
+# one WAL record (nothing claimed).
 sub psql_number {
     my ($sql) = @_;
     my $out = `$PG/psql -X -At -h $dir -U cond -d cond -c "$sql" 2>&1`;
@@ -335,15 +336,20 @@ psql_number('SELECT 1 FROM pg_stat_statements_reset()');
 for my $i (1 .. $N) {
     $stale++ if req($i % 3, 'PUT', '/api/docs/trips',
                     { 'If-Match' => $tag2 }, '{"v":0}')->code == 412;
+    # create-only on a present key: no version to expect, nothing claimed
+    $stale++ if req($i % 3, 'PUT', '/api/docs/trips',
+                    { 'If-None-Match' => '*' }, '{"v":0}')->code == 412;
 }
 $all = store_statements('');
 my $wal = psql_number("SELECT coalesce(sum(wal_records), 0) FROM "
                       . "pg_stat_statements WHERE dbid = (SELECT oid FROM "
                       . "pg_database WHERE datname = 'cond') AND query NOT "
                       . "LIKE '%pg_stat_statements%'");
-t_debug("$N writes with a stale tag: $all statements, $wal WAL records");
-ok named($stale == $N && $all == $N && $wal == 0,
-         'a write with a stale tag (412): one statement, nothing written');
+t_debug("$N writes with a stale tag, $N with If-None-Match: *: $all "
+        . "statements, $wal WAL records");
+ok named($stale == 2 * $N && $all == 2 * $N && $wal == 0,
+         'a 412 (stale tag, If-None-Match: *): one statement, nothing '
+         . 'written');
 
 # Keys are bytes: two paths that differ only in a byte that is not UTF-8
 # are two keys, tagged alike on every node.

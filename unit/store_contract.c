@@ -391,6 +391,23 @@ static void test_claim_expected(apr_pool_t *p)
     CHECK(b.calls == 2 && b.saw == -1 && !found);
     CHECK_RV(PV->lookup(s, "/u", &st, p), APR_SUCCESS);
     CHECK(st.version == 0 && st.claim_owner && !strcmp(st.claim_owner, "E"));
+
+    /* no version known (< 0, other preconditions): the check decides on
+     * the state read; refused, nothing claimed; taken, claimed at the
+     * version it saw */
+    b.calls = 0;
+    b.expect = v2 + 1;
+    CHECK_RV(PV->claim_checked(s, "/e", -1, "F", LEASE, test_check_version,
+                               &b, &st, &found, p), COND_STORE_DECLINED);
+    CHECK(b.calls == 1 && b.saw == v2 && found && st.version == v2);
+    CHECK_RV(PV->lookup(s, "/e", &st, p), APR_SUCCESS);
+    CHECK(st.version == v2 && !st.claim_owner);
+    b.expect = v2;
+    CHECK_RV(PV->claim_checked(s, "/e", -1, "F", LEASE, test_check_version,
+                               &b, &st, &found, p), APR_SUCCESS);
+    CHECK(b.calls == 2 && b.saw == v2 && st.version == v2 && !st.claim_owner);
+    CHECK_RV(PV->lookup(s, "/e", &st, p), APR_SUCCESS);
+    CHECK(st.version == v2 && st.claim_owner && !strcmp(st.claim_owner, "F"));
 }
 
 static void test_lease_expiry(apr_pool_t *p)

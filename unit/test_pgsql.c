@@ -510,20 +510,21 @@ static void pg_trips(const char *db, long long *calls, long long *wal)
 }
 
 /* One conditional write as the glue makes it (conditional_try_claim,
- * then the commit of a complete response) with If-Match naming version
- * tag: claim_checked told that version where the store has it, else a
- * lookup and claim()'s compare-and-set. Returns the claim's status; *v
- * gets the new version after a commit. */
+ * then the commit of a complete response) whose preconditions hold at
+ * version tag only: claim_checked told hint (conditional_expect: tag for
+ * a single-tag If-Match, -1 for other preconditions) where the store has
+ * it, else a lookup and claim()'s compare-and-set. Returns the claim's
+ * status; *v gets the new version after a commit. */
 static apr_status_t test_glue_write(cond_store *s, const char *key,
-                                    apr_int64_t tag, apr_int64_t *v,
-                                    apr_pool_t *p)
+                                    apr_int64_t hint, apr_int64_t tag,
+                                    apr_int64_t *v, apr_pool_t *p)
 {
     cond_state st;
     apr_status_t rv;
     int found = 0;
 
     if (PV->claim_checked) {
-        rv = PV->claim_checked(s, key, tag, "w", LEASE, test_at_version,
+        rv = PV->claim_checked(s, key, hint, "w", LEASE, test_at_version,
                                &tag, &st, &found, p);
     }
     else if ((rv = PV->lookup(s, key, &st, p)) == APR_SUCCESS) {
@@ -540,9 +541,10 @@ static apr_status_t test_glue_write(cond_store *s, const char *key,
 }
 
 /* The round trips of a write, counted by the server: a committed write
- * is the claim and the commit, two statements; a 412 (a stale If-Match)
- * is one statement that writes nothing - no claim taken and released, no
- * row lock, not one WAL record. */
+ * is the claim and the commit, two statements; a 412 (a stale If-Match,
+ * an If-None-Match: * on a present key) is one statement that writes
+ * nothing - no claim taken and released, no row lock, not one WAL
+ * record. */
 static void test_round_trips(apr_pool_t *p)
 {
     enum { N = 10 };
@@ -558,12 +560,12 @@ static void test_round_trips(apr_pool_t *p)
     }
     CHECK_RV(PV->bump(s, "/t", apr_time_now(), &v, p), APR_SUCCESS);
     stale = v;
-    CHECK_RV(test_glue_write(s, "/t", v, &v, p), APR_SUCCESS);
+    CHECK_RV(test_glue_write(s, "/t", v, v, &v, p), APR_SUCCESS);
 
     CHECK(pg_number("trips", "SELECT 1 FROM pg_stat_statements_reset()")
           == 1);
     for (i = 0; i < N; i++) {
-        ok &= test_glue_write(s, "/t", v, &v, p) == APR_SUCCESS;
+        ok &= test_glue_write(s, "/t", v, v, &v, p) == APR_SUCCESS;
     }
     CHECK(ok);
     pg_trips("trips", &calls, &wal);
@@ -574,13 +576,16 @@ static void test_round_trips(apr_pool_t *p)
     CHECK(pg_number("trips", "SELECT 1 FROM pg_stat_statements_reset()")
           == 1);
     for (i = 0; i < N; i++) {
-        ok &= test_glue_write(s, "/t", stale, &v, p) == COND_STORE_DECLINED;
+        ok &= test_glue_write(s, "/t", stale, stale, &v, p)
+              == COND_STORE_DECLINED;
+        /* a precondition other than one tag (If-None-Match: *) */
+        ok &= test_glue_write(s, "/t", -1, 0, &v, p) == COND_STORE_DECLINED;
     }
     CHECK(ok);
     pg_trips("trips", &calls, &wal);
-    printf("# %d stale If-Match writes (412): %lld statements, %lld WAL "
-           "records\n", N, calls, wal);
-    CHECK(calls == N);
+    printf("# %d stale If-Match and %d If-None-Match: * writes (412): "
+           "%lld statements, %lld WAL records\n", N, N, calls, wal);
+    CHECK(calls == 2 * N);
     CHECK(wal == 0);
     CHECK_RV(PV->lookup(s, "/t", &st, p), APR_SUCCESS);
     CHECK(st.version == v && !st.claim_owner);
