@@ -1102,9 +1102,12 @@ enum {
 /* Borrow a connection; a write refuses a read-only one up front. */
 static void store_put(cond_store *s, store_conn *c, apr_pool_t *p);
 
-/* A write call takes the writers' lock (sqlite_wlock.h) before its
- * transaction, waiting as long as SQLite's busy timeout would; the time
- * it waited counts against that timeout. */
+/* A write call takes the writers' lock (sqlite_wlock.h) before it looks
+ * at the store's files, waiting as long as SQLite's busy timeout would;
+ * the time it waited counts against that timeout. Before the look, not
+ * after: no wait may come between the look and the transaction, since a
+ * -shm cut short in between is a SIGBUS in SQLite's read of its mapping.
+ * On failure the connection is back in the pool. */
 static apr_status_t store_wlock_take(cond_store *s, store_conn *c,
                                      apr_pool_t *p)
 {
@@ -1124,6 +1127,14 @@ static apr_status_t store_wlock_take(cond_store *s, store_conn *c,
     }
     c->waited = sq_wlock_clock() - start;
     return APR_SUCCESS;
+}
+
+static void store_wlock_drop(cond_store *s, store_conn *c)
+{
+    if (c->wheld) {
+        c->wheld = 0;
+        sq_wlock_give(s->wlock);
+    }
 }
 
 static apr_status_t store_get(cond_store *s, store_conn **out, int mode,
@@ -1159,18 +1170,20 @@ static apr_status_t store_get(cond_store *s, store_conn **out, int mode,
             return rv == APR_EAGAIN ? APR_TIMEUP : rv;
         }
         *out = res;
+        if (for_write && !(*out)->readonly
+            && (rv = store_wlock_take(s, *out, p)) != APR_SUCCESS) {
+            return rv;
+        }
         if ((rv = store_conn_check(s, *out, for_write)) != APR_SUCCESS
             || (mode == SQ_GET_READ
                 && (rv = store_shm_whole(s, *out)) != APR_SUCCESS)) {
+            store_wlock_drop(s, *out);
             apr_reslist_invalidate(s->conns, res);
             cond_store_set_error(p, "%s", store_errbuf);
             return rv;
         }
-        if (!for_write) {
+        if (!for_write || !(*out)->readonly) {
             return APR_SUCCESS;
-        }
-        if (!(*out)->readonly) {
-            return store_wlock_take(s, *out, p);
         }
         /* A connection opened while the file was read-only stays so: drop
          * it, and when the file is writable now (the permissions were
@@ -1217,10 +1230,7 @@ static void store_put(cond_store *s, store_conn *c, apr_pool_t *p)
             c->broken = 1;
         }
     }
-    if (c->wheld) {
-        c->wheld = 0;
-        sq_wlock_give(s->wlock);
-    }
+    store_wlock_drop(s, c);
     if (c->broken) {
         apr_reslist_invalidate(s->conns, c);
     }
