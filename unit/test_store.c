@@ -1454,6 +1454,41 @@ static void test_wlock_bounded(apr_pool_t *p)
     CHECK_RV(test_timed_claim(s, "/w", &took, p), APR_SUCCESS);
 }
 
+/* A writer that waited for the lock looks at the store's files after
+ * the wait, not before: the -shm cut to nothing while it waited is found
+ * and refused, not read through SQLite's mapping (a SIGBUS). */
+static void test_wlock_look_after_wait(apr_pool_t *p)
+{
+    cond_store *s = test_parent(p, "wlock-shm.db");
+    char *shm = apr_pstrcat(p, test_path(p, "wlock-shm.db"), "-shm", NULL);
+    pid_t holder, waiter;
+    int status;
+
+    if (!s || (holder = test_holder_fork(s, 800)) < 0) {
+        return;
+    }
+    fflush(stdout);
+    if ((waiter = fork()) == 0) {
+        apr_pool_t *cp;
+        apr_status_t rv;
+
+        apr_pool_create(&cp, NULL);
+        rv = PV->child_init(s, cp);
+        if (rv == APR_SUCCESS) {
+            rv = PV->claim(s, "/w", 0, "W", LEASE, cp);
+        }
+        _exit(rv == APR_EGENERAL ? 0 : 1);
+    }
+    apr_sleep(apr_time_from_msec(250));     /* the waiter is on the lock */
+    CHECK(truncate(shm, 0) == 0);
+    waitpid(holder, &status, 0);            /* it may die in its commit */
+    CHECK(waiter > 0 && waitpid(waiter, &status, 0) == waiter);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (WIFSIGNALED(status)) {
+        printf("  the waiter died of signal %d\n", WTERMSIG(status));
+    }
+}
+
 static const test_target sqlite_target = {
     "sqlite",
     &cond_sqlite_store,
@@ -1489,6 +1524,8 @@ static const test_case sqlite_cases[] = {
     { "writers' lock: a holder killed in its transaction",
       test_wlock_dead_owner },
     { "writers' lock: a bounded wait", test_wlock_bounded },
+    { "writers' lock: the files looked at after the wait",
+      test_wlock_look_after_wait },
     { NULL, NULL }
 };
 
