@@ -1382,26 +1382,39 @@ static apr_status_t test_timed_claim(cond_store *s, const char *key,
     return rv;
 }
 
-/* A writer that finds another process's write in progress sleeps on the
- * lock until that write ends: it never polls SQLite's lock. */
-static void test_wlock_sleeps(apr_pool_t *p)
+/* A write by this process while another process's write holds the lock
+ * for hold_ms: it gets want, makes no call of SQLite's busy handler (it
+ * slept on the lock), and its wait is within [min_ms, max_ms). */
+static void test_wlock_wait(apr_pool_t *p, const char *name, int hold_ms,
+                            apr_status_t want, int min_ms, int max_ms)
 {
-    cond_store *s = test_parent(p, "wlock-sleep.db");
+    cond_store *s = test_parent(p, name);
     apr_interval_time_t took;
     apr_uint32_t busy;
     pid_t pid;
     int status;
 
-    if (!s || (pid = test_holder_fork(s, 400)) < 0) {
+    if (!s || (pid = test_holder_fork(s, hold_ms)) < 0) {
         return;
     }
     CHECK_RV(PV->child_init(s, p), APR_SUCCESS);
     busy = sq_wlock_busy_waits();
-    CHECK_RV(test_timed_claim(s, "/w", &took, p), APR_SUCCESS);
+    CHECK_RV(test_timed_claim(s, "/w", &took, p), want);
     CHECK(sq_wlock_busy_waits() == busy);
-    CHECK(took >= apr_time_from_msec(200));     /* it did wait for it */
+    CHECK(took >= apr_time_from_msec(min_ms)
+          && took < apr_time_from_msec(max_ms));
     CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status)
           && WEXITSTATUS(status) == 0);
+    if (want != APR_SUCCESS) {          /* nothing was written: it can now */
+        CHECK_RV(test_timed_claim(s, "/w", &took, p), APR_SUCCESS);
+    }
+}
+
+/* A writer that finds another process's write in progress sleeps on the
+ * lock until that write ends: it never polls SQLite's lock. */
+static void test_wlock_sleeps(apr_pool_t *p)
+{
+    test_wlock_wait(p, "wlock-sleep.db", 400, APR_SUCCESS, 200, 60000);
 }
 
 /* A child killed inside its transaction, holding the lock: the next
@@ -1433,25 +1446,7 @@ static void test_wlock_dead_owner(apr_pool_t *p)
  * then it gets APR_TIMEUP and writes nothing. */
 static void test_wlock_bounded(apr_pool_t *p)
 {
-    cond_store *s = test_parent(p, "wlock-bound.db");
-    apr_interval_time_t took;
-    apr_uint32_t busy;
-    cond_state st;
-    pid_t pid;
-    int status;
-
-    if (!s || (pid = test_holder_fork(s, 4000)) < 0) {
-        return;
-    }
-    CHECK_RV(PV->child_init(s, p), APR_SUCCESS);
-    busy = sq_wlock_busy_waits();
-    CHECK_RV(test_timed_claim(s, "/w", &took, p), APR_TIMEUP);
-    CHECK(sq_wlock_busy_waits() == busy);
-    CHECK(took >= apr_time_from_msec(1500) && took < apr_time_from_msec(3500));
-    CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status)
-          && WEXITSTATUS(status) == 0);
-    CHECK_RV(PV->lookup(s, "/w", &st, p), APR_NOTFOUND);
-    CHECK_RV(test_timed_claim(s, "/w", &took, p), APR_SUCCESS);
+    test_wlock_wait(p, "wlock-bound.db", 4000, APR_TIMEUP, 1500, 3500);
 }
 
 /* A writer that waited for the lock looks at the store's files after
