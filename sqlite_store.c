@@ -1099,7 +1099,6 @@ enum {
     SQ_GET_WRITE    /* writes: the files are looked at every time */
 };
 
-/* Borrow a connection; a write refuses a read-only one up front. */
 static void store_put(cond_store *s, store_conn *c, apr_pool_t *p);
 
 /* A write call takes the writers' lock (sqlite_wlock.h) before it looks
@@ -1137,6 +1136,8 @@ static void store_wlock_drop(cond_store *s, store_conn *c)
     }
 }
 
+/* Borrow a connection; a write refuses a read-only one up front, and
+ * holds the writers' lock until store_put. */
 static apr_status_t store_get(cond_store *s, store_conn **out, int mode,
                               apr_pool_t *p)
 {
