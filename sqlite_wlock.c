@@ -35,12 +35,13 @@ struct sq_wlock {
 static volatile apr_uint32_t sq_busy_waits;
 static volatile apr_uint32_t sq_owner_deaths;
 
+/* Only this process's view goes: the children of the generation that
+ * made the lock still use it after a graceful restart (their mappings
+ * stay), so it is not destroyed - pthread_mutex_destroy() of a robust
+ * mutex marks it invalid in the shared memory itself. */
 static apr_status_t sq_wlock_unmap(void *data)
 {
-    sq_wlock *l = data;
-
-    pthread_mutex_destroy(&l->mutex);
-    munmap(l, sizeof(*l));
+    munmap(data, sizeof(sq_wlock));
     return APR_SUCCESS;
 }
 

@@ -1484,6 +1484,45 @@ static void test_wlock_look_after_wait(apr_pool_t *p)
     }
 }
 
+/* A graceful restart: the parent's configuration pool goes (and with it
+ * the parent's view of the lock) while a child of that generation holds
+ * the lock and another waits for it. The lock must go on working for
+ * them: the waiter sleeps on it, no call of SQLite's busy handler. */
+static void test_wlock_restart(apr_pool_t *p)
+{
+    apr_pool_t *gen;
+    cond_store *s = NULL;
+    pid_t holder, waiter;
+    int status;
+
+    apr_pool_create(&gen, p);
+    if (!CHECK(PV->create(&s, test_path(p, "wlock-restart.db"), gen) == NULL)
+        || !CHECK(PV->init(s, gen) == APR_SUCCESS)
+        || (holder = test_holder_fork(s, 600)) < 0) {
+        return;
+    }
+    fflush(stdout);
+    if ((waiter = fork()) == 0) {
+        apr_pool_t *cp;
+        apr_uint32_t busy;
+        apr_status_t rv;
+
+        apr_pool_create(&cp, NULL);
+        apr_sleep(apr_time_from_msec(200));     /* after the restart */
+        busy = sq_wlock_busy_waits();
+        rv = PV->child_init(s, cp);
+        if (rv == APR_SUCCESS) {
+            rv = PV->claim(s, "/w", 0, "W", LEASE, cp);
+        }
+        _exit(rv == APR_SUCCESS && sq_wlock_busy_waits() == busy ? 0 : 1);
+    }
+    apr_pool_destroy(gen);                      /* the parent restarts */
+    CHECK(waitpid(holder, &status, 0) == holder && WIFEXITED(status)
+          && WEXITSTATUS(status) == 0);
+    CHECK(waiter > 0 && waitpid(waiter, &status, 0) == waiter
+          && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 static const test_target sqlite_target = {
     "sqlite",
     &cond_sqlite_store,
@@ -1521,6 +1560,8 @@ static const test_case sqlite_cases[] = {
     { "writers' lock: a bounded wait", test_wlock_bounded },
     { "writers' lock: the files looked at after the wait",
       test_wlock_look_after_wait },
+    { "writers' lock: a graceful restart under a holder",
+      test_wlock_restart },
     { NULL, NULL }
 };
 
