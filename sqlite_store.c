@@ -1110,21 +1110,21 @@ static void store_put(cond_store *s, store_conn *c, apr_pool_t *p);
 static apr_status_t store_wlock_take(cond_store *s, store_conn *c,
                                      apr_pool_t *p)
 {
-    apr_time_t start, until;
+    apr_time_t start;
     apr_status_t rv;
 
     if (!s->wlock) {
         return APR_SUCCESS;
     }
-    start = sq_wlock_clock();
-    until = start + apr_time_from_msec(c->busy_ms);
-    if ((rv = sq_wlock_take(s->wlock, until, &c->wheld)) != APR_SUCCESS) {
+    start = store_clock();
+    rv = sq_wlock_take(s->wlock, apr_time_from_msec(c->busy_ms), &c->wheld);
+    if (rv != APR_SUCCESS) {
         store_put(s, c, p);
         cond_store_set_error(p, "another write held the store's writers' "
                              "lock for %d ms", c->busy_ms);
         return rv;
     }
-    c->waited = sq_wlock_clock() - start;
+    c->waited = store_clock() - start;
     return APR_SUCCESS;
 }
 

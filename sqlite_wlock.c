@@ -70,22 +70,20 @@ sq_wlock *sq_wlock_create(apr_pool_t *p)
     return l;
 }
 
-apr_time_t sq_wlock_clock(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return apr_time_from_sec(ts.tv_sec) + ts.tv_nsec / 1000;
-}
-
-apr_status_t sq_wlock_take(sq_wlock *l, apr_time_t until, int *held)
+apr_status_t sq_wlock_take(sq_wlock *l, apr_interval_time_t timeout,
+                           int *held)
 {
     struct timespec ts;
     int e;
 
     *held = 0;
-    ts.tv_sec = apr_time_sec(until);
-    ts.tv_nsec = apr_time_usec(until) * 1000;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += apr_time_sec(timeout);
+    ts.tv_nsec += apr_time_usec(timeout) * 1000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
     e = pthread_mutex_clocklock(&l->mutex, CLOCK_MONOTONIC, &ts);
     if (e == EOWNERDEAD) {
         apr_atomic_inc32(&sq_owner_deaths);

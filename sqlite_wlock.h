@@ -18,17 +18,15 @@ typedef struct sq_wlock sq_wlock;
  * (the store then works as without it: SQLite's own lock decides). */
 sq_wlock *sq_wlock_create(apr_pool_t *p);
 
-/* Wait for the lock until the monotonic time until (microseconds, as
- * sq_wlock_clock gives). APR_SUCCESS and *held = 1: taken, give it back
+/* Wait for the lock for at most timeout. APR_SUCCESS and *held = 1:
+ * taken, give it back
  * with sq_wlock_give; APR_SUCCESS and *held = 0: go on without it (this
  * thread holds it already, or it cannot be used); APR_TIMEUP: another
  * writer held it all that time. A holder that died is taken over: SQLite's
  * own locks died with it, and its transaction was never committed. */
-apr_status_t sq_wlock_take(sq_wlock *l, apr_time_t until, int *held);
+apr_status_t sq_wlock_take(sq_wlock *l, apr_interval_time_t timeout,
+                           int *held);
 void sq_wlock_give(sq_wlock *l);
-
-/* The clock of until: CLOCK_MONOTONIC in microseconds. */
-apr_time_t sq_wlock_clock(void);
 
 /* Counted for the tests (unit/test_store.c): waits this process's
  * connections still made in SQLite's busy handler, and holders found dead. */
