@@ -156,6 +156,14 @@ static int precond_same(const precond_tag *a, const precond_tag *b)
 /* The content codings whose filters append their name to a tag. */
 static const char *const precond_codings[] = { "gzip", "br", "gunzip", NULL };
 
+/* The value of a lowercase hex digit, as versions are written in tags;
+ * -1 for anything else. */
+static int precond_hex_digit(char c)
+{
+    return apr_isdigit(c) ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                                           : -1;
+}
+
 /* s (n bytes) is "" or "-<16 lowercase hex>" and/or "-<coding>". */
 static int precond_version_suffix(const char *s, apr_size_t n)
 {
@@ -163,8 +171,7 @@ static int precond_version_suffix(const char *s, apr_size_t n)
     int c;
 
     if (n >= 17 && s[0] == '-') {
-        for (i = 1; i < 17 && (apr_isdigit(s[i])
-                               || (s[i] >= 'a' && s[i] <= 'f')); i++) {
+        for (i = 1; i < 17 && precond_hex_digit(s[i]) >= 0; i++) {
         }
         if (i == 17) {
             s += 17;
@@ -227,13 +234,9 @@ apr_int64_t cond_if_match_version(const char *if_match, const char *prefix)
     if (t.len <= n || memcmp(t.opaque, prefix + 1, n)) {
         return 0;
     }
-    for (i = n; i < t.len && i - n < 16 && (apr_isdigit(t.opaque[i])
-                                            || (t.opaque[i] >= 'a'
-                                                && t.opaque[i] <= 'f'));
+    for (i = n; i < t.len && i - n < 16 && precond_hex_digit(t.opaque[i]) >= 0;
          i++) {
-        v = v * 16 + (apr_uint64_t)(apr_isdigit(t.opaque[i])
-                                    ? t.opaque[i] - '0'
-                                    : t.opaque[i] - 'a' + 10);
+        v = v * 16 + (apr_uint64_t)precond_hex_digit(t.opaque[i]);
     }
     if (i == n || v > (apr_uint64_t)APR_INT64_MAX
         || !precond_version_suffix(t.opaque + i, t.len - i)) {
