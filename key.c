@@ -57,7 +57,14 @@ const char *cond_key_make(apr_pool_t *p, const char *site, const char *path,
                           const char *query)
 {
     if (!query) {
-        return apr_pstrcat(p, site, path, NULL);
+        /* Every read builds its key: two lengths and one allocation, not
+         * apr_pstrcat's walk over its argument list (twice). */
+        apr_size_t ns = strlen(site), np = strlen(path);
+        char *key = apr_palloc(p, ns + np + 1);
+
+        memcpy(key, site, ns);
+        memcpy(key + ns, path, np + 1);
+        return key;
     }
     return apr_pstrcat(p, site, key_escape_path(p, path), "?", query, NULL);
 }

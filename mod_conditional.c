@@ -150,6 +150,7 @@ static void conditional_child_init(apr_pool_t *pchild, server_rec *s)
     int i;
 
     conditional_owner_init(pchild);
+    conditional_memo_init(pchild);
     for (i = 0; i < conditional_stores->nelts; i++) {
         conditional_store_inst *inst =
             APR_ARRAY_IDX(conditional_stores, i, conditional_store_inst *);

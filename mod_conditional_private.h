@@ -184,6 +184,7 @@ const char *conditional_request_header(void *baton, const char *name);
 const char *conditional_variant_etag(request_rec *r, conditional_req *rq,
                                      apr_int64_t version, const char *vhash);
 const char *conditional_response_vary(request_rec *r);
+void conditional_memo_init(apr_pool_t *pchild);
 void conditional_select_variant(request_rec *r, conditional_req *rq);
 void conditional_replay_variant(request_rec *r, conditional_req *rq);
 void conditional_if_range(request_rec *r, conditional_req *rq);

@@ -78,6 +78,46 @@ const char *conditional_variant_etag(request_rec *r, conditional_req *rq,
                        "-", vhash, "\"", NULL);
 }
 
+/* Each thread's memo of the last metadata it parsed (variant.h). */
+static apr_threadkey_t *conditional_memo_key;
+
+static void conditional_memo_free(void *m)
+{
+    cond_variants_memo_destroy(m);
+}
+
+/* In the child: without the key every read parses its metadata. */
+void conditional_memo_init(apr_pool_t *pchild)
+{
+    if (apr_threadkey_private_create(&conditional_memo_key,
+                                     conditional_memo_free, pchild)
+        != APR_SUCCESS) {
+        conditional_memo_key = NULL;
+    }
+}
+
+static cond_variants_memo *conditional_memo(void)
+{
+    void *m = NULL;
+
+    if (!conditional_memo_key
+        || apr_threadkey_private_get(&m, conditional_memo_key)
+           != APR_SUCCESS) {
+        return NULL;
+    }
+    if (!m && (m = cond_variants_memo_make()) != NULL
+        && apr_threadkey_private_set(m, conditional_memo_key)
+           != APR_SUCCESS) {
+        cond_variants_memo_destroy(m);
+        m = NULL;
+    }
+    return m;
+}
+
+/* The representation the request would get, from what the store kept for
+ * the current version. Its tag must still be one of this version under
+ * this store's identity: after an unclean stop the identity moves while
+ * the versions (and their metadata) may come back as they were. */
 void conditional_select_variant(request_rec *r, conditional_req *rq)
 {
     const cond_state *st = &rq->before;
@@ -85,23 +125,30 @@ void conditional_select_variant(request_rec *r, conditional_req *rq)
     if (!rq->found || !st->exists || st->version <= 0 || st->claim_owner) {
         return;
     }
-    rq->variant = cond_variants_select(r->pool,
-                                       cond_variants_parse(r->pool, st->meta,
-                                                           st->version),
-                                       conditional_request_header, r);
-    /* Its tag must still be one of this version under this store's
-     * identity: after an unclean stop the identity moves while the
-     * versions (and their metadata) may come back as they were. */
-    if (rq->variant
-        && !cond_tag_of_version(cond_variant_get(rq->variant, "ETag"),
-                                conditional_etag(r->pool, rq->inst,
-                                                 st->version))) {
-        rq->variant = NULL;
-    }
+    rq->variant = cond_variants_memo_select(
+        conditional_memo(), r->pool, st->meta, st->version,
+        conditional_etag(r->pool, rq->inst, st->version),
+        conditional_request_header, r);
 }
 
 /* ------------------------------------------------------------------ */
 /* The 304                                                              */
+
+/* How a kept line is replayed: 'x' Expires, moved to now; 's' ETag and
+ * Content-Location, set; anything else ('a') added. The first letter
+ * decides most names without a string comparison (Vary, Cache-Control). */
+static char conditional_replay_kind(const char *name)
+{
+    switch (name[0]) {
+    case 'E': case 'e':
+        return !strcasecmp(name, "Expires") ? 'x'
+               : !strcasecmp(name, "ETag") ? 's' : 'a';
+    case 'C': case 'c':
+        return !strcasecmp(name, "Content-Location") ? 's' : 'a';
+    default:
+        return 'a';
+    }
+}
 
 /*
  * What the representation's 200 carried, line by line, with Expires moved
@@ -118,16 +165,17 @@ void conditional_replay_variant(request_rec *r, conditional_req *rq)
                                                  cond_meta_line);
         const char *value = l->value;
 
-        if (!strcasecmp(l->name, "Expires")) {
+        switch (conditional_replay_kind(l->name)) {
+        case 'x': {
             const char *at = cond_expires_at(r->pool, value,
                                              r->request_time);
             apr_table_setn(r->headers_out, "Expires", at ? at : value);
+            break;
         }
-        else if (!strcasecmp(l->name, "ETag")
-                 || !strcasecmp(l->name, "Content-Location")) {
+        case 's':
             apr_table_setn(r->headers_out, l->name, value);
-        }
-        else {
+            break;
+        default:
             apr_table_addn(r->headers_out, l->name, value);
         }
     }

@@ -129,6 +129,11 @@ const char *cond_vary_hash(apr_pool_t *p, const char *names,
     if (!names || !*names) {
         return "";
     }
+    /* One name the request does not carry (an API client's Accept, say):
+     * "" without copying the names or hashing them. */
+    if (!strchr(names, ',') && !get(baton, names)) {
+        return "";
+    }
     apr_sha1_init(&ctx);
     copy = apr_pstrdup(p, names);
     while ((name = variant_next(&copy, ',')) != NULL) {
@@ -279,27 +284,27 @@ static int variant_parse_line(cond_variant *v, char *line)
     return 1;
 }
 
-apr_array_header_t *cond_variants_parse(apr_pool_t *p, const char *meta,
-                                        apr_int64_t version)
+/* The format of a metadata string: 3, 2, or 0 for none we read. */
+static int variant_format(const char *meta)
+{
+    if (!strncmp(meta, VARIANT_MAGIC, VARIANT_MAGIC_LEN)) {
+        return 3;
+    }
+    if (!strncmp(meta, VARIANT_MAGIC2, VARIANT_MAGIC_LEN)) {
+        return 2;
+    }
+    return 0;
+}
+
+/* The variants of 'copy' (the metadata after its magic, cut up in place:
+ * every string of the result points into it or is a literal ""). */
+static apr_array_header_t *variants_parse_in(apr_pool_t *p, char *copy,
+                                             int format, apr_int64_t version)
 {
     apr_array_header_t *out = apr_array_make(p, 2, sizeof(cond_variant *));
     cond_variant *cur = NULL;
-    char *copy, *line, hex[17];
-    int format;
+    char *line, hex[17];
 
-    if (!meta) {
-        return out;
-    }
-    if (!strncmp(meta, VARIANT_MAGIC, VARIANT_MAGIC_LEN)) {
-        format = 3;
-    }
-    else if (!strncmp(meta, VARIANT_MAGIC2, VARIANT_MAGIC_LEN)) {
-        format = 2;
-    }
-    else {
-        return out;
-    }
-    copy = apr_pstrdup(p, meta + VARIANT_MAGIC_LEN);
     line = variant_next(&copy, '\n');
     cond_hex(hex, (apr_uint64_t)version);
     if (!line || strcmp(line, hex)) {
@@ -322,6 +327,18 @@ apr_array_header_t *cond_variants_parse(apr_pool_t *p, const char *meta,
         apr_array_clear(out);   /* damaged: trust none of it */
     }
     return out;
+}
+
+apr_array_header_t *cond_variants_parse(apr_pool_t *p, const char *meta,
+                                        apr_int64_t version)
+{
+    int format = meta ? variant_format(meta) : 0;
+
+    if (!format) {
+        return apr_array_make(p, 2, sizeof(cond_variant *));
+    }
+    return variants_parse_in(p, apr_pstrdup(p, meta + VARIANT_MAGIC_LEN),
+                             format, version);
 }
 
 static int variant_has_newline(const char *s)
@@ -393,6 +410,141 @@ const cond_variant *cond_variants_select(apr_pool_t *p,
         const cond_variant *v = APR_ARRAY_IDX(variants, i, cond_variant *);
         if (!strcmp(cond_vary_hash(p, v->names, get, baton), v->hash)) {
             return v;
+        }
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* The memo of one thread                                               */
+
+struct cond_variants_memo {
+    apr_pool_t *pool;       /* everything below; cleared when the key
+                             * changes */
+    const char *meta;       /* the key: the metadata as stored (NULL while
+                             * empty), its version and the version's tag */
+    apr_int64_t version;
+    const char *version_tag;
+    char *blob;             /* the metadata cut up by the parse */
+    apr_size_t bloblen;
+    apr_array_header_t *variants;   /* parsed from blob */
+    char *tag_ok;           /* per variant: its ETag is of version_tag */
+};
+
+cond_variants_memo *cond_variants_memo_make(void)
+{
+    cond_variants_memo *m = calloc(1, sizeof(*m));
+
+    if (m && apr_pool_create_unmanaged_ex(&m->pool, NULL, NULL)
+             != APR_SUCCESS) {
+        free(m);
+        m = NULL;
+    }
+    return m;
+}
+
+void cond_variants_memo_destroy(cond_variants_memo *m)
+{
+    if (m) {
+        apr_pool_destroy(m->pool);
+        free(m);
+    }
+}
+
+static int memo_holds(const cond_variants_memo *m, const char *meta,
+                      apr_int64_t version, const char *version_tag)
+{
+    return m->meta && m->version == version && !strcmp(m->meta, meta)
+           && !strcmp(m->version_tag, version_tag);
+}
+
+/* Parse meta once and check every variant's tag once, for this key. */
+static void memo_fill(cond_variants_memo *m, const char *meta,
+                      apr_int64_t version, const char *version_tag)
+{
+    int format = variant_format(meta), i;
+
+    apr_pool_clear(m->pool);
+    m->meta = NULL;
+    m->blob = NULL;
+    m->bloblen = 0;
+    if (format) {
+        m->bloblen = strlen(meta + VARIANT_MAGIC_LEN) + 1;
+        m->blob = apr_pmemdup(m->pool, meta + VARIANT_MAGIC_LEN, m->bloblen);
+        m->variants = variants_parse_in(m->pool, m->blob, format, version);
+    }
+    else {
+        m->variants = apr_array_make(m->pool, 1, sizeof(cond_variant *));
+    }
+    m->tag_ok = apr_pcalloc(m->pool, (apr_size_t)m->variants->nelts + 1);
+    for (i = 0; i < m->variants->nelts; i++) {
+        const cond_variant *v = APR_ARRAY_IDX(m->variants, i, cond_variant *);
+        m->tag_ok[i] = (char)cond_tag_of_version(cond_variant_get(v, "ETag"),
+                                                 version_tag);
+    }
+    m->meta = apr_pstrdup(m->pool, meta);
+    m->version = version;
+    m->version_tag = apr_pstrdup(m->pool, version_tag);
+}
+
+/* s where it lies in the memo's blob, moved to the same place in copy;
+ * anything else (a literal "") as it is. */
+static const char *memo_rebase(const cond_variants_memo *m, const char *s,
+                               char *copy)
+{
+    apr_uintptr_t at = (apr_uintptr_t)s, base = (apr_uintptr_t)m->blob;
+
+    return at >= base && at < base + m->bloblen ? copy + (at - base) : s;
+}
+
+/* v, a variant of the memo, in p: one copy of the blob for its strings. */
+static const cond_variant *memo_copy(const cond_variants_memo *m,
+                                     apr_pool_t *p, const cond_variant *v)
+{
+    char *copy = apr_pmemdup(p, m->blob, m->bloblen);
+    cond_variant *c = apr_palloc(p, sizeof(*c));
+    int i;
+
+    c->names = memo_rebase(m, v->names, copy);
+    c->hash = memo_rebase(m, v->hash, copy);
+    c->public_id = memo_rebase(m, v->public_id, copy);
+    c->lines = apr_array_make(p, v->lines->nelts ? v->lines->nelts : 1,
+                              sizeof(cond_meta_line));
+    for (i = 0; i < v->lines->nelts; i++) {
+        const cond_meta_line *l = &APR_ARRAY_IDX(v->lines, i, cond_meta_line);
+        cond_variant_add(c, memo_rebase(m, l->name, copy),
+                         memo_rebase(m, l->value, copy));
+    }
+    return c;
+}
+
+const cond_variant *cond_variants_memo_select(cond_variants_memo *m,
+                                              apr_pool_t *p,
+                                              const char *meta,
+                                              apr_int64_t version,
+                                              const char *version_tag,
+                                              cond_header_fn *get,
+                                              void *baton)
+{
+    const cond_variant *v;
+    int i;
+
+    if (!meta || !version_tag) {
+        return NULL;
+    }
+    if (!m) {
+        v = cond_variants_select(p, cond_variants_parse(p, meta, version),
+                                 get, baton);
+        return v && cond_tag_of_version(cond_variant_get(v, "ETag"),
+                                        version_tag) ? v : NULL;
+    }
+    if (!memo_holds(m, meta, version, version_tag)) {
+        memo_fill(m, meta, version, version_tag);
+    }
+    v = cond_variants_select(p, m->variants, get, baton);
+    for (i = 0; v && i < m->variants->nelts; i++) {
+        if (APR_ARRAY_IDX(m->variants, i, cond_variant *) == v) {
+            return m->tag_ok[i] ? memo_copy(m, p, v) : NULL;
         }
     }
     return NULL;

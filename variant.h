@@ -114,6 +114,35 @@ const cond_variant *cond_variants_select(apr_pool_t *p,
                                          cond_header_fn *get, void *baton);
 
 /*
+ * The last metadata string one thread parsed, kept for the next request
+ * of the same key at the same version: a 304 of a busy key then neither
+ * parses it nor checks its tags again (callgrind: about 1.5k instructions
+ * of a 304). Not shared: one per thread, no lock.
+ */
+typedef struct cond_variants_memo cond_variants_memo;
+
+/* A new, empty memo with a pool of its own (no parent, so any thread may
+ * make one); NULL when memory is short. */
+cond_variants_memo *cond_variants_memo_make(void);
+
+/* Frees the memo and everything it kept. */
+void cond_variants_memo_destroy(cond_variants_memo *m);
+
+/*
+ * What cond_variants_select(cond_variants_parse(meta, version)) gives,
+ * kept only when its ETag is a tag of 'version_tag' (cond_tag_of_version),
+ * as a copy in p: nothing returned points into the memo, which the next
+ * call may start over. m NULL parses in p every time.
+ */
+const cond_variant *cond_variants_memo_select(cond_variants_memo *m,
+                                              apr_pool_t *p,
+                                              const char *meta,
+                                              apr_int64_t version,
+                                              const char *version_tag,
+                                              cond_header_fn *get,
+                                              void *baton);
+
+/*
  * Expires kept relative to the response's own Date, so a 304 sent later
  * carries what a 200 sent then would: "+N" / "-N" seconds, or NULL when
  * either date is not a valid HTTP-date (the value is then kept as is).

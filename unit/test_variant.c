@@ -248,6 +248,115 @@ static void test_round_trip(void)
                               0x1c)->nelts == 0, "meta", "format 1");
 }
 
+/* ------------------------------------------------------------------ */
+
+/* Two variants at version 0x1c of store "x", tagged as the tag filter
+ * tags them; 'c' fills their hash suffixes (so two such metadata strings
+ * have the same length and differ in every tag). */
+static const char *memo_meta(char c)
+{
+    apr_array_header_t *vs = apr_array_make(pool, 2, sizeof(cond_variant *));
+    const char *names = cond_vary_names(pool, "Accept");
+    char hash[17];
+    cond_variant *v;
+
+    memset(hash, c, 16);
+    hash[16] = '\0';
+    v = cond_variant_make(pool, names, cond_vary_hash(pool, names,
+                                                      get_header,
+                                                      (void *)req_json));
+    cond_variant_add(v, "ETag", apr_pstrcat(pool, "\"x-1c-", hash, "\"",
+                                            NULL));
+    cond_variant_add(v, "Vary", "Accept");
+    cond_variants_put(vs, v);
+    v = cond_variant_make(pool, names, cond_vary_hash(pool, names,
+                                                      get_header,
+                                                      (void *)req_xml));
+    cond_variant_add(v, "ETag", apr_pstrcat(pool, "\"x-1c-", hash,
+                                            "-gzip\"", NULL));
+    cond_variant_add(v, "Vary", "Accept, Accept-Encoding");
+    cond_variant_add(v, "Expires", "+60");
+    cond_variants_put(vs, v);
+    return cond_variants_serialise(pool, 0x1c, vs);
+}
+
+static const char *memo_etag(cond_variants_memo *m, apr_pool_t *p,
+                             const char *meta, apr_int64_t version,
+                             const char *version_tag,
+                             const char *const *req)
+{
+    const cond_variant *v = cond_variants_memo_select(m, p, meta, version,
+                                                      version_tag,
+                                                      get_header, (void *)req);
+    return v ? cond_variant_get(v, "ETag") : NULL;
+}
+
+/* The memo answers what parsing and checking every time answers, on a
+ * miss and on a hit; a change of metadata, version or identity is never
+ * answered from what it kept; nothing it returns points into it. */
+static void test_memo(void)
+{
+    const char *a = memo_meta('a'), *b = memo_meta('b');
+    const char *json_a = "\"x-1c-aaaaaaaaaaaaaaaa\"";
+    const char *xml_a = "\"x-1c-aaaaaaaaaaaaaaaa-gzip\"";
+    cond_variants_memo *m = cond_variants_memo_make();
+    cond_variants_memo *ms[2];
+    const cond_variant *v;
+    apr_pool_t *q;
+    int i, round;
+
+    check(m != NULL, "memo", "made");
+    ms[0] = NULL;
+    ms[1] = m;
+    for (i = 0; i < 2; i++) {
+        for (round = 0; round < 2; round++) {   /* a miss, then a hit */
+            const char *name = i ? (round ? "memo, hit" : "memo, miss")
+                                 : "no memo";
+            check_str(name, "json", memo_etag(ms[i], pool, a, 0x1c,
+                                              "\"x-1c\"", req_json), json_a);
+            check_str(name, "xml", memo_etag(ms[i], pool, a, 0x1c,
+                                             "\"x-1c\"", req_xml), xml_a);
+            check_str(name, "unknown variant", memo_etag(ms[i], pool, a,
+                      0x1c, "\"x-1c\"", req_none), NULL);
+        }
+        check_str("memo", "version moved, same tag", memo_etag(ms[i], pool,
+                  a, 0x1d, "\"x-1c\"", req_json), NULL);
+        check_str("memo", "the version back", memo_etag(ms[i], pool, a,
+                  0x1c, "\"x-1c\"", req_json), json_a);
+        check_str("memo", "identity moved", memo_etag(ms[i], pool, a, 0x1c,
+                  "\"y-1c\"", req_json), NULL);
+        check_str("memo", "version moved", memo_etag(ms[i], pool, a, 0x1d,
+                  "\"x-1d\"", req_json), NULL);
+        check_str("memo", "other metadata", memo_etag(ms[i], pool, b, 0x1c,
+                  "\"x-1c\"", req_json), "\"x-1c-bbbbbbbbbbbbbbbb\"");
+        check_str("memo", "first metadata again", memo_etag(ms[i], pool, a,
+                  0x1c, "\"x-1c\"", req_json), json_a);
+        check_str("memo", "no metadata", memo_etag(ms[i], pool, NULL, 0x1c,
+                  "\"x-1c\"", req_json), NULL);
+    }
+
+    /* A variant handed out stays whole while the memo moves on to other
+     * keys (its pool reuses the memory for the next metadata). */
+    apr_pool_create(&q, pool);
+    v = cond_variants_memo_select(m, q, a, 0x1c, "\"x-1c\"", get_header,
+                                  (void *)req_xml);
+    for (i = 0; i < 8; i++) {
+        memo_etag(m, pool, i % 2 ? a : b, 0x1c, "\"y-1c\"", req_xml);
+        memo_etag(m, pool, b, 0x1c, "\"x-1c\"", req_xml);
+    }
+    check(v && v->lines->nelts == 3, "memo", "copy: every line");
+    if (v && v->lines->nelts == 3) {
+        check_str("memo", "copy: ETag", cond_variant_get(v, "ETag"), xml_a);
+        check_str("memo", "copy: Vary", cond_variant_get(v, "vary"),
+                  "Accept, Accept-Encoding");
+        check_str("memo", "copy: Expires", cond_variant_get(v, "Expires"),
+                  "+60");
+        check_str("memo", "copy: names", v->names, "accept");
+    }
+    apr_pool_destroy(q);
+    cond_variants_memo_destroy(m);
+}
+
 /* Format 3 keeps, per variant, the configuration it was public under;
  * format 2 (before it) is still read, as not public. */
 static void test_public(void)
@@ -410,6 +519,7 @@ int main(void)
     test_hash();
     test_tags();
     test_round_trip();
+    test_memo();
     test_public();
     test_parse_bound();
     test_put();
