@@ -27,6 +27,7 @@
 #include <string.h>
 #include <stdlib.h>
 
+#include <apr_allocator.h>
 #include <apr_lib.h>
 #include <apr_strings.h>
 #include <apr_sha1.h>
@@ -438,7 +439,13 @@ cond_variants_memo *cond_variants_memo_make(void)
     if (m && apr_pool_create_unmanaged_ex(&m->pool, NULL, NULL)
              != APR_SUCCESS) {
         free(m);
-        m = NULL;
+        return NULL;
+    }
+    /* One huge metadata string once must not stay a thread's for good:
+     * what a clear frees beyond this goes back to the system. */
+    if (m) {
+        apr_allocator_max_free_set(apr_pool_allocator_get(m->pool),
+                                   64 * 1024);
     }
     return m;
 }
