@@ -44,15 +44,37 @@ void conditional_hdr_unset(request_rec *r, const char *name)
     apr_table_unset(r->err_headers_out, name);
 }
 
+/* The four preconditions, the first field of each as apr_table_get would
+ * give it (httpd has joined repeated lines), in one pass over the request's
+ * headers: every read asks for all four, and most headers do not start
+ * with "If-". */
 void conditional_fill_request(request_rec *r, cond_request *cr,
                                      cond_method m)
 {
+    const apr_array_header_t *h = apr_table_elts(r->headers_in);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)h->elts;
+    int i;
+
     cr->method = m;
-    cr->if_match = apr_table_get(r->headers_in, "If-Match");
-    cr->if_none_match = apr_table_get(r->headers_in, "If-None-Match");
-    cr->if_modified_since = apr_table_get(r->headers_in, "If-Modified-Since");
-    cr->if_unmodified_since = apr_table_get(r->headers_in,
-                                            "If-Unmodified-Since");
+    cr->if_match = cr->if_none_match = NULL;
+    cr->if_modified_since = cr->if_unmodified_since = NULL;
+    for (i = 0; i < h->nelts; i++) {
+        const char *k = e[i].key;
+        const char **slot;
+
+        if (!k || (k[0] != 'I' && k[0] != 'i') || (k[1] != 'F' && k[1] != 'f')
+            || k[2] != '-') {
+            continue;
+        }
+        slot = !strcasecmp(k + 3, "None-Match") ? &cr->if_none_match
+               : !strcasecmp(k + 3, "Match") ? &cr->if_match
+               : !strcasecmp(k + 3, "Modified-Since") ? &cr->if_modified_since
+               : !strcasecmp(k + 3, "Unmodified-Since")
+                 ? &cr->if_unmodified_since : NULL;
+        if (slot && !*slot) {
+            *slot = e[i].val;
+        }
+    }
 }
 
 /* The module is the authority on validators for its keys: once it has
