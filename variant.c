@@ -430,6 +430,10 @@ struct cond_variants_memo {
     apr_size_t bloblen;
     apr_array_header_t *variants;   /* parsed from blob */
     char *tag_ok;           /* per variant: its ETag is of version_tag */
+    char *seen;             /* the metadata the last miss parsed (malloc) */
+    apr_size_t seen_size;
+    apr_int64_t seen_version;
+    apr_uint64_t hits;      /* requests answered from the kept parse */
 };
 
 cond_variants_memo *cond_variants_memo_make(void)
@@ -454,8 +458,14 @@ void cond_variants_memo_destroy(cond_variants_memo *m)
 {
     if (m) {
         apr_pool_destroy(m->pool);
+        free(m->seen);
         free(m);
     }
+}
+
+apr_uint64_t cond_variants_memo_hits(const cond_variants_memo *m)
+{
+    return m->hits;
 }
 
 static int memo_holds(const cond_variants_memo *m, const char *meta,
@@ -463,6 +473,36 @@ static int memo_holds(const cond_variants_memo *m, const char *meta,
 {
     return m->meta && m->version == version && !strcmp(m->meta, meta)
            && !strcmp(m->version_tag, version_tag);
+}
+
+/* Whether the last miss was this same metadata; else it is now. A key is
+ * kept from its second request in a row on: keys that come and go (304s
+ * on random keys) are parsed in the request's pool as they always were,
+ * for the price of one copy, not of a parse into the memo and a copy out
+ * of it. */
+static int memo_seen(cond_variants_memo *m, const char *meta,
+                     apr_int64_t version)
+{
+    apr_size_t n;
+
+    if (m->seen && m->seen_version == version && !strcmp(m->seen, meta)) {
+        return 1;
+    }
+    n = strlen(meta) + 1;
+    if (n > 64 * 1024) {
+        return 0;           /* parsed every time rather than kept */
+    }
+    if (n > m->seen_size) {
+        char *grown = realloc(m->seen, n);
+        if (!grown) {
+            return 0;
+        }
+        m->seen = grown;
+        m->seen_size = n;
+    }
+    memcpy(m->seen, meta, n);
+    m->seen_version = version;
+    return 0;
 }
 
 /* Parse meta once and check every variant's tag once, for this key. */
@@ -539,6 +579,10 @@ const cond_variant *cond_variants_memo_select(cond_variants_memo *m,
     if (!meta || !version_tag) {
         return NULL;
     }
+    if (m && !memo_holds(m, meta, version, version_tag)
+        && !memo_seen(m, meta, version)) {
+        m = NULL;
+    }
     if (!m) {
         v = cond_variants_select(p, cond_variants_parse(p, meta, version),
                                  get, baton);
@@ -548,6 +592,7 @@ const cond_variant *cond_variants_memo_select(cond_variants_memo *m,
     if (!memo_holds(m, meta, version, version_tag)) {
         memo_fill(m, meta, version, version_tag);
     }
+    m->hits++;
     v = cond_variants_select(p, m->variants, get, baton);
     for (i = 0; v && i < m->variants->nelts; i++) {
         if (APR_ARRAY_IDX(m->variants, i, cond_variant *) == v) {

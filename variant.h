@@ -142,6 +142,9 @@ const cond_variant *cond_variants_memo_select(cond_variants_memo *m,
                                               cond_header_fn *get,
                                               void *baton);
 
+/* How many calls the memo answered from a parse it kept. */
+apr_uint64_t cond_variants_memo_hits(const cond_variants_memo *m);
+
 /*
  * Expires kept relative to the response's own Date, so a 304 sent later
  * carries what a 200 sent then would: "+N" / "-N" seconds, or NULL when

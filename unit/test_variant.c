@@ -335,9 +335,36 @@ static void test_memo(void)
                   "\"x-1c\"", req_json), NULL);
     }
 
+    /* Kept once a key misses twice in a row; keys that come and go (the
+     * 304s of random keys) are parsed each time and never fill it. */
+    {
+        const char *cycle[3];
+        apr_uint64_t hits = cond_variants_memo_hits(m);
+
+        check(hits >= 4, "memo", "a key asked for again is kept");
+        cycle[0] = memo_meta('c');
+        cycle[1] = memo_meta('d');
+        cycle[2] = memo_meta('e');
+        for (i = 0; i < 9; i++) {
+            const char *want = apr_psprintf(pool, "\"x-1c-%.16s\"",
+                                            i % 3 == 0 ? "cccccccccccccccccc"
+                                            : i % 3 == 1 ? "dddddddddddddddd"
+                                            : "eeeeeeeeeeeeeeee");
+            check_str("memo", "keys in turn", memo_etag(m, pool, cycle[i % 3],
+                      0x1c, "\"x-1c\"", req_json), want);
+        }
+        check(cond_variants_memo_hits(m) == hits, "memo",
+              "keys in turn: none kept");
+        memo_etag(m, pool, cycle[2], 0x1c, "\"x-1c\"", req_json);
+        check(cond_variants_memo_hits(m) == hits + 1, "memo",
+              "the same key twice: kept");
+    }
+
     /* A variant handed out stays whole while the memo moves on to other
      * keys (its pool reuses the memory for the next metadata). */
     apr_pool_create(&q, pool);
+    memo_etag(m, pool, a, 0x1c, "\"x-1c\"", req_xml);
+    memo_etag(m, pool, a, 0x1c, "\"x-1c\"", req_xml);
     v = cond_variants_memo_select(m, q, a, 0x1c, "\"x-1c\"", get_header,
                                   (void *)req_xml);
     for (i = 0; i < 8; i++) {
