@@ -121,6 +121,8 @@ typedef struct {
     const cond_variant *variant;  /* reads: the representation the request
                                    * gets, as last sent at this version */
     int range_allowed;       /* reads: If-Range held, Range left in */
+    apr_int64_t vtag_of;     /* the version vtag is the tag of (0 none) */
+    const char *vtag;        /* conditional_version_tag's last answer */
     apr_int64_t tagged;      /* reads: the version a 200 was tagged with */
     const char *tagged_meta; /* the store's metadata at that version */
     int backend_has;         /* writes on a key never seen: 0 not asked,
@@ -184,6 +186,8 @@ const char *conditional_request_header(void *baton, const char *name);
 const char *conditional_variant_etag(request_rec *r, conditional_req *rq,
                                      apr_int64_t version, const char *vhash);
 const char *conditional_response_vary(request_rec *r);
+const char *conditional_version_tag(request_rec *r, conditional_req *rq,
+                                    apr_int64_t version);
 void conditional_memo_init(apr_pool_t *pchild);
 void conditional_select_variant(request_rec *r, conditional_req *rq);
 void conditional_replay_variant(request_rec *r, conditional_req *rq);

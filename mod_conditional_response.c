@@ -19,6 +19,18 @@ const char *conditional_etag(apr_pool_t *p,
     return tag;
 }
 
+/* conditional_etag, formatted once per request and version: a read asks
+ * for it when it picks the representation and again when it evaluates. */
+const char *conditional_version_tag(request_rec *r, conditional_req *rq,
+                                    apr_int64_t version)
+{
+    if (rq->vtag_of != version || !rq->vtag) {
+        rq->vtag = conditional_etag(r->pool, rq->inst, version);
+        rq->vtag_of = version;
+    }
+    return rq->vtag;
+}
+
 /* "<word><hex version>" for r->notes, e.g. "tag 1c", "commit 1d" */
 const char *conditional_version_note(apr_pool_t *p, const char *word,
                                             apr_int64_t version)
@@ -98,8 +110,7 @@ void conditional_resource(request_rec *r, conditional_req *rq,
     int known = present && !st->claim_owner;
 
     res->exists = present;
-    res->version_tag = known ? conditional_etag(r->pool, rq->inst,
-                                                st->version)
+    res->version_tag = known ? conditional_version_tag(r, rq, st->version)
                              : NULL;
     /* A read's 304 needs the tag of the representation it would get;
      * without one the version tag stands in, but no 304 follows. */

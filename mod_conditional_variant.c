@@ -127,7 +127,7 @@ void conditional_select_variant(request_rec *r, conditional_req *rq)
     }
     rq->variant = cond_variants_memo_select(
         conditional_memo(), r->pool, st->meta, st->version,
-        conditional_etag(r->pool, rq->inst, st->version),
+        conditional_version_tag(r, rq, st->version),
         conditional_request_header, r);
 }
 
@@ -180,8 +180,10 @@ void conditional_replay_variant(request_rec *r, conditional_req *rq)
         }
     }
     conditional_set_last_modified(r, rq->before.mtime);
-    apr_table_setn(r->subprocess_env, "no-gzip", "1");
-    apr_table_setn(r->subprocess_env, "no-brotli", "1");
+    /* Only their presence counts (mod_deflate, mod_brotli): added, not
+     * set, which would look through every variable for an earlier one. */
+    apr_table_addn(r->subprocess_env, "no-gzip", "1");
+    apr_table_addn(r->subprocess_env, "no-brotli", "1");
 }
 
 static void conditional_record_lines(request_rec *r, cond_variant *v,
