@@ -578,17 +578,91 @@ static void test_round_trips(apr_pool_t *p)
     for (i = 0; i < N; i++) {
         ok &= test_glue_write(s, "/t", stale, stale, &v, p)
               == COND_STORE_DECLINED;
-        /* a precondition other than one tag (If-None-Match: *) */
-        ok &= test_glue_write(s, "/t", -1, 0, &v, p) == COND_STORE_DECLINED;
+        /* other preconditions; If-None-Match: * (create-only) before and
+         * after the backend was asked */
+        ok &= test_glue_write(s, "/t", COND_EXPECT_NONE, 0, &v, p)
+              == COND_STORE_DECLINED;
+        ok &= test_glue_write(s, "/t", COND_EXPECT_GONE, 0, &v, p)
+              == COND_STORE_DECLINED;
+        ok &= test_glue_write(s, "/t", COND_EXPECT_ABSENT, 0, &v, p)
+              == COND_STORE_DECLINED;
     }
     CHECK(ok);
     pg_trips("trips", &calls, &wal);
-    printf("# %d stale If-Match and %d If-None-Match: * writes (412): "
-           "%lld statements, %lld WAL records\n", N, N, calls, wal);
-    CHECK(calls == 2 * N);
+    printf("# %d stale If-Match and %d other, %d If-None-Match: * writes "
+           "(412): %lld statements, %lld WAL records\n", N, N, 2 * N, calls,
+           wal);
+    CHECK(calls == 4 * N);
     CHECK(wal == 0);
     CHECK_RV(PV->lookup(s, "/t", &st, p), APR_SUCCESS);
     CHECK(st.version == v && !st.claim_owner);
+}
+
+/* A check that takes only a state without a resource (a create), or
+ * any state when *baton says so. */
+static int test_absent(void *baton, const cond_state *st)
+{
+    return !*(int *)baton && st && st->exists;
+}
+
+/* N creates of key/i, each as the glue makes it with hint: the claim and
+ * the commit of what the backend made; exists 0 deletes instead. Returns
+ * the statements the server ran for them (the check takes any state for
+ * COND_EXPECT_ANY, no precondition). */
+static long long test_creates(cond_store *s, const char *key,
+                              apr_int64_t hint, int exists, int n,
+                              apr_pool_t *p)
+{
+    long long calls = -1, wal = -1;
+    apr_int64_t v = 0;
+    cond_state st;
+    int i, found, ok = 1, any = hint == COND_EXPECT_ANY;
+
+    /* the session's statements prepared before counting */
+    PV->lookup(s, key, &st, p);
+    CHECK(pg_number("creates", "SELECT 1 FROM pg_stat_statements_reset()")
+          == 1);
+    for (i = 0; i < n; i++) {
+        const char *k = apr_psprintf(p, "%s/%d", key, i);
+
+        ok &= PV->claim_checked(s, k, hint, "w", LEASE, test_absent,
+                                &any, &st, &found, p) == APR_SUCCESS
+              && PV->commit(s, k, "w", exists ? COND_COMMIT_EXISTS : 0, NULL,
+                            apr_time_now(), &v, p) == APR_SUCCESS;
+        ok &= PV->lookup(s, k, &st, p) == APR_SUCCESS && st.version == v
+              && st.exists == exists && !st.claim_owner;
+    }
+    CHECK(ok);
+    pg_trips("creates", &calls, &wal);
+    return calls - n;                  /* not the lookups */
+}
+
+/* The round trips of a create, counted by the server: a write with no
+ * precondition on an unknown key, and an If-None-Match: * once the
+ * backend said it has none, are the claim - which inserts the claimed
+ * placeholder in the same statement - and the commit; so is an
+ * If-None-Match: * over a deleted resource, which the store knows. */
+static void test_round_trips_create(apr_pool_t *p)
+{
+    enum { N = 10 };
+    cond_store *s = pg_open(p, "creates");
+    long long any, absent, gone;
+
+    if (!s || !CHECK(pg_number("creates", "CREATE EXTENSION "
+                               "pg_stat_statements; SELECT 1") == 1)) {
+        return;
+    }
+    any = test_creates(s, "/any", COND_EXPECT_ANY, 1, N, p);
+    absent = test_creates(s, "/absent", COND_EXPECT_ABSENT, 1, N, p);
+    /* delete them (a write with no precondition), then create again */
+    CHECK(test_creates(s, "/absent", COND_EXPECT_ANY, 0, N, p) == 2 * N);
+    gone = test_creates(s, "/absent", COND_EXPECT_GONE, 1, N, p);
+    printf("# %d creates each: no precondition %lld statements, "
+           "If-None-Match: * %lld, over a deleted resource %lld\n", N, any,
+           absent, gone);
+    CHECK(any == 2 * N);
+    CHECK(absent == 2 * N);
+    CHECK(gone == 2 * N);
 }
 
 static const test_case pg_cases[] = {
@@ -600,6 +674,7 @@ static const test_case pg_cases[] = {
     { "frozen database (SIGSTOP)", test_frozen },
     { "the database's own words", test_own_words },
     { "round trips of a write", test_round_trips },
+    { "round trips of a create", test_round_trips_create },
     { NULL, NULL }
 };
 
