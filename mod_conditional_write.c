@@ -106,20 +106,27 @@ typedef struct {
 
 /* What the store may claim before the preconditions are checked
  * (claim_checked's expect_version): the version a single-tag If-Match of
- * this store names; any state (0) when nothing could fail; else none
- * (-1), so that a write refused with 412 never claims, and never writes,
- * in a store that claims before it checks (dbd). */
+ * this store names; any state, an unknown key included, when nothing
+ * could fail; for a create-only write (If-None-Match: *, nothing else) a
+ * key known to have no resource, and once the backend said it has none
+ * (conditional_write_probe) an unknown key too; else none, so that a
+ * write refused with 412 never claims, and never writes, in a store that
+ * claims before it checks (dbd). */
 static apr_int64_t conditional_expect(request_rec *r, conditional_req *rq,
                                       const cond_request *cr)
 {
     apr_int64_t v;
 
     if (!cond_has_write_precondition(cr)) {
-        return 0;
+        return COND_EXPECT_ANY;
+    }
+    if (!cr->if_match && !cr->if_unmodified_since
+        && cond_list_match_weak(cr->if_none_match, NULL, 1) == 1) {
+        return rq->backend_has == 2 ? COND_EXPECT_ABSENT : COND_EXPECT_GONE;
     }
     v = cond_if_match_version(cr->if_match,
                               conditional_tag_prefix(rq->inst, r->pool));
-    return v > 0 && !cr->if_none_match ? v : -1;
+    return v > 0 && !cr->if_none_match ? v : COND_EXPECT_NONE;
 }
 
 /* The preconditions against the key's state (NULL: unknown to the store).
@@ -220,6 +227,7 @@ static int conditional_claim(request_rec *r, conditional_req *rq,
             if (conditional_write_probe(r, rq, cr) != OK) {
                 return HTTP_SERVICE_UNAVAILABLE;
             }
+            k.expect = conditional_expect(r, rq, cr);
             continue;
         }
         if (rv == COND_STORE_DECLINED && k.status == HTTP_PRECONDITION_FAILED) {

@@ -17,11 +17,12 @@
  * anything, correct under READ COMMITTED with any number of nodes; no
  * transaction is ever opened (apr_dbd's transaction API crashes on a dead
  * connection). claim_checked too is one statement in the common case (a
- * claim at the version an If-Match names, returning the state it was
- * taken at), and a second only when the caller's check disagrees with
- * what that statement decided. Leases are set and read back with the
- * database's clock, so the nodes' clocks play no part in when a claim
- * runs out.
+ * claim at the version an If-Match names, or of a key a create finds
+ * without a resource or unknown - inserted claimed -, returning the
+ * state it was taken at), and a second only when the caller's check
+ * disagrees with what that statement decided. Leases are set and read
+ * back with the database's clock, so the nodes' clocks play no part in
+ * when a claim runs out.
  *
  * Each call is handed to one of a few worker threads per store and child,
  * which borrows a connection for that call only, and the caller waits at
@@ -180,18 +181,25 @@ static const char *const pg_sql[PG_NSTMT] = {
     "h AS (SELECT version FROM u UNION ALL SELECT version FROM d), "
     "b AS (" PG_BUMP_RELATED("h") ") SELECT version FROM h",
     /* PG_CLAIM_READ: claim()'s compare-and-set, at the expected version
-     * (any when 0, none when < 0), and the key's state in the same
-     * statement: the
-     * claimed row as the claim found it (a claim changes no other
-     * column), first column 1; else the row as the statement's snapshot
-     * has it, first column 0; no row for an unknown key. Only a claim
-     * writes. */
+     * (any when 0) or on a row without a resource from a lowest version
+     * on, and the key's state in the same statement: the claimed row as
+     * the claim found it (a claim changes no other column), first column
+     * 1; an unknown key inserted as claim()'s placeholder when the flag
+     * says so, first column 2 (no ON CONFLICT update: a row that appeared
+     * meanwhile is left alone and not returned, as if unknown); else the
+     * row as the statement's snapshot has it, first column 0; no row for
+     * an unknown key. Only a claim writes. */
     "WITH c AS (UPDATE cond_resources SET claim_owner = %pDt, "
     "claim_expires = " PG_LEASE " WHERE key = %pDb AND claim_owner IS NULL "
-    "AND (%lld = 0 OR version = %lld) "
-    "RETURNING version, present, mtime, meta) "
+    "AND (%lld = 0 OR version = %lld OR (NOT present AND version >= %lld)) "
+    "RETURNING version, present, mtime, meta), "
+    "n AS (INSERT INTO cond_resources (key, version, present, mtime, "
+    "claim_owner, claim_expires) SELECT %pDb, 0, false, 0, %pDt, "
+    PG_LEASE " WHERE %d <> 0 AND NOT EXISTS (SELECT 1 FROM cond_resources "
+    "WHERE key = %pDb) ON CONFLICT (key) DO NOTHING RETURNING version) "
     "SELECT 1, version, present, mtime, NULL, 0, encode(meta, 'hex') "
-    "FROM c UNION ALL SELECT 0, " PG_COLUMNS " FROM cond_resources "
+    "FROM c UNION ALL SELECT 2, version, false, 0, NULL, 0, NULL FROM n "
+    "UNION ALL SELECT 0, " PG_COLUMNS " FROM cond_resources "
     "WHERE key = %pDb AND NOT EXISTS (SELECT 1 FROM c)"
 };
 
@@ -634,30 +642,51 @@ static apr_status_t pg_op_claim(pg_ctx *cx, pg_task *t)
     return n ? APR_SUCCESS : pg_claim_refused(cx, t);
 }
 
+/* What PG_CLAIM_READ may claim at once for claim_checked's hint
+ * (store.h): the lowest version a row without a resource is claimed at
+ * (none: above every version), and whether an unknown key is inserted
+ * claimed. */
+static apr_int64_t pg_gone_from(apr_int64_t expect)
+{
+    return expect == COND_EXPECT_GONE ? 1
+           : expect == COND_EXPECT_ABSENT ? 0 : APR_INT64_MAX;
+}
+
+static int pg_insert_unknown(apr_int64_t expect)
+{
+    return expect == COND_EXPECT_ANY || expect == COND_EXPECT_ABSENT;
+}
+
 /* claim_checked's one round trip (PG_CLAIM_READ): the claim when the key
- * is unclaimed and at t->expect (any version when 0, none when < 0), and
- * the state it
- * was taken at, or the state that refused it. A repeat after a lost
- * connection that finds the claim ours took it the first time: the row
- * as it was before, claimed. */
+ * is unclaimed and at what t->expect allows (pg_gone_from,
+ * pg_insert_unknown), and the state it was taken at, or the state that
+ * refused it. A repeat after a lost connection that finds the claim ours
+ * took it the first time: the row as it was before, claimed - and a
+ * placeholder at version 0 of ours is one the first attempt inserted, so
+ * the key was unknown. */
 static apr_status_t pg_op_claim_read(pg_ctx *cx, pg_task *t)
 {
-    apr_int64_t lease = t->lease;
+    apr_int64_t lease = t->lease, gone_from = pg_gone_from(t->expect);
+    int insert = pg_insert_unknown(t->expect);
     const void *vals[] = { t->owner, &lease, PG_KEY(t), &t->expect,
-                           &t->expect, PG_KEY(t) };
+                           &t->expect, &gone_from, PG_KEY(t), t->owner,
+                           &lease, &insert, PG_KEY(t), PG_KEY(t) };
     apr_dbd_results_t *res;
     apr_dbd_row_t *row;
     apr_status_t rv = pg_exec(cx, PG_CLAIM_READ, vals, 1, &res, NULL);
+    char how;
 
     if (rv != APR_SUCCESS || !(row = pg_first_row(cx, res))) {
         return rv;                           /* found stays 0 */
     }
-    t->found = 1;
-    t->claimed = pg_col(cx, row, 0)[0] == '1';
+    how = pg_col(cx, row, 0)[0];
+    t->claimed = how != '0';
+    t->found = how != '2';
     pg_read_state(cx, row, 1, &t->st);
     if (!t->claimed && cx->retried && t->st.claim_owner
         && !strcmp(t->st.claim_owner, t->owner)) {
         t->claimed = 1;
+        t->found = t->st.version != 0;
         t->st.claim_owner = NULL;
         t->st.claim_left = 0;
     }

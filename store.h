@@ -75,6 +75,12 @@ typedef int cond_claim_check_fn(void *baton, const cond_state *st);
 /* claim_checked(): the check said no; nothing written */
 #define COND_STORE_DECLINED (APR_OS_START_USERERR + 1)
 
+/* claim_checked()'s expect_version other than a version (see there) */
+#define COND_EXPECT_ANY      0
+#define COND_EXPECT_NONE    (-1)
+#define COND_EXPECT_GONE    (-2)
+#define COND_EXPECT_ABSENT  (-3)
+
 /* Called once per key by list(); return non-zero to stop early. */
 typedef int cond_store_list_fn(void *baton, const char *key,
                                const cond_state *st);
@@ -232,16 +238,21 @@ typedef struct cond_store_provider {
      * COND_STORE_DECLINED: check said no; nothing is left written.
      *
      * expect_version is the caller's guess of what check will accept:
-     * > 0 that version (the one a single-tag If-Match names), 0 any state
-     * (the request has no precondition a state could fail), < 0 none
-     * known (other preconditions). It is only a hint and changes no
-     * outcome: check still runs on the state read and decides, and a key
-     * at another version is still claimed when check takes it. A store
-     * whose claim is a statement sent ahead of the check (dbd) claims at
-     * once only what the hint allows - so a refused write costs it one
-     * round trip and writes nothing - and otherwise claims after check;
-     * a store that checks inside its own transaction (sqlite) may ignore
-     * it. */
+     * > 0 that version (the one a single-tag If-Match names),
+     * COND_EXPECT_ANY any state, the key unknown included (the request
+     * has no precondition a state could fail), COND_EXPECT_GONE a known
+     * key whose resource does not exist (not present, version > 0),
+     * COND_EXPECT_ABSENT that or any other state without a resource, the
+     * key unknown included (If-None-Match: * once the backend said it
+     * has none), COND_EXPECT_NONE none known (other preconditions). It is
+     * only a hint and changes no outcome: check still runs on the state
+     * read and decides, and a key at another version is still claimed
+     * when check takes it. A store whose claim is a statement sent ahead
+     * of the check (dbd) claims at once only what the hint allows -
+     * inserting the claimed placeholder of an unknown key when the hint
+     * takes an unknown key - so a refused write costs it one round trip
+     * and writes nothing, and otherwise claims after check; a store that
+     * checks inside its own transaction (sqlite) may ignore it. */
     apr_status_t (*claim_checked)(cond_store *s, const char *key,
                                   apr_int64_t expect_version,
                                   const char *owner,

@@ -47,7 +47,7 @@ my $PG = $ENV{PG_BIN} || '/usr/lib/postgresql/15/bin';
 my @IPS = qw(127.0.0.2 127.0.0.3 127.0.0.4);
 my $LEASE = 6;
 
-plan tests => 49, need need_cgi,
+plan tests => 52, need need_cgi,
     { "PostgreSQL server binaries in $PG" => -x "$PG/initdb" },
     { 'mod_dbd' => -e modules_dir() . '/mod_dbd.so' };
 
@@ -350,6 +350,52 @@ t_debug("$N writes with a stale tag, $N with If-None-Match: *: $all "
 ok named($stale == 2 * $N && $all == 2 * $N && $wal == 0,
          'a 412 (stale tag, If-None-Match: *): one statement, nothing '
          . 'written');
+
+# A create: an unknown key written with no precondition is one statement
+# before its backend - the claim, which inserts the claimed placeholder
+# row in the same statement - and the commit. With If-None-Match: * the
+# backend is asked first whether it has the resource (HEAD, outside the
+# store), which takes the one read that found the key unknown; then the
+# same single claim statement and the commit. Over a resource deleted
+# through the module the store knows there is none: two statements.
+psql_number('SELECT 1 FROM pg_stat_statements_reset()');
+my $made = 0;
+for my $i (1 .. $N) {
+    $made++ if req($i % 3, 'PUT', "/api/docs/made$i", {}, "{\"v\":$i}")
+               ->code =~ /^20[01]$/;
+}
+$all = store_statements('');
+t_debug("$N creates without a precondition: $all statements");
+ok named($made == $N && $all == 2 * $N,
+         'a create without a precondition: two statements');
+psql_number('SELECT 1 FROM pg_stat_statements_reset()');
+$made = 0;
+for my $i (1 .. $N) {
+    $made++ if req($i % 3, 'PUT', "/api/docs/only$i",
+                   { 'If-None-Match' => '*' }, "{\"v\":$i}")
+               ->code =~ /^20[01]$/;
+}
+$all = store_statements('');
+t_debug("$N creates with If-None-Match: *: $all statements");
+ok named($made == $N && $all == 3 * $N,
+         'a create with If-None-Match: *: a read, the probe, two '
+         . 'statements');
+for my $i (1 .. $N) {
+    req($i % 3, 'DELETE', "/api/docs/only$i");
+}
+psql_number('SELECT 1 FROM pg_stat_statements_reset()');
+$made = 0;
+for my $i (1 .. $N) {
+    $made++ if req($i % 3, 'PUT', "/api/docs/only$i",
+                   { 'If-None-Match' => '*' }, "{\"v\":$i}")
+               ->code =~ /^20[01]$/;
+}
+$all = store_statements('');
+t_debug("$N creates with If-None-Match: * over a deleted resource: $all "
+        . "statements");
+ok named($made == $N && $all == 2 * $N,
+         'a create with If-None-Match: * over a deleted resource: two '
+         . 'statements');
 
 # Keys are bytes: two paths that differ only in a byte that is not UTF-8
 # are two keys, tagged alike on every node.

@@ -410,6 +410,93 @@ static void test_claim_expected(apr_pool_t *p)
     CHECK(st.version == v2 && st.claim_owner && !strcmp(st.claim_owner, "F"));
 }
 
+/* One claim_checked on key with hint by owner whose check takes only
+ * want (-1: an unknown key): its status, and whether the key is left
+ * claimed by owner (1), unclaimed (0) or unknown (-1). */
+static apr_status_t test_create_try(cond_store *s, const char *key,
+                                    apr_int64_t hint, const char *owner,
+                                    apr_int64_t want, int *left,
+                                    apr_pool_t *p)
+{
+    test_check_baton b = { 0, want, 0 };
+    cond_state st;
+    int found = 0;
+    apr_status_t rv = PV->claim_checked(s, key, hint, owner, LEASE,
+                                        test_check_version, &b, &st, &found,
+                                        p);
+
+    CHECK(b.calls == 1);
+    CHECK(rv != APR_SUCCESS || (found == (want >= 0) && b.saw == want
+                                && (!found || st.version == want)));
+    *left = PV->lookup(s, key, &st, p) == APR_NOTFOUND ? -1
+            : st.claim_owner && !strcmp(st.claim_owner, owner);
+    return rv;
+}
+
+/* claim_checked told that the check takes a state without a resource
+ * (store.h: COND_EXPECT_ANY, _ABSENT, _GONE - a create): still only a
+ * hint. An unknown key the check takes is claimed at 0, one it refuses is
+ * left unknown; a key known without a resource (deleted) is claimed at
+ * its version when taken, left unclaimed when refused; a present key
+ * likewise; a key claimed by another is EBUSY. */
+static void test_claim_create(apr_pool_t *p)
+{
+    static const apr_int64_t hints[] = { COND_EXPECT_ANY, COND_EXPECT_ABSENT,
+                                         COND_EXPECT_GONE, COND_EXPECT_NONE };
+    cond_store *s;
+    apr_time_t now = apr_time_now();
+    apr_int64_t v = 0, gone = 0;
+    cond_state st;
+    int i, left, found = 0;
+
+    if (!PV->claim_checked || !(s = T->open(p, "create"))) {
+        return;
+    }
+    CHECK_RV(PV->bump(s, "/c/present", now, &v, p), APR_SUCCESS);
+    CHECK_RV(PV->bump(s, "/c/gone", now, &gone, p), APR_SUCCESS);
+    CHECK_RV(PV->claim(s, "/c/gone", gone, "X", LEASE, p), APR_SUCCESS);
+    CHECK_RV(PV->commit(s, "/c/gone", "X", 0, NULL, now, &gone, p),
+             APR_SUCCESS);
+    for (i = 0; i < 4; i++) {
+        const char *key = apr_psprintf(p, "/c/new%d", i);
+        apr_int64_t h = hints[i];
+
+        CHECK_RV(test_create_try(s, key, h, "A", 1, &left, p),
+                 COND_STORE_DECLINED);
+        CHECK(left == -1);
+        CHECK_RV(test_create_try(s, key, h, "A", -1, &left, p), APR_SUCCESS);
+        CHECK(left == 1);
+        CHECK_RV(PV->lookup(s, key, &st, p), APR_SUCCESS);
+        CHECK(st.version == 0 && !st.exists && LEASE_FRESH(st.claim_left));
+        CHECK_RV(PV->claim_checked(s, key, h, "B", LEASE, test_check_version,
+                                   &(test_check_baton){ 0, -1, 0 }, &st,
+                                   &found, p), APR_EBUSY);
+        CHECK(found && st.claim_owner && !strcmp(st.claim_owner, "A"));
+        CHECK_RV(PV->release(s, key, "A", NULL, p), APR_SUCCESS);
+        CHECK_RV(PV->lookup(s, key, &st, p), APR_NOTFOUND);
+
+        CHECK_RV(test_create_try(s, "/c/gone", h, "A", gone + 1, &left, p),
+                 COND_STORE_DECLINED);
+        CHECK(left == 0);
+        CHECK_RV(test_create_try(s, "/c/gone", h, "A", gone, &left, p),
+                 APR_SUCCESS);
+        CHECK(left == 1);
+        CHECK_RV(PV->release(s, "/c/gone", "A", NULL, p), APR_SUCCESS);
+
+        CHECK_RV(test_create_try(s, "/c/present", h, "A", -1, &left, p),
+                 COND_STORE_DECLINED);
+        CHECK(left == 0);
+        CHECK_RV(test_create_try(s, "/c/present", h, "A", v, &left, p),
+                 APR_SUCCESS);
+        CHECK(left == 1);
+        CHECK_RV(PV->release(s, "/c/present", "A", NULL, p), APR_SUCCESS);
+    }
+    CHECK_RV(PV->lookup(s, "/c/gone", &st, p), APR_SUCCESS);
+    CHECK(st.version == gone && !st.exists && !st.claim_owner);
+    CHECK_RV(PV->lookup(s, "/c/present", &st, p), APR_SUCCESS);
+    CHECK(st.version == v && st.exists && !st.claim_owner);
+}
+
 static void test_lease_expiry(apr_pool_t *p)
 {
     cond_store *s = T->open(p, "lease");
@@ -1182,6 +1269,7 @@ const test_case contract_cases[] = {
     { "lookup and claim", test_lookup_claim },
     { "claim_checked", test_claim_checked },
     { "claim_checked at an expected version", test_claim_expected },
+    { "claim_checked for a create", test_claim_create },
     { "lease expiry", test_lease_expiry },
     { "commit", test_commit },
     { "related", test_related },

@@ -12,16 +12,21 @@
  * when anything failed.
  */
 
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <apr_atomic.h>
 #include <apr_general.h>
 #include <apr_lib.h>
 #include <apr_strings.h>
@@ -578,17 +583,331 @@ static void test_round_trips(apr_pool_t *p)
     for (i = 0; i < N; i++) {
         ok &= test_glue_write(s, "/t", stale, stale, &v, p)
               == COND_STORE_DECLINED;
-        /* a precondition other than one tag (If-None-Match: *) */
-        ok &= test_glue_write(s, "/t", -1, 0, &v, p) == COND_STORE_DECLINED;
+        /* other preconditions; If-None-Match: * (create-only) before and
+         * after the backend was asked */
+        ok &= test_glue_write(s, "/t", COND_EXPECT_NONE, 0, &v, p)
+              == COND_STORE_DECLINED;
+        ok &= test_glue_write(s, "/t", COND_EXPECT_GONE, 0, &v, p)
+              == COND_STORE_DECLINED;
+        ok &= test_glue_write(s, "/t", COND_EXPECT_ABSENT, 0, &v, p)
+              == COND_STORE_DECLINED;
     }
     CHECK(ok);
     pg_trips("trips", &calls, &wal);
-    printf("# %d stale If-Match and %d If-None-Match: * writes (412): "
-           "%lld statements, %lld WAL records\n", N, N, calls, wal);
-    CHECK(calls == 2 * N);
+    printf("# %d stale If-Match and %d other, %d If-None-Match: * writes "
+           "(412): %lld statements, %lld WAL records\n", N, N, 2 * N, calls,
+           wal);
+    CHECK(calls == 4 * N);
     CHECK(wal == 0);
     CHECK_RV(PV->lookup(s, "/t", &st, p), APR_SUCCESS);
     CHECK(st.version == v && !st.claim_owner);
+}
+
+/* A check that takes only a state without a resource (a create), or
+ * any state when *baton says so. */
+static int test_absent(void *baton, const cond_state *st)
+{
+    return !*(int *)baton && st && st->exists;
+}
+
+/* N creates of key/i, each as the glue makes it with hint: the claim and
+ * the commit of what the backend made; exists 0 deletes instead. Returns
+ * the statements the server ran for them (the check takes any state for
+ * COND_EXPECT_ANY, no precondition). */
+static long long test_creates(cond_store *s, const char *key,
+                              apr_int64_t hint, int exists, int n,
+                              apr_pool_t *p)
+{
+    long long calls = -1, wal = -1;
+    apr_int64_t v = 0;
+    cond_state st;
+    int i, found, ok = 1, any = hint == COND_EXPECT_ANY;
+
+    /* the session's statements prepared before counting */
+    PV->lookup(s, key, &st, p);
+    CHECK(pg_number("creates", "SELECT 1 FROM pg_stat_statements_reset()")
+          == 1);
+    for (i = 0; i < n; i++) {
+        const char *k = apr_psprintf(p, "%s/%d", key, i);
+
+        ok &= PV->claim_checked(s, k, hint, "w", LEASE, test_absent,
+                                &any, &st, &found, p) == APR_SUCCESS
+              && PV->commit(s, k, "w", exists ? COND_COMMIT_EXISTS : 0, NULL,
+                            apr_time_now(), &v, p) == APR_SUCCESS;
+        ok &= PV->lookup(s, k, &st, p) == APR_SUCCESS && st.version == v
+              && st.exists == exists && !st.claim_owner;
+    }
+    CHECK(ok);
+    pg_trips("creates", &calls, &wal);
+    return calls - n;                  /* not the lookups */
+}
+
+/* The round trips of a create, counted by the server: a write with no
+ * precondition on an unknown key, and an If-None-Match: * once the
+ * backend said it has none, are the claim - which inserts the claimed
+ * placeholder in the same statement - and the commit; so is an
+ * If-None-Match: * over a deleted resource, which the store knows. */
+static void test_round_trips_create(apr_pool_t *p)
+{
+    enum { N = 10 };
+    cond_store *s = pg_open(p, "creates");
+    long long any, absent, gone;
+
+    if (!s || !CHECK(pg_number("creates", "CREATE EXTENSION "
+                               "pg_stat_statements; SELECT 1") == 1)) {
+        return;
+    }
+    any = test_creates(s, "/any", COND_EXPECT_ANY, 1, N, p);
+    absent = test_creates(s, "/absent", COND_EXPECT_ABSENT, 1, N, p);
+    /* delete them (a write with no precondition), then create again */
+    CHECK(test_creates(s, "/absent", COND_EXPECT_ANY, 0, N, p) == 2 * N);
+    gone = test_creates(s, "/absent", COND_EXPECT_GONE, 1, N, p);
+    printf("# %d creates each: no precondition %lld statements, "
+           "If-None-Match: * %lld, over a deleted resource %lld\n", N, any,
+           absent, gone);
+    CHECK(any == 2 * N);
+    CHECK(absent == 2 * N);
+    CHECK(gone == 2 * N);
+}
+
+/* ------------------------------------------------------------------ */
+/* A lost reply                                                         */
+
+/*
+ * A proxy between the store and the server (a Unix socket of its own in
+ * pgdir/proxy) that, when armed, loses the answer to the next statement
+ * the store executes (the next Bind message of the wire protocol): it
+ * passes the statement on, waits until the server has run and committed
+ * it (ReadyForQuery), and then closes both sockets without passing the
+ * answer back. The store sees its connection die under a statement whose
+ * outcome it cannot know, though it took effect.
+ */
+typedef struct {
+    int first;                /* the startup packet has no type byte */
+    unsigned char hdr[5];
+    int hlen;
+    apr_uint32_t left;        /* of the current message's body */
+    char type;
+} pg_wire;
+
+static volatile apr_uint32_t proxy_armed, proxy_lost;
+static int proxy_fd = -1;
+
+/* Feed n bytes of one direction: *bind when a Bind message began in
+ * them, *ready when a ReadyForQuery ended. */
+static void pg_wire_feed(pg_wire *w, const unsigned char *b, size_t n,
+                         int *bind, int *ready)
+{
+    while (n > 0) {
+        if (w->left > 0) {
+            size_t take = n < w->left ? n : w->left;
+
+            w->left -= (apr_uint32_t)take;
+            b += take;
+            n -= take;
+            *ready |= !w->left && w->type == 'Z';
+            continue;
+        }
+        w->hdr[w->hlen++] = *b++;
+        n--;
+        if (w->hlen == (w->first ? 4 : 5)) {
+            const unsigned char *len = w->hdr + w->hlen - 4;
+
+            w->type = w->first ? 0 : (char)w->hdr[0];
+            w->left = ((apr_uint32_t)len[0] << 24 | (apr_uint32_t)len[1] << 16
+                       | (apr_uint32_t)len[2] << 8 | len[3]) - 4;
+            w->hlen = w->first = 0;
+            *bind |= w->type == 'B';
+            *ready |= !w->left && w->type == 'Z';
+        }
+    }
+}
+
+/* The server's socket in dir (its default port); -1 when too long. */
+static int proxy_addr(struct sockaddr_un *a, const char *dir)
+{
+    memset(a, 0, sizeof(*a));
+    a->sun_family = AF_UNIX;
+    return snprintf(a->sun_path, sizeof(a->sun_path), "%s/.s.PGSQL.5432",
+                    dir) < (int)sizeof(a->sun_path) ? 0 : -1;
+}
+
+static int proxy_connect(const char *dir)
+{
+    struct sockaddr_un a;
+    int fd = proxy_addr(&a, dir) == 0 ? socket(AF_UNIX, SOCK_STREAM, 0)
+                                      : -1;
+
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* One client: bytes both ways until either side closes, or until the
+ * answer of a doomed statement has been withheld whole. */
+static void *proxy_pipe(void *arg)
+{
+    int fd[2] = { (int)(long)arg, proxy_connect(pgdir) };
+    pg_wire w[2] = { { 1, { 0 }, 0, 0, 0 }, { 0, { 0 }, 0, 0, 0 } };
+    int doomed = 0;
+
+    while (fd[1] >= 0) {
+        struct pollfd pf[2] = { { fd[0], POLLIN, 0 }, { fd[1], POLLIN, 0 } };
+        unsigned char buf[8192];
+        int bind = 0, ready = 0;
+        ssize_t n = 0;
+        int from;
+
+        if (poll(pf, 2, -1) < 0) {
+            break;
+        }
+        from = pf[0].revents ? 0 : 1;
+        if ((n = read(fd[from], buf, sizeof(buf))) <= 0) {
+            break;
+        }
+        pg_wire_feed(&w[from], buf, (size_t)n, &bind, &ready);
+        if (from == 0 && bind && apr_atomic_cas32(&proxy_armed, 0, 1)
+            == 1) {
+            doomed = 1;
+        }
+        if (from == 1 && doomed) {
+            if (ready) {
+                apr_atomic_inc32(&proxy_lost);
+                break;
+            }
+            continue;
+        }
+        if (write(fd[1 - from], buf, (size_t)n) != n) {
+            break;
+        }
+    }
+    close(fd[0]);
+    if (fd[1] >= 0) {
+        close(fd[1]);
+    }
+    return NULL;
+}
+
+static void *proxy_accept(void *arg)
+{
+    int c;
+
+    (void)arg;
+    while ((c = accept(proxy_fd, NULL, NULL)) >= 0) {
+        pthread_t t;
+
+        if (pthread_create(&t, NULL, proxy_pipe, (void *)(long)c) != 0) {
+            close(c);
+            continue;
+        }
+        pthread_detach(t);
+    }
+    return NULL;
+}
+
+/* Start the proxy once; its socket directory, or NULL. */
+static const char *proxy_start(apr_pool_t *p)
+{
+    const char *dir = apr_pstrcat(p, pgdir, "/proxy", NULL);
+    struct sockaddr_un a;
+    pthread_t t;
+
+    if (proxy_fd >= 0) {
+        return dir;
+    }
+    if (proxy_addr(&a, dir) != 0 || mkdir(dir, 0755) != 0
+        || (proxy_fd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0
+        || bind(proxy_fd, (struct sockaddr *)&a, sizeof(a)) != 0
+        || listen(proxy_fd, 64) != 0
+        || pthread_create(&t, NULL, proxy_accept, NULL) != 0) {
+        return NULL;
+    }
+    pthread_detach(t);
+    return dir;
+}
+
+/* A check that takes only the version *baton (-1: an unknown key), and
+ * counts its calls in baton[1]. */
+static int test_retry_check(void *baton, const cond_state *st)
+{
+    apr_int64_t *b = baton;
+
+    b[1]++;
+    return (st ? st->version : -1) != b[0];
+}
+
+/* claim_checked by owner on key through the proxy, its statement's
+ * answer lost after it claimed: the store repeats the statement on a new
+ * session and finds the claim its own - claimed once, at the state
+ * before the claim, the check called once. */
+static void test_retry_claim(cond_store *s, const char *key,
+                             apr_int64_t hint, apr_int64_t at,
+                             const char *owner, apr_pool_t *p)
+{
+    apr_uint32_t lost = apr_atomic_read32(&proxy_lost);
+    apr_int64_t b[2] = { at, 0 };
+    cond_state st;
+    int found = -1;
+
+    apr_atomic_set32(&proxy_armed, 1);
+    CHECK_RV(PV->claim_checked(s, key, hint, owner, LEASE, test_retry_check,
+                               b, &st, &found, p), APR_SUCCESS);
+    CHECK(apr_atomic_read32(&proxy_lost) == lost + 1 && !proxy_armed);
+    CHECK(b[1] == 1 && found == (at >= 0) && !st.claim_owner
+          && (!found || st.version == at));
+    CHECK_RV(PV->lookup(s, key, &st, p), APR_SUCCESS);
+    CHECK(st.claim_owner && !strcmp(st.claim_owner, owner)
+          && st.version == (at >= 0 ? at : 0) && LEASE_FRESH(st.claim_left));
+}
+
+/* The claim's statement repeated after its connection died under it (the
+ * answer lost, the claim taken): it counts as claimed, once, at the
+ * state before the claim; another writer is kept out, the write commits
+ * one new version, no claim is left behind, and a writer that read the
+ * old version is refused - no update lost. For a key at a version (an
+ * If-Match) and for an unknown key (a create, the placeholder inserted
+ * by the lost statement). */
+static void test_lost_answer(apr_pool_t *p)
+{
+    const char *dir = proxy_start(p);
+    apr_int64_t v = 0, v2 = 0, b[2];
+    apr_status_t rv = APR_SUCCESS;
+    cond_state st;
+    cond_store *s;
+    int found;
+
+    if (!CHECK(dir != NULL) || !CHECK(pg_createdb("lost") == 0)) {
+        return;
+    }
+    s = NULL;
+    if (PV->create(&s, apr_psprintf(p, "host=%s dbname=lost user=cond "
+                                    "connect_timeout=3 sslmode=disable",
+                                    dir), p) != NULL
+        || !CHECK((rv = PV->child_init(s, p)) == APR_SUCCESS)) {
+        CHECK(0);
+        return;
+    }
+    CHECK_RV(PV->bump(s, "/l", apr_time_now(), &v, p), APR_SUCCESS);
+
+    test_retry_claim(s, "/l", v, v, "A", p);
+    b[0] = v;
+    b[1] = 0;
+    CHECK_RV(PV->claim_checked(s, "/l", v, "B", LEASE, test_retry_check, b,
+                               &st, &found, p), APR_EBUSY);
+    CHECK_RV(PV->commit(s, "/l", "A", COND_COMMIT_EXISTS, NULL,
+                        apr_time_now(), &v2, p), APR_SUCCESS);
+    CHECK_RV(PV->lookup(s, "/l", &st, p), APR_SUCCESS);
+    CHECK(st.version == v2 && v2 > v && !st.claim_owner);
+    CHECK_RV(PV->claim_checked(s, "/l", v, "B", LEASE, test_retry_check, b,
+                               &st, &found, p), COND_STORE_DECLINED);
+
+    test_retry_claim(s, "/l/new", COND_EXPECT_ANY, -1, "C", p);
+    CHECK_RV(PV->commit(s, "/l/new", "C", COND_COMMIT_EXISTS, NULL,
+                        apr_time_now(), &v, p), APR_SUCCESS);
+    CHECK_RV(PV->lookup(s, "/l/new", &st, p), APR_SUCCESS);
+    CHECK(st.version == v && v > v2 && st.exists && !st.claim_owner);
 }
 
 static const test_case pg_cases[] = {
@@ -600,6 +919,8 @@ static const test_case pg_cases[] = {
     { "frozen database (SIGSTOP)", test_frozen },
     { "the database's own words", test_own_words },
     { "round trips of a write", test_round_trips },
+    { "round trips of a create", test_round_trips_create },
+    { "the claim's answer lost", test_lost_answer },
     { NULL, NULL }
 };
 
