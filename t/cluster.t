@@ -358,24 +358,24 @@ ok named($stale == 2 * $N && $all == 2 * $N && $wal == 0,
 # store), which takes the one read that found the key unknown; then the
 # same single claim statement and the commit. Over a resource deleted
 # through the module the store knows there is none: two statements.
-psql_number('SELECT 1 FROM pg_stat_statements_reset()');
-my $made = 0;
-for my $i (1 .. $N) {
-    $made++ if req($i % 3, 'PUT', "/api/docs/made$i", {}, "{\"v\":$i}")
-               ->code =~ /^20[01]$/;
+# $N PUTs to PREFIX1..PREFIX$N with the given headers, the statistics
+# reset before: how many were created, and the store's statements.
+sub creates {
+    my ($prefix, $headers) = @_;
+    my $made = 0;
+    psql_number('SELECT 1 FROM pg_stat_statements_reset()');
+    for my $i (1 .. $N) {
+        $made++ if req($i % 3, 'PUT', "$prefix$i", $headers, "{\"v\":$i}")
+                   ->code =~ /^20[01]$/;
+    }
+    return ($made, store_statements(''));
 }
-$all = store_statements('');
+my $made;
+($made, $all) = creates('/api/docs/made', {});
 t_debug("$N creates without a precondition: $all statements");
 ok named($made == $N && $all == 2 * $N,
          'a create without a precondition: two statements');
-psql_number('SELECT 1 FROM pg_stat_statements_reset()');
-$made = 0;
-for my $i (1 .. $N) {
-    $made++ if req($i % 3, 'PUT', "/api/docs/only$i",
-                   { 'If-None-Match' => '*' }, "{\"v\":$i}")
-               ->code =~ /^20[01]$/;
-}
-$all = store_statements('');
+($made, $all) = creates('/api/docs/only', { 'If-None-Match' => '*' });
 t_debug("$N creates with If-None-Match: *: $all statements");
 ok named($made == $N && $all == 3 * $N,
          'a create with If-None-Match: *: a read, the probe, two '
@@ -383,14 +383,7 @@ ok named($made == $N && $all == 3 * $N,
 for my $i (1 .. $N) {
     req($i % 3, 'DELETE', "/api/docs/only$i");
 }
-psql_number('SELECT 1 FROM pg_stat_statements_reset()');
-$made = 0;
-for my $i (1 .. $N) {
-    $made++ if req($i % 3, 'PUT', "/api/docs/only$i",
-                   { 'If-None-Match' => '*' }, "{\"v\":$i}")
-               ->code =~ /^20[01]$/;
-}
-$all = store_statements('');
+($made, $all) = creates('/api/docs/only', { 'If-None-Match' => '*' });
 t_debug("$N creates with If-None-Match: * over a deleted resource: $all "
         . "statements");
 ok named($made == $N && $all == 2 * $N,
