@@ -476,10 +476,10 @@ static int memo_holds(const cond_variants_memo *m, const char *meta,
 }
 
 /* Whether the last miss was this same metadata; else it is now. A key is
- * kept from its second request in a row on: keys that come and go (304s
- * on random keys) are parsed in the request's pool as they always were,
- * for the price of one copy, not of a parse into the memo and a copy out
- * of it. */
+ * kept from its second miss in a row on: keys that come and go (304s on
+ * random keys) are parsed in the request's pool as they always were, for
+ * the price of one copy of their text, not of a parse into the memo and a
+ * copy out of it. */
 static int memo_seen(cond_variants_memo *m, const char *meta,
                      apr_int64_t version)
 {
@@ -579,18 +579,19 @@ const cond_variant *cond_variants_memo_select(cond_variants_memo *m,
     if (!meta || !version_tag) {
         return NULL;
     }
-    if (m && !memo_holds(m, meta, version, version_tag)
-        && !memo_seen(m, meta, version)) {
-        m = NULL;
+    if (m && !memo_holds(m, meta, version, version_tag)) {
+        if (memo_seen(m, meta, version)) {
+            memo_fill(m, meta, version, version_tag);
+        }
+        else {
+            m = NULL;
+        }
     }
     if (!m) {
         v = cond_variants_select(p, cond_variants_parse(p, meta, version),
                                  get, baton);
         return v && cond_tag_of_version(cond_variant_get(v, "ETag"),
                                         version_tag) ? v : NULL;
-    }
-    if (!memo_holds(m, meta, version, version_tag)) {
-        memo_fill(m, meta, version, version_tag);
     }
     m->hits++;
     v = cond_variants_select(p, m->variants, get, baton);
