@@ -23,6 +23,8 @@
 #   varnish                a real cache in front of the module (t/varnish.t;
 #                          t/cachedisk.t uses httpd's own mod_cache_disk)
 #   faketime               a cluster node whose clock is ahead (t/cluster.t)
+#   gdb                    the backtrace of a core file a test run leaves
+#                          (build/run-tests.sh, report_cores)
 #   clang, libclang-rt-14-dev, llvm
 #                          make fuzz: libFuzzer targets, their coverage
 #                          (make test SANITIZE=1 uses gcc's libasan, which
@@ -33,7 +35,7 @@ set -eu
 PACKAGES="gcc libc6-dev make perl apache2 apache2-dev apache2-utils libsqlite3-dev \
 sqlite3 libapache2-mod-perl2 libwww-perl curl wrk \
 postgresql libaprutil1-dbd-pgsql dpkg-dev debhelper lintian \
-php-fpm chromium varnish clang libclang-rt-14-dev llvm faketime"
+php-fpm chromium varnish clang libclang-rt-14-dev llvm faketime gdb"
 
 missing=""
 for pkg in $PACKAGES; do
