@@ -118,6 +118,19 @@ const char *cond_vary_names(apr_pool_t *p, const char *vary)
     return out;
 }
 
+/* One name and its value into the request's hash: name NUL flag value
+ * NUL, so absent and empty never collide. */
+static void vary_hash_add(apr_sha1_ctx_t *ctx, const char *name,
+                          const char *v)
+{
+    apr_sha1_update_binary(ctx, (const unsigned char *)name,
+                           strlen(name) + 1);
+    apr_sha1_update_binary(ctx, (const unsigned char *)(v ? "1" : "0"), 1);
+    if (v) {
+        apr_sha1_update_binary(ctx, (const unsigned char *)v, strlen(v) + 1);
+    }
+}
+
 const char *cond_vary_hash(apr_pool_t *p, const char *names,
                            cond_header_fn *get, void *baton)
 {
@@ -130,24 +143,23 @@ const char *cond_vary_hash(apr_pool_t *p, const char *names,
     if (!names || !*names) {
         return "";
     }
-    /* One name the request does not carry (an API client's Accept, say):
-     * "" without copying the names or hashing them. */
-    if (!strchr(names, ',') && !get(baton, names)) {
-        return "";
-    }
     apr_sha1_init(&ctx);
-    copy = apr_pstrdup(p, names);
-    while ((name = variant_next(&copy, ',')) != NULL) {
-        const char *v = get(baton, name);
-        /* name NUL flag value NUL: absent and empty never collide */
-        apr_sha1_update_binary(&ctx, (const unsigned char *)name,
-                               strlen(name) + 1);
-        apr_sha1_update_binary(&ctx, (const unsigned char *)(v ? "1" : "0"),
-                               1);
-        if (v) {
-            present = 1;
-            apr_sha1_update_binary(&ctx, (const unsigned char *)v,
-                                   strlen(v) + 1);
+    if (!strchr(names, ',')) {
+        /* One name (an API's Accept, say): asked once, and when the
+         * request does not carry it "" without hashing anything. */
+        const char *v = get(baton, names);
+        if (!v) {
+            return "";
+        }
+        vary_hash_add(&ctx, names, v);
+        present = 1;
+    }
+    else {
+        copy = apr_pstrdup(p, names);
+        while ((name = variant_next(&copy, ',')) != NULL) {
+            const char *v = get(baton, name);
+            vary_hash_add(&ctx, name, v);
+            present |= v != NULL;
         }
     }
     if (!present) {
@@ -330,16 +342,33 @@ static apr_array_header_t *variants_parse_in(apr_pool_t *p, char *copy,
     return out;
 }
 
-apr_array_header_t *cond_variants_parse(apr_pool_t *p, const char *meta,
-                                        apr_int64_t version)
+/* The variants of meta, parsed from a copy in p: *blob, *len bytes (NULL
+ * and 0 when meta is in no format read), which every string of the
+ * result points into or is a literal "". */
+static apr_array_header_t *variants_parse_copy(apr_pool_t *p,
+                                               const char *meta,
+                                               apr_int64_t version,
+                                               char **blob, apr_size_t *len)
 {
     int format = meta ? variant_format(meta) : 0;
 
+    *blob = NULL;
+    *len = 0;
     if (!format) {
         return apr_array_make(p, 2, sizeof(cond_variant *));
     }
-    return variants_parse_in(p, apr_pstrdup(p, meta + VARIANT_MAGIC_LEN),
-                             format, version);
+    *len = strlen(meta + VARIANT_MAGIC_LEN) + 1;
+    *blob = apr_pmemdup(p, meta + VARIANT_MAGIC_LEN, *len);
+    return variants_parse_in(p, *blob, format, version);
+}
+
+apr_array_header_t *cond_variants_parse(apr_pool_t *p, const char *meta,
+                                        apr_int64_t version)
+{
+    char *blob;
+    apr_size_t len;
+
+    return variants_parse_copy(p, meta, version, &blob, &len);
 }
 
 static int variant_has_newline(const char *s)
@@ -419,6 +448,10 @@ const cond_variant *cond_variants_select(apr_pool_t *p,
 /* ------------------------------------------------------------------ */
 /* The memo of one thread                                               */
 
+/* What a memo keeps at most: the longest metadata it copies, and what its
+ * pool keeps after a clear. */
+#define MEMO_MAX_BYTES (64 * 1024)
+
 struct cond_variants_memo {
     apr_pool_t *pool;       /* everything below; cleared when the key
                              * changes */
@@ -449,7 +482,7 @@ cond_variants_memo *cond_variants_memo_make(void)
      * what a clear frees beyond this goes back to the system. */
     if (m) {
         apr_allocator_max_free_set(apr_pool_allocator_get(m->pool),
-                                   64 * 1024);
+                                   MEMO_MAX_BYTES);
     }
     return m;
 }
@@ -489,7 +522,7 @@ static int memo_seen(cond_variants_memo *m, const char *meta,
         return 1;
     }
     n = strlen(meta) + 1;
-    if (n > 64 * 1024) {
+    if (n > MEMO_MAX_BYTES) {
         return 0;           /* parsed every time rather than kept */
     }
     if (n > m->seen_size) {
@@ -509,20 +542,11 @@ static int memo_seen(cond_variants_memo *m, const char *meta,
 static void memo_fill(cond_variants_memo *m, const char *meta,
                       apr_int64_t version, const char *version_tag)
 {
-    int format = variant_format(meta), i;
+    int i;
 
     apr_pool_clear(m->pool);
-    m->meta = NULL;
-    m->blob = NULL;
-    m->bloblen = 0;
-    if (format) {
-        m->bloblen = strlen(meta + VARIANT_MAGIC_LEN) + 1;
-        m->blob = apr_pmemdup(m->pool, meta + VARIANT_MAGIC_LEN, m->bloblen);
-        m->variants = variants_parse_in(m->pool, m->blob, format, version);
-    }
-    else {
-        m->variants = apr_array_make(m->pool, 1, sizeof(cond_variant *));
-    }
+    m->variants = variants_parse_copy(m->pool, meta, version, &m->blob,
+                                      &m->bloblen);
     m->tag_ok = apr_pcalloc(m->pool, (apr_size_t)m->variants->nelts + 1);
     for (i = 0; i < m->variants->nelts; i++) {
         const cond_variant *v = APR_ARRAY_IDX(m->variants, i, cond_variant *);
