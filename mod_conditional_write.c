@@ -109,9 +109,11 @@ typedef struct {
  * this store names; any state, an unknown key included, when nothing
  * could fail; for a create-only write (If-None-Match: *, nothing else) a
  * key known to have no resource, and once the backend said it has none
- * (conditional_write_probe) an unknown key too; else none, so that a
- * write refused with 412 never claims, and never writes, in a store that
- * claims before it checks (dbd). */
+ * (conditional_write_probe) an unknown key too; for If-Match: * (and no
+ * If-None-Match) a key known to have one, and once the backend said it
+ * has it an unknown key too; else none, so that a write refused with 412
+ * never claims, and never writes, in a store that claims before it
+ * checks (dbd). */
 static apr_int64_t conditional_expect(request_rec *r, conditional_req *rq,
                                       const cond_request *cr)
 {
@@ -123,6 +125,11 @@ static apr_int64_t conditional_expect(request_rec *r, conditional_req *rq,
     if (!cr->if_match && !cr->if_unmodified_since
         && cond_list_match_weak(cr->if_none_match, NULL, 1) == 1) {
         return rq->backend_has == 2 ? COND_EXPECT_ABSENT : COND_EXPECT_GONE;
+    }
+    if (!cr->if_none_match
+        && cond_list_match_strong(cr->if_match, NULL, 1) == 1) {
+        return rq->backend_has == 1 ? COND_EXPECT_EXISTS
+                                    : COND_EXPECT_PRESENT;
     }
     v = cond_if_match_version(cr->if_match,
                               conditional_tag_prefix(rq->inst, r->pool));

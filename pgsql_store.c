@@ -181,8 +181,8 @@ static const char *const pg_sql[PG_NSTMT] = {
     "h AS (SELECT version FROM u UNION ALL SELECT version FROM d), "
     "b AS (" PG_BUMP_RELATED("h") ") SELECT version FROM h",
     /* PG_CLAIM_READ: claim()'s compare-and-set, at the expected version
-     * (any when 0) or on a row without a resource from a lowest version
-     * on, and the key's state in the same statement: the claimed row as
+     * (any when 0), on a row without a resource from a lowest version on,
+     * or on a row with one when the flag says so, and the key's state in the same statement: the claimed row as
      * the claim found it (a claim changes no other column), first column
      * 1; an unknown key inserted as claim()'s placeholder when the flag
      * says so, first column 2 (no ON CONFLICT update: a row that appeared
@@ -191,7 +191,8 @@ static const char *const pg_sql[PG_NSTMT] = {
      * an unknown key. Only a claim writes. */
     "WITH c AS (UPDATE cond_resources SET claim_owner = %pDt, "
     "claim_expires = " PG_LEASE " WHERE key = %pDb AND claim_owner IS NULL "
-    "AND (%lld = 0 OR version = %lld OR (NOT present AND version >= %lld)) "
+    "AND (%lld = 0 OR version = %lld OR (NOT present AND version >= %lld) "
+    "OR (%d <> 0 AND present AND version > 0)) "
     "RETURNING version, present, mtime, meta), "
     "n AS (INSERT INTO cond_resources (key, version, present, mtime, "
     "claim_owner, claim_expires) SELECT %pDb, 0, false, 0, %pDt, "
@@ -644,17 +645,23 @@ static apr_status_t pg_op_claim(pg_ctx *cx, pg_task *t)
 
 /* What PG_CLAIM_READ may claim at once for claim_checked's hint
  * (store.h): the lowest version a row without a resource is claimed at
- * (none: above every version), and whether an unknown key is inserted
- * claimed. */
+ * (none: above every version), whether a row with a resource is, and
+ * whether an unknown key is inserted claimed. */
 static apr_int64_t pg_gone_from(apr_int64_t expect)
 {
     return expect == COND_EXPECT_GONE ? 1
            : expect == COND_EXPECT_ABSENT ? 0 : APR_INT64_MAX;
 }
 
+static int pg_claim_present(apr_int64_t expect)
+{
+    return expect == COND_EXPECT_PRESENT || expect == COND_EXPECT_EXISTS;
+}
+
 static int pg_insert_unknown(apr_int64_t expect)
 {
-    return expect == COND_EXPECT_ANY || expect == COND_EXPECT_ABSENT;
+    return expect == COND_EXPECT_ANY || expect == COND_EXPECT_ABSENT
+           || expect == COND_EXPECT_EXISTS;
 }
 
 /* claim_checked's one round trip (PG_CLAIM_READ): the claim when the key
@@ -667,10 +674,11 @@ static int pg_insert_unknown(apr_int64_t expect)
 static apr_status_t pg_op_claim_read(pg_ctx *cx, pg_task *t)
 {
     apr_int64_t lease = t->lease, gone_from = pg_gone_from(t->expect);
+    int present = pg_claim_present(t->expect);
     int insert = pg_insert_unknown(t->expect);
     const void *vals[] = { t->owner, &lease, PG_KEY(t), &t->expect,
-                           &t->expect, &gone_from, PG_KEY(t), t->owner,
-                           &lease, &insert, PG_KEY(t), PG_KEY(t) };
+                           &t->expect, &gone_from, &present, PG_KEY(t),
+                           t->owner, &lease, &insert, PG_KEY(t), PG_KEY(t) };
     apr_dbd_results_t *res;
     apr_dbd_row_t *row;
     apr_status_t rv = pg_exec(cx, PG_CLAIM_READ, vals, 1, &res, NULL);

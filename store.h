@@ -80,6 +80,8 @@ typedef int cond_claim_check_fn(void *baton, const cond_state *st);
 #define COND_EXPECT_NONE    (-1)
 #define COND_EXPECT_GONE    (-2)
 #define COND_EXPECT_ABSENT  (-3)
+#define COND_EXPECT_PRESENT (-4)
+#define COND_EXPECT_EXISTS  (-5)
 
 /* Called once per key by list(); return non-zero to stop early. */
 typedef int cond_store_list_fn(void *baton, const char *key,
@@ -244,7 +246,10 @@ typedef struct cond_store_provider {
      * key whose resource does not exist (not present, version > 0),
      * COND_EXPECT_ABSENT that or any other state without a resource, the
      * key unknown included (If-None-Match: * once the backend said it
-     * has none), COND_EXPECT_NONE none known (other preconditions). It is
+     * has none), COND_EXPECT_PRESENT a known key whose resource exists
+     * (present, version > 0: If-Match: *), COND_EXPECT_EXISTS that or an
+     * unknown key (If-Match: * once the backend said it has the
+     * resource), COND_EXPECT_NONE none known (other preconditions). It is
      * only a hint and changes no outcome: check still runs on the state
      * read and decides, and a key at another version is still claimed
      * when check takes it. A store whose claim is a statement sent ahead

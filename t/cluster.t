@@ -47,7 +47,7 @@ my $PG = $ENV{PG_BIN} || '/usr/lib/postgresql/15/bin';
 my @IPS = qw(127.0.0.2 127.0.0.3 127.0.0.4);
 my $LEASE = 6;
 
-plan tests => 52, need need_cgi,
+plan tests => 55, need need_cgi,
     { "PostgreSQL server binaries in $PG" => -x "$PG/initdb" },
     { 'mod_dbd' => -e modules_dir() . '/mod_dbd.so' };
 
@@ -389,6 +389,37 @@ t_debug("$N creates with If-None-Match: * over a deleted resource: $all "
 ok named($made == $N && $all == 2 * $N,
          'a create with If-None-Match: * over a deleted resource: two '
          . 'statements');
+
+# If-Match: * on a resource the store knows: the claim, which takes only a
+# key with a resource, and the commit. On a key the store never saw (made
+# behind the module's back) the backend is asked first, after the one read
+# that found the key unknown; then the claim that inserts and the commit.
+# On a resource deleted through the module: a 412, one statement.
+($made, $all) = creates('/api/docs/made', { 'If-Match' => '*' });
+t_debug("$N writes with If-Match: * on present keys: $all statements");
+ok named($made == $N && $all == 2 * $N,
+         'If-Match: * on a present key: two statements');
+for my $i (1 .. $N) {
+    req($i % 3, 'PUT', "/raw/docs/behind$i", {}, '{"v":0}');
+}
+($made, $all) = creates('/api/docs/behind', { 'If-Match' => '*' });
+t_debug("$N writes with If-Match: * on keys only the backend knew: $all "
+        . "statements");
+ok named($made == $N && $all == 3 * $N,
+         'If-Match: * on a key the store never saw: a read, the probe, two '
+         . 'statements');
+for my $i (1 .. $N) {
+    req($i % 3, 'DELETE', "/api/docs/made$i");
+}
+psql_number('SELECT 1 FROM pg_stat_statements_reset()');
+my $refused = grep {
+    req($_ % 3, 'PUT', "/api/docs/made$_", { 'If-Match' => '*' },
+        '{"v":0}')->code == 412
+} 1 .. $N;
+$all = store_statements('');
+t_debug("$N writes with If-Match: * on deleted keys: $all statements");
+ok named($refused == $N && $all == $N,
+         'If-Match: * on a deleted resource: a 412, one statement');
 
 # Keys are bytes: two paths that differ only in a byte that is not UTF-8
 # are two keys, tagged alike on every node.

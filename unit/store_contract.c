@@ -434,15 +434,18 @@ static apr_status_t test_create_try(cond_store *s, const char *key,
 }
 
 /* claim_checked told that the check takes a state without a resource
- * (store.h: COND_EXPECT_ANY, _ABSENT, _GONE - a create): still only a
- * hint. An unknown key the check takes is claimed at 0, one it refuses is
- * left unknown; a key known without a resource (deleted) is claimed at
- * its version when taken, left unclaimed when refused; a present key
+ * (store.h: COND_EXPECT_ANY, _ABSENT, _GONE - a create) or one with a
+ * resource (_PRESENT, _EXISTS - If-Match: *): still only a hint. An
+ * unknown key the check takes is claimed at 0, one it refuses is left
+ * unknown; a key known without a resource (deleted) is claimed at its
+ * version when taken, left unclaimed when refused; a present key
  * likewise; a key claimed by another is EBUSY. */
 static void test_claim_create(apr_pool_t *p)
 {
     static const apr_int64_t hints[] = { COND_EXPECT_ANY, COND_EXPECT_ABSENT,
-                                         COND_EXPECT_GONE, COND_EXPECT_NONE };
+                                         COND_EXPECT_GONE, COND_EXPECT_NONE,
+                                         COND_EXPECT_PRESENT,
+                                         COND_EXPECT_EXISTS };
     cond_store *s;
     apr_time_t now = apr_time_now();
     apr_int64_t v = 0, gone = 0;
@@ -457,7 +460,7 @@ static void test_claim_create(apr_pool_t *p)
     CHECK_RV(PV->claim(s, "/c/gone", gone, "X", LEASE, p), APR_SUCCESS);
     CHECK_RV(PV->commit(s, "/c/gone", "X", 0, NULL, now, &gone, p),
              APR_SUCCESS);
-    for (i = 0; i < 4; i++) {
+    for (i = 0; i < (int)(sizeof(hints) / sizeof(hints[0])); i++) {
         const char *key = apr_psprintf(p, "/c/new%d", i);
         apr_int64_t h = hints[i];
 

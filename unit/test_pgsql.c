@@ -610,35 +610,45 @@ static int test_absent(void *baton, const cond_state *st)
     return !*(int *)baton && st && st->exists;
 }
 
-/* N creates of key/i, each as the glue makes it with hint: the claim and
+/* A check that takes a key with a resource, or an unknown one (the
+ * backend said it has it): If-Match: *. */
+static int test_has(void *baton, const cond_state *st)
+{
+    (void)baton;
+    return st && !st->exists;
+}
+
+/* N writes of key/i, each as the glue makes it with hint: the claim and
  * the commit of what the backend made; exists 0 deletes instead. Returns
- * the statements the server ran for them (the check takes any state for
- * COND_EXPECT_ANY, no precondition). */
-static long long test_creates(cond_store *s, const char *key,
-                              apr_int64_t hint, int exists, int n,
-                              apr_pool_t *p)
+ * the statements the server ran for them. The check is If-None-Match: *
+ * (any state for COND_EXPECT_ANY, no precondition), or If-Match: * for
+ * COND_EXPECT_PRESENT and _EXISTS. */
+static long long test_creates(cond_store *s, const char *db,
+                              const char *key, apr_int64_t hint, int exists,
+                              int n, apr_pool_t *p)
 {
     long long calls = -1, wal = -1;
     apr_int64_t v = 0;
     cond_state st;
     int i, found, ok = 1, any = hint == COND_EXPECT_ANY;
+    int star = hint == COND_EXPECT_PRESENT || hint == COND_EXPECT_EXISTS;
 
     /* the session's statements prepared before counting */
     PV->lookup(s, key, &st, p);
-    CHECK(pg_number("creates", "SELECT 1 FROM pg_stat_statements_reset()")
-          == 1);
+    CHECK(pg_number(db, "SELECT 1 FROM pg_stat_statements_reset()") == 1);
     for (i = 0; i < n; i++) {
         const char *k = apr_psprintf(p, "%s/%d", key, i);
 
-        ok &= PV->claim_checked(s, k, hint, "w", LEASE, test_absent,
-                                &any, &st, &found, p) == APR_SUCCESS
+        ok &= PV->claim_checked(s, k, hint, "w", LEASE,
+                                star ? test_has : test_absent, &any, &st,
+                                &found, p) == APR_SUCCESS
               && PV->commit(s, k, "w", exists ? COND_COMMIT_EXISTS : 0, NULL,
                             apr_time_now(), &v, p) == APR_SUCCESS;
         ok &= PV->lookup(s, k, &st, p) == APR_SUCCESS && st.version == v
               && st.exists == exists && !st.claim_owner;
     }
     CHECK(ok);
-    pg_trips("creates", &calls, &wal);
+    pg_trips(db, &calls, &wal);
     return calls - n;                  /* not the lookups */
 }
 
@@ -657,17 +667,61 @@ static void test_round_trips_create(apr_pool_t *p)
                                "pg_stat_statements; SELECT 1") == 1)) {
         return;
     }
-    any = test_creates(s, "/any", COND_EXPECT_ANY, 1, N, p);
-    absent = test_creates(s, "/absent", COND_EXPECT_ABSENT, 1, N, p);
+    any = test_creates(s, "creates", "/any", COND_EXPECT_ANY, 1, N, p);
+    absent = test_creates(s, "creates", "/absent", COND_EXPECT_ABSENT, 1, N,
+                          p);
     /* delete them (a write with no precondition), then create again */
-    CHECK(test_creates(s, "/absent", COND_EXPECT_ANY, 0, N, p) == 2 * N);
-    gone = test_creates(s, "/absent", COND_EXPECT_GONE, 1, N, p);
+    CHECK(test_creates(s, "creates", "/absent", COND_EXPECT_ANY, 0, N, p)
+          == 2 * N);
+    gone = test_creates(s, "creates", "/absent", COND_EXPECT_GONE, 1, N, p);
     printf("# %d creates each: no precondition %lld statements, "
            "If-None-Match: * %lld, over a deleted resource %lld\n", N, any,
            absent, gone);
     CHECK(any == 2 * N);
     CHECK(absent == 2 * N);
     CHECK(gone == 2 * N);
+}
+
+/* The round trips of an If-Match: * write, counted by the server: on a
+ * key the store knows with a resource, the claim and the commit; on a key
+ * it never saw, once the backend said it has the resource, the claim that
+ * inserts the claimed placeholder and the commit; on a key known without
+ * a resource (deleted), a 412: one statement, nothing written. */
+static void test_round_trips_star(apr_pool_t *p)
+{
+    enum { N = 10 };
+    cond_store *s = pg_open(p, "star");
+    long long present, exists, calls = -1, wal = -1;
+    cond_state st;
+    int i, found, ok = 1;
+
+    if (!s || !CHECK(pg_number("star", "CREATE EXTENSION "
+                               "pg_stat_statements; SELECT 1") == 1)) {
+        return;
+    }
+    CHECK(test_creates(s, "star", "/k", COND_EXPECT_ANY, 1, N, p) == 2 * N);
+    present = test_creates(s, "star", "/k", COND_EXPECT_PRESENT, 1, N, p);
+    exists = test_creates(s, "star", "/new", COND_EXPECT_EXISTS, 1, N, p);
+    /* delete them, then If-Match: * on each */
+    CHECK(test_creates(s, "star", "/k", COND_EXPECT_ANY, 0, N, p) == 2 * N);
+    CHECK(pg_number("star", "SELECT 1 FROM pg_stat_statements_reset()")
+          == 1);
+    for (i = 0; i < N; i++) {
+        ok &= PV->claim_checked(s, apr_psprintf(p, "/k/%d", i),
+                                COND_EXPECT_PRESENT, "w", LEASE, test_has,
+                                NULL, &st, &found, p) == COND_STORE_DECLINED
+              && found && !st.exists && !st.claim_owner;
+    }
+    CHECK(ok);
+    pg_trips("star", &calls, &wal);
+    printf("# %d If-Match: * writes each: on a present key %lld "
+           "statements, on an unknown key the backend has %lld; on a "
+           "deleted key (412) %lld, %lld WAL records\n", N, present, exists,
+           calls, wal);
+    CHECK(present == 2 * N);
+    CHECK(exists == 2 * N);
+    CHECK(calls == N);
+    CHECK(wal == 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -920,6 +974,7 @@ static const test_case pg_cases[] = {
     { "the database's own words", test_own_words },
     { "round trips of a write", test_round_trips },
     { "round trips of a create", test_round_trips_create },
+    { "round trips of If-Match: *", test_round_trips_star },
     { "the claim's answer lost", test_lost_answer },
     { NULL, NULL }
 };
