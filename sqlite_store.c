@@ -1409,17 +1409,48 @@ static apr_status_t store_step_next(store_conn *c, sqlite3_stmt *st,
     return sqlite3_changes(c->db) > 0 ? APR_SUCCESS : APR_NOTFOUND;
 }
 
-/* Inside a write transaction: v was just handed out; move the sequence up
- * to it. *ok = 0: v is past the durable reservation, the caller rolls back
- * and reserves. */
-static apr_status_t store_take_version(store_conn *c, apr_int64_t v, int *ok)
-{
-    apr_status_t rv = store_reserved(c, v, ok);
+/* The versions one write transaction hands out: the sequence is read for
+ * the first (store_seq_next) and moved up once, before the commit, to the
+ * last (store_seq_save) - not read and written again for each related key
+ * a commit or release bumps. */
+typedef struct {
+    apr_int64_t next;       /* 0: the sequence not read yet */
+    int handed;             /* versions handed out since */
+} store_seq;
 
-    if (rv != APR_SUCCESS || !*ok) {
-        return rv;
+/* Inside a write transaction: *v is the version the next statement that
+ * hands one out gives. */
+static apr_status_t store_seq_peek(store_conn *c, store_seq *q,
+                                   apr_int64_t *v)
+{
+    apr_status_t rv = q->next ? APR_SUCCESS : store_seq_next(c, &q->next);
+
+    *v = q->next;
+    return rv;
+}
+
+/* Inside a write transaction: the version store_seq_peek gave was handed
+ * out. *ok = 0: it is past the durable reservation, the caller rolls back
+ * and reserves. */
+static apr_status_t store_seq_took(store_conn *c, store_seq *q, int *ok)
+{
+    apr_status_t rv = store_reserved(c, q->next, ok);
+
+    if (rv == APR_SUCCESS && *ok) {
+        q->next++;
+        q->handed++;
     }
-    sqlite3_bind_int64(c->st[SQ_SEQ_SET], 1, v);
+    return rv;
+}
+
+/* Inside a write transaction, after its last statement: move the sequence
+ * up to the last version handed out, if any. */
+static apr_status_t store_seq_save(store_conn *c, const store_seq *q)
+{
+    if (!q->handed) {
+        return APR_SUCCESS;
+    }
+    sqlite3_bind_int64(c->st[SQ_SEQ_SET], 1, q->next - 1);
     return store_run(c, SQ_SEQ_SET, NULL);
 }
 
@@ -1428,7 +1459,7 @@ static apr_status_t store_take_version(store_conn *c, apr_int64_t v, int *ok)
 static apr_status_t store_bump_related(store_conn *c,
                                        const apr_array_header_t *related,
                                        const char *skip, apr_int64_t now_sec,
-                                       int *ok)
+                                       store_seq *q, int *ok)
 {
     sqlite3_stmt *st = c->st[SQ_BUMP_KNOWN];
     apr_status_t rv = APR_SUCCESS;
@@ -1443,7 +1474,7 @@ static apr_status_t store_bump_related(store_conn *c,
         }
         store_bind_text(st, 1, key);
         sqlite3_bind_int64(st, 2, now_sec);
-        if ((rv = store_seq_next(c, &v)) == APR_SUCCESS) {
+        if ((rv = store_seq_peek(c, q, &v)) == APR_SUCCESS) {
             rv = store_step_next(c, st, v);
         }
         store_reset(st);
@@ -1452,7 +1483,7 @@ static apr_status_t store_bump_related(store_conn *c,
             continue;
         }
         if (rv != APR_SUCCESS
-            || (rv = store_take_version(c, v, ok)) != APR_SUCCESS) {
+            || (rv = store_seq_took(c, q, ok)) != APR_SUCCESS) {
             break;
         }
     }
@@ -1515,6 +1546,7 @@ static apr_status_t store_versioned_tx(store_conn *c, sqlite3_stmt *st,
                                        const store_extra *x,
                                        apr_int64_t *version, int *ok)
 {
+    store_seq q = { 0, 0 };
     apr_int64_t v = 0;
     apr_status_t rv;
 
@@ -1522,7 +1554,7 @@ static apr_status_t store_versioned_tx(store_conn *c, sqlite3_stmt *st,
     if ((rv = store_begin(c)) != APR_SUCCESS) {
         return rv;
     }
-    if ((rv = store_seq_next(c, &v)) == APR_SUCCESS) {
+    if ((rv = store_seq_peek(c, &q, &v)) == APR_SUCCESS) {
         rv = store_step_next(c, st, v);
     }
     if (rv != APR_SUCCESS) {
@@ -1531,8 +1563,11 @@ static apr_status_t store_versioned_tx(store_conn *c, sqlite3_stmt *st,
         }
         return rv;
     }
-    if ((rv = store_take_version(c, v, ok)) == APR_SUCCESS && *ok && x) {
-        rv = store_bump_related(c, x->related, x->key, x->now_sec, ok);
+    if ((rv = store_seq_took(c, &q, ok)) == APR_SUCCESS && *ok && x) {
+        rv = store_bump_related(c, x->related, x->key, x->now_sec, &q, ok);
+    }
+    if (rv == APR_SUCCESS && *ok) {
+        rv = store_seq_save(c, &q);
     }
     if (rv != APR_SUCCESS || !*ok) {
         store_run(c, SQ_ROLLBACK, NULL);
@@ -2680,6 +2715,7 @@ static apr_status_t store_release_tx(store_conn *c, const char *key,
                                      int *ok)
 {
     sqlite3_stmt *st = c->st[SQ_RELEASE];
+    store_seq q = { 0, 0 };
     apr_int64_t v = 0;
     apr_status_t rv;
 
@@ -2701,7 +2737,10 @@ static apr_status_t store_release_tx(store_conn *c, const char *key,
     }
     if (rv == APR_SUCCESS) {
         rv = store_bump_related(c, related, key,
-                                apr_time_sec(apr_time_now()), ok);
+                                apr_time_sec(apr_time_now()), &q, ok);
+    }
+    if (rv == APR_SUCCESS && *ok) {
+        rv = store_seq_save(c, &q);
     }
     if (rv != APR_SUCCESS || !*ok) {
         store_run(c, SQ_ROLLBACK, NULL);
