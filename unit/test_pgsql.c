@@ -962,6 +962,19 @@ static void test_lost_answer(apr_pool_t *p)
                         apr_time_now(), &v, p), APR_SUCCESS);
     CHECK_RV(PV->lookup(s, "/l/new", &st, p), APR_SUCCESS);
     CHECK(st.version == v && v > v2 && st.exists && !st.claim_owner);
+
+    /* If-Match: * on a present key, and on an unknown one the backend
+     * has (the placeholder inserted by the lost statement) */
+    test_retry_claim(s, "/l", COND_EXPECT_PRESENT, v2, "D", p);
+    CHECK_RV(PV->commit(s, "/l", "D", COND_COMMIT_EXISTS, NULL,
+                        apr_time_now(), &v, p), APR_SUCCESS);
+    CHECK_RV(PV->lookup(s, "/l", &st, p), APR_SUCCESS);
+    CHECK(st.version == v && v > v2 && st.exists && !st.claim_owner);
+    test_retry_claim(s, "/l/star", COND_EXPECT_EXISTS, -1, "E", p);
+    CHECK_RV(PV->commit(s, "/l/star", "E", COND_COMMIT_EXISTS, NULL,
+                        apr_time_now(), &v2, p), APR_SUCCESS);
+    CHECK_RV(PV->lookup(s, "/l/star", &st, p), APR_SUCCESS);
+    CHECK(st.version == v2 && v2 > v && st.exists && !st.claim_owner);
 }
 
 static const test_case pg_cases[] = {
