@@ -359,55 +359,45 @@ ok named($stale == 2 * $N && $all == 2 * $N && $wal == 0,
 # same single claim statement and the commit. Over a resource deleted
 # through the module the store knows there is none: two statements.
 # $N PUTs to PREFIX1..PREFIX$N with the given headers, the statistics
-# reset before: how many were created, and the store's statements.
-sub creates {
-    my ($prefix, $headers) = @_;
+# reset before: each must be made (200, 201), and the store must have run
+# $per statements for each.
+sub writes_cost {
+    my ($prefix, $headers, $per, $name) = @_;
     my $made = 0;
     psql_number('SELECT 1 FROM pg_stat_statements_reset()');
     for my $i (1 .. $N) {
         $made++ if req($i % 3, 'PUT', "$prefix$i", $headers, "{\"v\":$i}")
                    ->code =~ /^20[01]$/;
     }
-    return ($made, store_statements(''));
+    my $all = store_statements('');
+    t_debug("$N writes to $prefix: $made made, $all statements");
+    ok named($made == $N && $all == $per * $N, $name);
 }
-my $made;
-($made, $all) = creates('/api/docs/made', {});
-t_debug("$N creates without a precondition: $all statements");
-ok named($made == $N && $all == 2 * $N,
-         'a create without a precondition: two statements');
-($made, $all) = creates('/api/docs/only', { 'If-None-Match' => '*' });
-t_debug("$N creates with If-None-Match: *: $all statements");
-ok named($made == $N && $all == 3 * $N,
-         'a create with If-None-Match: *: a read, the probe, two '
-         . 'statements');
+writes_cost('/api/docs/made', {}, 2,
+            'a create without a precondition: two statements');
+writes_cost('/api/docs/only', { 'If-None-Match' => '*' }, 3,
+            'a create with If-None-Match: *: a read, the probe, two '
+            . 'statements');
 for my $i (1 .. $N) {
     req($i % 3, 'DELETE', "/api/docs/only$i");
 }
-($made, $all) = creates('/api/docs/only', { 'If-None-Match' => '*' });
-t_debug("$N creates with If-None-Match: * over a deleted resource: $all "
-        . "statements");
-ok named($made == $N && $all == 2 * $N,
-         'a create with If-None-Match: * over a deleted resource: two '
-         . 'statements');
+writes_cost('/api/docs/only', { 'If-None-Match' => '*' }, 2,
+            'a create with If-None-Match: * over a deleted resource: two '
+            . 'statements');
 
 # If-Match: * on a resource the store knows: the claim, which takes only a
 # key with a resource, and the commit. On a key the store never saw (made
 # behind the module's back) the backend is asked first, after the one read
 # that found the key unknown; then the claim that inserts and the commit.
 # On a resource deleted through the module: a 412, one statement.
-($made, $all) = creates('/api/docs/made', { 'If-Match' => '*' });
-t_debug("$N writes with If-Match: * on present keys: $all statements");
-ok named($made == $N && $all == 2 * $N,
-         'If-Match: * on a present key: two statements');
+writes_cost('/api/docs/made', { 'If-Match' => '*' }, 2,
+            'If-Match: * on a present key: two statements');
 for my $i (1 .. $N) {
     req($i % 3, 'PUT', "/raw/docs/behind$i", {}, '{"v":0}');
 }
-($made, $all) = creates('/api/docs/behind', { 'If-Match' => '*' });
-t_debug("$N writes with If-Match: * on keys only the backend knew: $all "
-        . "statements");
-ok named($made == $N && $all == 3 * $N,
-         'If-Match: * on a key the store never saw: a read, the probe, two '
-         . 'statements');
+writes_cost('/api/docs/behind', { 'If-Match' => '*' }, 3,
+            'If-Match: * on a key the store never saw: a read, the probe, '
+            . 'two statements');
 for my $i (1 .. $N) {
     req($i % 3, 'DELETE', "/api/docs/made$i");
 }
