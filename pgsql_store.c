@@ -182,10 +182,11 @@ static const char *const pg_sql[PG_NSTMT] = {
     "b AS (" PG_BUMP_RELATED("h") ") SELECT version FROM h",
     /* PG_CLAIM_READ: claim()'s compare-and-set, at the expected version
      * (any when 0), on a row without a resource from a lowest version on,
-     * or on a row with one when the flag says so, and the key's state in the same statement: the claimed row as
-     * the claim found it (a claim changes no other column), first column
-     * 1; an unknown key inserted as claim()'s placeholder when the flag
-     * says so, first column 2 (no ON CONFLICT update: a row that appeared
+     * or on a row with one when the first flag says so, and the key's
+     * state in the same statement: the claimed row as the claim found it
+     * (a claim changes no other column), first column 1; an unknown key
+     * inserted as claim()'s placeholder when the second flag says so,
+     * first column 2 (no ON CONFLICT update: a row that appeared
      * meanwhile is left alone and not returned, as if unknown); else the
      * row as the statement's snapshot has it, first column 0; no row for
      * an unknown key. Only a claim writes. */
