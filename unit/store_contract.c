@@ -433,6 +433,24 @@ static apr_status_t test_create_try(cond_store *s, const char *key,
     return rv;
 }
 
+/* On a key the store knows, claim_checked with hint: a check that takes
+ * only the state no (-1: an unknown key) refuses and leaves the key
+ * unclaimed; one that takes the key's state yes claims it, and the claim
+ * is released again. */
+static void test_create_known(cond_store *s, const char *key,
+                              apr_int64_t hint, apr_int64_t no,
+                              apr_int64_t yes, apr_pool_t *p)
+{
+    int left;
+
+    CHECK_RV(test_create_try(s, key, hint, "A", no, &left, p),
+             COND_STORE_DECLINED);
+    CHECK(left == 0);
+    CHECK_RV(test_create_try(s, key, hint, "A", yes, &left, p), APR_SUCCESS);
+    CHECK(left == 1);
+    CHECK_RV(PV->release(s, key, "A", NULL, p), APR_SUCCESS);
+}
+
 /* claim_checked told that the check takes a state without a resource
  * (store.h: COND_EXPECT_ANY, _ABSENT, _GONE - a create) or one with a
  * resource (_PRESENT, _EXISTS - If-Match: *): still only a hint. An
@@ -478,21 +496,8 @@ static void test_claim_create(apr_pool_t *p)
         CHECK_RV(PV->release(s, key, "A", NULL, p), APR_SUCCESS);
         CHECK_RV(PV->lookup(s, key, &st, p), APR_NOTFOUND);
 
-        CHECK_RV(test_create_try(s, "/c/gone", h, "A", gone + 1, &left, p),
-                 COND_STORE_DECLINED);
-        CHECK(left == 0);
-        CHECK_RV(test_create_try(s, "/c/gone", h, "A", gone, &left, p),
-                 APR_SUCCESS);
-        CHECK(left == 1);
-        CHECK_RV(PV->release(s, "/c/gone", "A", NULL, p), APR_SUCCESS);
-
-        CHECK_RV(test_create_try(s, "/c/present", h, "A", -1, &left, p),
-                 COND_STORE_DECLINED);
-        CHECK(left == 0);
-        CHECK_RV(test_create_try(s, "/c/present", h, "A", v, &left, p),
-                 APR_SUCCESS);
-        CHECK(left == 1);
-        CHECK_RV(PV->release(s, "/c/present", "A", NULL, p), APR_SUCCESS);
+        test_create_known(s, "/c/gone", h, gone + 1, gone, p);
+        test_create_known(s, "/c/present", h, -1, v, p);
     }
     CHECK_RV(PV->lookup(s, "/c/gone", &st, p), APR_SUCCESS);
     CHECK(st.version == gone && !st.exists && !st.claim_owner);
