@@ -85,6 +85,23 @@ sub after_lease {
 
 sub sleep_until { my $t = shift() - time; sleep $t if $t > 0 }
 
+# The stored document's v once it is WANT (or whatever it is after SECS):
+# a backend's late write is waited for, not timed.
+sub stored_v_when {
+    my ($name, $want, $secs) = @_;
+    my $t0 = time;
+    my $v = stored_data($name)->{v};
+    while ($v ne $want && time - $t0 < $secs) {
+        sleep 0.05;
+        $v = stored_data($name)->{v};
+    }
+    return $v;
+}
+
+# Leases are counted from the moment their holder stops renewing (killed,
+# stopped, or its request ended), never from when the request was sent: on
+# a loaded machine the claim can be taken, and renewed, late.
+
 # 1. kill -9 of the child that holds the claim.
 {
     my $name = uniq_name('kill');
@@ -103,13 +120,14 @@ sub sleep_until { my $t = shift() - time; sleep $t if $t > 0 }
     sleep 0.3;
     my ($pid) = $owner =~ /^[^:]*:(\d+):/;
     ok $pid && kill('KILL', $pid), "kill: kill -9 of child $pid";
+    my $killed = time;
     my $r = $slow->();
     isnt $r->[0], 200, 'kill: the writer gets no answer of success';
     while_claimed('kill', $path, $e1);
-    sleep_until($t0 + 3);
-    is stored_data($name)->{v}, 'late', 'kill: the orphaned CGI wrote late';
+    is stored_v_when($name, 'late', 5), 'late',
+        'kill: the orphaned CGI wrote late';
     while_claimed('kill, after the late write', $path, $e1);
-    sleep_until($t0 + $LEASE + 0.3);
+    sleep_until($killed + $LEASE + 0.3);
     after_lease('kill', $path, $name, $e1, 'late');
 }
 
@@ -119,14 +137,13 @@ sub sleep_until { my $t = shift() - time; sleep $t if $t > 0 }
     my $path = "/proxy1/docs/$name";
     create_doc("/raw/docs/$name", { v => 0 });
     my $e1 = get($path)->header('ETag');
-    my $t0 = time;
     my $res = put("$path?sleep=2", $e1, { v => 'late' });
+    my $ended = time;
     like $res->code, qr/^50[24]$/, 'proxy: mod_proxy gives up with 502/504';
     while_claimed('proxy', $path, $e1);
-    sleep_until($t0 + 3);
-    is stored_data($name)->{v}, 'late', 'proxy: the backend wrote late';
+    is stored_v_when($name, 'late', 5), 'late', 'proxy: the backend wrote late';
     while_claimed('proxy, after the late write', $path, $e1);
-    sleep_until($t0 + $LEASE + 0.3);
+    sleep_until($ended + $LEASE + 0.3);
     after_lease('proxy', $path, $name, $e1, 'late');
 }
 
@@ -136,14 +153,14 @@ sub sleep_until { my $t = shift() - time; sleep $t if $t > 0 }
     my $path = "/slow/docs/$name";
     create_doc($path, { v => 0 }, vhost => $V);
     my $e1 = get($path)->header('ETag');
-    my $t0 = time;
     my $res = put("$path?sleep=3", $e1, { v => 'late' });
+    my $ended = time;
     is $res->code, 504, 'timeout: the script is given up on with 504';
     my $res2 = get($path, headers => [ 'If-None-Match' => $e1 ]);
     is $res2->code, 200, 'timeout: the old tag gets no 304';
     is put($path, $e1, { v => 'impatient' })->code, 409,
         'timeout: the key stays claimed (a write waits, then 409)';
-    sleep_until($t0 + $LEASE + 0.3);
+    sleep_until($ended + $LEASE + 0.3);
     my $want = stored_data($name)->{v};
     after_lease('timeout', $path, $name, $e1, $want);
 }
@@ -184,19 +201,21 @@ sub sleep_until { my $t = shift() - time; sleep $t if $t > 0 }
 # another client writes, then the child resumes and the slow write ends. It
 # must not commit over the other one, and since its backend did write, no
 # earlier tag may match. (A live child renews the claim: t/lease.t.)
+# The CGI sleeps long enough past the lease for the other client to write
+# first, however late the claim was taken and renewed.
 {
     my $name = uniq_name('overrun');
     my $path = "/api/docs/$name";
     create_doc($path, { v => 0 }, vhost => $V);
     my $e1 = get($path)->header('ETag');
-    my $t0 = time;
-    my $slow = background(PUT => "$path?sleep=" . ($LEASE + 2), vhost => $V,
+    my $slow = background(PUT => "$path?sleep=" . ($LEASE + 4), vhost => $V,
                           headers => [ 'If-Match' => $e1 ],
                           json => { v => 'slow' });
     my $owner = wait_claim($path);
     my ($pid) = $owner =~ /^[^:]*:(\d+):/;
     ok $pid && kill('STOP', $pid), "overrun: SIGSTOP to child $pid";
-    sleep_until($t0 + $LEASE + 0.5);
+    my $stopped = time;
+    sleep_until($stopped + $LEASE + 0.5);
     my $res = get($path);
     my $e2 = $res->header('ETag');
     ok is_module_tag($e2) && $e2 ne $e1,
@@ -205,7 +224,8 @@ sub sleep_until { my $t = shift() - time; sleep $t if $t > 0 }
     $res = put($path, $e2, { v => 'winner' });
     is $res->code, 200, 'overrun: another client writes meanwhile';
     my $e3 = $res->header('ETag');
-    sleep_until($t0 + $LEASE + 2.5);         # the CGI has written
+    # Resume the child once its CGI has written over the winner's data.
+    stored_v_when($name, 'slow', 10);
     kill 'CONT', $pid;
     my $r = $slow->();
     is $r->[0], 200, 'overrun: the slow write ends, its backend wrote';
