@@ -85,19 +85,6 @@ sub after_lease {
 
 sub sleep_until { my $t = shift() - time; sleep $t if $t > 0 }
 
-# The stored document's v once it is WANT (or whatever it is after SECS):
-# a backend's late write is waited for, not timed.
-sub stored_v_when {
-    my ($name, $want, $secs) = @_;
-    my $t0 = time;
-    my $v = stored_data($name)->{v};
-    while ($v ne $want && time - $t0 < $secs) {
-        sleep 0.05;
-        $v = stored_data($name)->{v};
-    }
-    return $v;
-}
-
 # Leases are counted from the moment their holder stops renewing (killed,
 # stopped, or its request ended), never from when the request was sent: on
 # a loaded machine the claim can be taken, and renewed, late.

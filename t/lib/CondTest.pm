@@ -23,7 +23,7 @@ use Apache::TestRequest ();
 use CondProc ();
 
 our @EXPORT = qw(request uniq_name invocations global_invocations stored_doc
-                 stored_data is_module_tag problem_of json_of url_of
+                 stored_data stored_v_when is_module_tag problem_of json_of url_of
                  data_dir logs_dir create_doc current_tag http_date
                  wait_next_second background claim_of AUTH
                  is_representation each_representation
@@ -118,6 +118,19 @@ sub stored_doc {
 sub stored_data {
     my $doc = stored_doc(shift);
     return ref $doc eq 'HASH' && ref $doc->{data} eq 'HASH' ? $doc->{data} : {};
+}
+
+# Its data's v once that is WANT, or whatever it is after SECS seconds: a
+# backend's late write is waited for, never timed.
+sub stored_v_when {
+    my ($name, $want, $secs) = @_;
+    my $t0 = Time::HiRes::time();
+    my $v = stored_data($name)->{v};
+    while (($v // "") ne $want && Time::HiRes::time() - $t0 < $secs) {
+        Time::HiRes::sleep(0.05);
+        $v = stored_data($name)->{v};
+    }
+    return $v;
 }
 
 # A tag minted by mod_conditional: strong, "<16 hex store id>-<hex version>",
