@@ -105,15 +105,15 @@ typedef struct {
 } conditional_check;
 
 /* What the store may claim before the preconditions are checked
- * (claim_checked's expect_version): the version a single-tag If-Match of
- * this store names; any state, an unknown key included, when nothing
- * could fail; for a create-only write (If-None-Match: *, nothing else) a
- * key known to have no resource, and once the backend said it has none
- * (conditional_write_probe) an unknown key too; for If-Match: * (and no
- * If-None-Match) a key known to have one, and once the backend said it
- * has it an unknown key too; else none, so that a write refused with 412
- * never claims, and never writes, in a store that claims before it
- * checks (dbd). */
+ * (claim_checked's expect_version): the version an If-Match of this
+ * store's tags names (of a list, the newest); any state, an unknown key
+ * included, when nothing could fail; for a create-only write
+ * (If-None-Match: *, nothing else) a key known to have no resource, and
+ * once the backend said it has none (conditional_write_probe) an unknown
+ * key too; for If-Match: * (and no If-None-Match) a key known to have
+ * one, and once the backend said it has it an unknown key too; else none,
+ * so that a write refused with 412 never claims, and never writes, in a
+ * store that claims before it checks (dbd). */
 static apr_int64_t conditional_expect(request_rec *r, conditional_req *rq,
                                       const cond_request *cr)
 {

@@ -217,32 +217,50 @@ int cond_tag_of_version(const char *tag, const char *version_tag)
     return end && !*end && precond_in_version(&t, &vt, 1);
 }
 
-apr_int64_t cond_if_match_version(const char *if_match, const char *prefix)
+/* The version one strong tag of this store names (prefix: "\"<identity>-"),
+ * 0 for another store's tag or junk inside the quotes. */
+static apr_int64_t precond_tag_version(const precond_tag *t,
+                                       const char *prefix, apr_size_t n)
 {
-    const char *list = if_match;
     apr_uint64_t v = 0;
-    apr_size_t n, i;
-    precond_tag t;
+    apr_size_t i;
 
-    if (!list || !prefix || *prefix != '"'
-        || precond_next(&list, &t) != PRECOND_ELEM_TAG || t.weak
-        || precond_next(&list, &t) != PRECOND_ELEM_END) {
+    if (t->len <= n || memcmp(t->opaque, prefix + 1, n)) {
         return 0;
     }
-    /* the end of the list leaves t as the one tag */
-    n = strlen(prefix + 1);
-    if (t.len <= n || memcmp(t.opaque, prefix + 1, n)) {
-        return 0;
-    }
-    for (i = n; i < t.len && i - n < 16 && precond_hex_digit(t.opaque[i]) >= 0;
-         i++) {
-        v = v * 16 + (apr_uint64_t)precond_hex_digit(t.opaque[i]);
+    for (i = n; i < t->len && i - n < 16
+                && precond_hex_digit(t->opaque[i]) >= 0; i++) {
+        v = v * 16 + (apr_uint64_t)precond_hex_digit(t->opaque[i]);
     }
     if (i == n || v > (apr_uint64_t)APR_INT64_MAX
-        || !precond_version_suffix(t.opaque + i, t.len - i)) {
+        || !precond_version_suffix(t->opaque + i, t->len - i)) {
         return 0;
     }
     return (apr_int64_t)v;
+}
+
+/* A list of several tags names several versions, of which at most one is
+ * current: the highest is the likeliest (a client's newest), and is the
+ * hint. Weak tags and other stores' tags never match an If-Match here and
+ * are passed over; "*" or a malformed element gives no hint at all. */
+apr_int64_t cond_if_match_version(const char *if_match, const char *prefix)
+{
+    const char *list = if_match;
+    apr_int64_t best = 0, v;
+    precond_elem e;
+    precond_tag t;
+    apr_size_t n;
+
+    if (!list || !prefix || *prefix != '"') {
+        return 0;
+    }
+    n = strlen(prefix + 1);
+    while ((e = precond_next(&list, &t)) == PRECOND_ELEM_TAG) {
+        if (!t.weak && (v = precond_tag_version(&t, prefix, n)) > best) {
+            best = v;
+        }
+    }
+    return e == PRECOND_ELEM_END ? best : 0;
 }
 
 /*

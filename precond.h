@@ -100,11 +100,11 @@ int cond_list_match_weak(const char *list, const char *etag, int exists);
 int cond_tag_of_version(const char *tag, const char *version_tag);
 
 /*
- * The version an If-Match names when it is one strong tag of the form
- * prefix, lowercase hex version, '"' - with the suffixes
- * cond_tag_of_version allows - where prefix is the store's tag start
- * ("\"<identity>-"); 0 for anything else (a list, "*", a weak tag,
- * another store's tag, junk). Only a hint for the store's claim: the
+ * The version an If-Match names: of its strong tags of the form prefix,
+ * lowercase hex version, '"' - with the suffixes cond_tag_of_version
+ * allows - where prefix is the store's tag start ("\"<identity>-"), the
+ * highest version; 0 when it has none (only weak tags or other stores'),
+ * or is "*" or malformed. Only a hint for the store's claim: the
  * preconditions are still evaluated in full.
  */
 apr_int64_t cond_if_match_version(const char *if_match, const char *prefix);

@@ -240,7 +240,7 @@ typedef struct cond_store_provider {
      * COND_STORE_DECLINED: check said no; nothing is left written.
      *
      * expect_version is the caller's guess of what check will accept:
-     * > 0 that version (the one a single-tag If-Match names),
+     * > 0 that version (the newest one an If-Match names),
      * COND_EXPECT_ANY any state, the key unknown included (the request
      * has no precondition a state could fail), COND_EXPECT_GONE a known
      * key whose resource does not exist (not present, version > 0),

@@ -10,7 +10,11 @@
  *    form matches weakly but never strongly, and appending the tag to a
  *    list the strong matcher could parse (and that is not "*", which must
  *    stand alone) makes it match;
- *  - with no current tag a list without "*" never matches.
+ *  - with no current tag a list without "*" never matches;
+ *  - cond_if_match_version (the claim's hint) names a version only for a
+ *    list the strong matcher parses, and the highest: a tag of a newer
+ *    version appended to it raises it to that one, an older one does not
+ *    move it.
  */
 #include "fuzz.h"
 #include "precond.h"
@@ -30,6 +34,32 @@ static int fuzz_strong_tag(const char *t)
         }
     }
     return 1;
+}
+
+#define FUZZ_PFX "\"5f2a9c01d3e4b6a7-"
+
+/* The hint of list, then of list with a tag of version v appended. */
+static void fuzz_hint(const char *list, int s)
+{
+    apr_int64_t v = cond_if_match_version(list, FUZZ_PFX);
+    size_t n = strlen(list) + 64;
+    char *more;
+
+    FUZZ_CHECK(v >= 0);
+    if (v <= 0) {
+        return;
+    }
+    FUZZ_CHECK(s != -1);
+    more = malloc(n);
+    FUZZ_CHECK(more != NULL);
+    snprintf(more, n, "%s, " FUZZ_PFX "1\"", list);
+    FUZZ_CHECK(cond_if_match_version(more, FUZZ_PFX) == v);
+    if (v < APR_INT64_MAX) {
+        snprintf(more, n, "%s, " FUZZ_PFX "%" APR_UINT64_T_HEX_FMT "\"",
+                 list, (apr_uint64_t)(v + 1));
+        FUZZ_CHECK(cond_if_match_version(more, FUZZ_PFX) == v + 1);
+    }
+    free(more);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -67,6 +97,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(cond_list_match_strong(list, NULL, exists) != 1);
         FUZZ_CHECK(cond_list_match_weak(list, NULL, exists) == 0);
     }
+    fuzz_hint(list, s);
     free(in);
     return 0;
 }

@@ -576,7 +576,7 @@ static void test_of_version(void)
 }
 
 /* ------------------------------------------------------------------ */
-/* The version a single-tag If-Match names (the claim's hint)          */
+/* The version an If-Match names (the claim's hint)                    */
 
 typedef struct {
     const char *if_match;
@@ -599,8 +599,18 @@ static const if_match_version_case if_match_version_cases[] = {
     { PFX "\"", 0 },
     { PFX "-gzip\"", 0 },
     { "W/" PFX "1c\"", 0 },
-    { PFX "1c\", " PFX "1d\"", 0 },
+    /* a list: the highest version of this store's strong tags */
+    { PFX "1c\", " PFX "1d\"", 0x1d },
+    { PFX "1d\", " PFX "1c-gzip\"", 0x1d },
+    { PFX "1c\",, " PFX "1c-0123456789abcdef\" ,", 0x1c },
+    { "W/" PFX "2f\", " PFX "1c\"", 0x1c },
+    { "\"0000000000000000-2f\", " PFX "1c\", \"x\"", 0x1c },
+    { PFX "2f-zip\", " PFX "1c\"", 0x1c },
+    { "W/" PFX "1c\", \"x\"", 0 },
     { PFX "1c\", *", 0 },
+    { "*, " PFX "1c\"", 0 },
+    { PFX "1c\", junk", 0 },
+    { PFX "1c\" " PFX "1d\"", 0 },
     { "*", 0 },
     { "\"0000000000000000-1c\"", 0 },
     { "\"5f2a9c01d3e4b6a7\"", 0 },
