@@ -40,18 +40,6 @@ sub put {
                    headers => [ 'If-Match' => $tag ]);
 }
 
-# Wait for a claim on PATH to show up in the store; returns the owner.
-sub wait_claim {
-    my $path = shift;
-    my $t0 = time;
-    while (time - $t0 < 5) {
-        my $owner = claim_of($path, $V);
-        return $owner if $owner;
-        sleep 0.05;
-    }
-    return undef;
-}
-
 # While the claim is held: reads go to the backend untagged, the old tag
 # neither revalidates nor passes If-Match (a write waits, then 409).
 sub while_claimed {
@@ -99,11 +87,10 @@ sub sleep_until { my $t = shift() - time; sleep $t if $t > 0 }
     my $slow = background(PUT => "$path?sleep=1.5", vhost => $V,
                           headers => [ 'If-Match' => $e1 ],
                           json => { v => 'late' });
-    my $t0 = time;
-    my $owner = wait_claim($path);
+    my $owner = wait_claim($path, $V);
     ok $owner, 'kill: the slow write holds the claim' or diag 'no claim';
     # Kill once the CGI has started and read its body, before it writes.
-    sleep 0.05 while invocations($name) == $ran && time - $t0 < 5;
+    wait_invoked($name, $ran);
     sleep 0.3;
     my ($pid) = $owner =~ /^[^:]*:(\d+):/;
     ok $pid && kill('KILL', $pid), "kill: kill -9 of child $pid";
@@ -198,7 +185,7 @@ sub sleep_until { my $t = shift() - time; sleep $t if $t > 0 }
     my $slow = background(PUT => "$path?sleep=" . ($LEASE + 4), vhost => $V,
                           headers => [ 'If-Match' => $e1 ],
                           json => { v => 'slow' });
-    my $owner = wait_claim($path);
+    my $owner = wait_claim($path, $V);
     my ($pid) = $owner =~ /^[^:]*:(\d+):/;
     ok $pid && kill('STOP', $pid), "overrun: SIGSTOP to child $pid";
     my $stopped = time;

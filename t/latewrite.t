@@ -30,8 +30,7 @@ plan tests => 12;
     my $w = background(PUT => "$path?early=1&sleep=1.5",
                        headers => [ 'If-Match' => $e1 ],
                        json => { v => 'A' });
-    my $t0 = time;
-    sleep 0.05 while invocations($name) == $ran && time - $t0 < 5;
+    wait_invoked($name, $ran);
     sleep 0.5;      # the CGI has sent its headers and sleeps before writing
     my $res = request(GET => $path);
     is $res->code, 200, 'early: a GET while the write is in progress';

@@ -150,8 +150,7 @@ sub slow_backend {
     my $slow = background(PUT => "$path?sleep=" . (2 * $lease),
                           vhost => $vhost, headers => [ 'If-Match' => $e1 ],
                           json => { v => 'slow' });
-    my $owner;
-    sleep 0.05 while !($owner = claim_of($path, $vhost)) && time - $t0 < 3;
+    my $owner = wait_claim($path, $vhost);
     sleep_until($t0 + 1.5 * $lease);
     is claim_of($path, $vhost), $owner,
         "$what: past the lease, the same claim is held" or diag $owner;
@@ -183,8 +182,7 @@ slow_backend('conditional_lease3', 3);
                        json => { v => 'late' });
     # Past the lease, while the response is still streaming (its headers
     # sent, the CGI asleep before it writes): the claim is renewed.
-    my $owner;
-    sleep 0.05 while !($owner = claim_of($path, $V)) && time - $t0 < 3;
+    my $owner = wait_claim($path, $V);
     sleep_until($t0 + 1.5 * $LEASE);
     my $mid = get($path);
     ok !defined $mid->header('ETag'),
@@ -223,8 +221,7 @@ slow_backend('conditional_lease3', 3);
     my $w = background(PUT => "$path?early=1&sleep=" . (3 * $LEASE),
                        vhost => $V, headers => [ 'If-Match' => $e1 ],
                        json => { v => 'late' });
-    my $owner;
-    sleep 0.05 while !($owner = claim_of($path, $V)) && time - $t0 < 3;
+    my $owner = wait_claim($path, $V);
     my ($pid) = $owner =~ /^[^:]*:(\d+):/;
     sleep 0.5;                  # its headers are in: committed, held
     ok $pid && kill('STOP', $pid), "stopped: SIGSTOP to child $pid";

@@ -28,11 +28,12 @@ my $path = "/lock/docs/$name";
 create_doc($path, { by => 'setup' });
 my $tag = current_tag($path);
 
+$n = invocations($name);
 my $slow = background(PUT => "$path?sleep=3",
                       headers => [ 'If-Match' => $tag ],
                       json => { by => 'slow' });
-sleep 0.7;
-$n = invocations($name);
+wait_claim($path);
+wait_invoked($name, $n++);
 $t0 = time;
 $res = request(PUT => $path, headers => [ 'If-Match' => $tag ],
                json => { by => 'impatient' });
@@ -77,10 +78,11 @@ $name = uniq_name('wait');
 $path = "/api/docs/$name";
 create_doc($path, { by => 'setup' });
 $tag = current_tag($path);
+$n = invocations($name);
 $slow = background(PUT => "$path?sleep=1", headers => [ 'If-Match' => $tag ],
                    json => { by => 'first' });
-sleep 0.3;
-$n = invocations($name);
+wait_claim($path);
+wait_invoked($name, $n++);
 $t0 = time;
 $res = request(PUT => $path, headers => [ 'If-Match' => $tag ],
                json => { by => 'second' });
@@ -100,7 +102,7 @@ $name = uniq_name('serial');
 $path = "/api/docs/$name";
 create_doc($path, { by => 'setup' });
 $slow = background(PUT => "$path?sleep=1", json => { by => 'first' });
-sleep 0.3;
+wait_claim($path);
 $res = request(PUT => "$path?sleep=0.1", json => { by => 'second' });
 is $res->code, 200, 'an unconditional write waits for the one in flight';
 $done = $slow->();

@@ -122,7 +122,7 @@ sub logged {
     my $put = background(PUT => "$path?sleep=1&status=422", %fv,
                          headers => [ 'If-Match' => $tag ],
                          json => { v => 'refused' });
-    sleep 0.3;
+    wait_claim($path, $fv{vhost});
     my $unlock = lock_store();
     my $r = $put->();
     $unlock->();

@@ -25,7 +25,7 @@ use CondProc ();
 our @EXPORT = qw(request uniq_name invocations global_invocations stored_doc
                  stored_data stored_v_when is_module_tag problem_of json_of url_of
                  data_dir logs_dir create_doc current_tag http_date
-                 wait_next_second background claim_of AUTH
+                 wait_next_second background claim_of wait_claim wait_invoked AUTH
                  is_representation each_representation
                  module_log_count sandbox free_port);
 
@@ -92,6 +92,15 @@ sub invocations {
     (my $file = $name) =~ s/([^A-Za-z0-9._-])/sprintf '%%%02X', ord $1/ge;
     $file =~ s/^\./%2E/;
     return read_count(data_dir() . "/counters/$file.count");
+}
+
+# Once the backend has run for NAME more than RAN times (or after 5 s):
+# a background write's CGI has started.
+sub wait_invoked {
+    my ($name, $ran) = @_;
+    my $t0 = Time::HiRes::time();
+    Time::HiRes::sleep(0.05)
+        while invocations($name) <= $ran && Time::HiRes::time() - $t0 < 5;
 }
 
 sub global_invocations {
@@ -214,6 +223,20 @@ sub claim_of {
     die "conditionalctl show $key: $out"
         if $? >> 8 == 2 || $out =~ /runtime error:|Sanitizer/;
     return $out =~ /^claim\s+(\S+)/m && $1 ne '-' ? $1 : undef;
+}
+
+# The owner of the claim on PATH once one shows up, or undef after SECS
+# (5): a test whose next step needs a background write to hold its claim
+# waits for it, not for a fixed time a loaded machine may overrun.
+sub wait_claim {
+    my ($path, $vhost, $secs) = @_;
+    my $t0 = Time::HiRes::time();
+    while (Time::HiRes::time() - $t0 < ($secs // 5)) {
+        my $owner = claim_of($path, $vhost);
+        return $owner if $owner;
+        Time::HiRes::sleep(0.05);
+    }
+    return undef;
 }
 
 # is_representation($res, 'xml-fr gzip', $text, $what): a 200 of the
