@@ -111,9 +111,10 @@ typedef struct {
  * (If-None-Match: *, nothing else) a key known to have no resource, and
  * once the backend said it has none (conditional_write_probe) an unknown
  * key too; for If-Match: * (and no If-None-Match) a key known to have
- * one, and once the backend said it has it an unknown key too; else none,
- * so that a write refused with 412 never claims, and never writes, in a
- * store that claims before it checks (dbd). */
+ * one, and once the backend said it has it an unknown key too; for
+ * If-Unmodified-Since alone what its second accepts; else none, so that a
+ * write refused with 412 never claims, and never writes, in a store that
+ * claims before it checks (dbd). */
 static apr_int64_t conditional_expect(request_rec *r, conditional_req *rq,
                                       const cond_request *cr)
 {
@@ -130,6 +131,12 @@ static apr_int64_t conditional_expect(request_rec *r, conditional_req *rq,
         && cond_list_match_strong(cr->if_match, NULL, 1) == 1) {
         return rq->backend_has == 1 ? COND_EXPECT_EXISTS
                                     : COND_EXPECT_PRESENT;
+    }
+    if (!cr->if_match && !cr->if_none_match) {
+        /* If-Unmodified-Since alone (valid, or there would be no write
+         * precondition at all) */
+        v = apr_time_sec(cond_parse_date(cr->if_unmodified_since));
+        return v >= 0 ? COND_EXPECT_UNMODIFIED(v) : COND_EXPECT_NONE;
     }
     v = cond_if_match_version(cr->if_match,
                               conditional_tag_prefix(rq->inst, r->pool));

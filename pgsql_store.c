@@ -182,18 +182,19 @@ static const char *const pg_sql[PG_NSTMT] = {
     "b AS (" PG_BUMP_RELATED("h") ") SELECT version FROM h",
     /* PG_CLAIM_READ: claim()'s compare-and-set, at the expected version
      * (any when 0), on a row without a resource from a lowest version on,
-     * or on a row with one when the first flag says so, and the key's
-     * state in the same statement: the claimed row as the claim found it
-     * (a claim changes no other column), first column 1; an unknown key
-     * inserted as claim()'s placeholder when the second flag says so,
-     * first column 2 (no ON CONFLICT update: a row that appeared
-     * meanwhile is left alone and not returned, as if unknown); else the
-     * row as the statement's snapshot has it, first column 0; no row for
-     * an unknown key. Only a claim writes. */
+     * or on a row with one last modified in or before a second (mtime is
+     * in seconds; -1: none), and the key's state in the same statement:
+     * the claimed row as the claim found it (a claim changes no other
+     * column), first column 1; an unknown key inserted as claim()'s
+     * placeholder when the flag says so, first column 2 (no ON CONFLICT
+     * update: a row that appeared meanwhile is left alone and not
+     * returned, as if unknown); else the row as the statement's snapshot
+     * has it, first column 0; no row for an unknown key. Only a claim
+     * writes. */
     "WITH c AS (UPDATE cond_resources SET claim_owner = %pDt, "
     "claim_expires = " PG_LEASE " WHERE key = %pDb AND claim_owner IS NULL "
     "AND (%lld = 0 OR version = %lld OR (NOT present AND version >= %lld) "
-    "OR (%d <> 0 AND present AND version > 0)) "
+    "OR (present AND version > 0 AND mtime <= %lld)) "
     "RETURNING version, present, mtime, meta), "
     "n AS (INSERT INTO cond_resources (key, version, present, mtime, "
     "claim_owner, claim_expires) SELECT %pDb, 0, false, 0, %pDt, "
@@ -646,23 +647,30 @@ static apr_status_t pg_op_claim(pg_ctx *cx, pg_task *t)
 
 /* What PG_CLAIM_READ may claim at once for claim_checked's hint
  * (store.h): the lowest version a row without a resource is claimed at
- * (none: above every version), whether a row with a resource is, and
- * whether an unknown key is inserted claimed. */
+ * (none: above every version), the latest second a row with a resource
+ * was last modified in to be claimed (none: -1), and whether an unknown
+ * key is inserted claimed. */
 static apr_int64_t pg_gone_from(apr_int64_t expect)
 {
     return expect == COND_EXPECT_GONE ? 1
-           : expect == COND_EXPECT_ABSENT ? 0 : APR_INT64_MAX;
+           : expect == COND_EXPECT_ABSENT
+             || COND_EXPECT_IS_UNMODIFIED(expect) ? 0 : APR_INT64_MAX;
 }
 
-static int pg_claim_present(apr_int64_t expect)
+static apr_int64_t pg_present_until(apr_int64_t expect)
 {
-    return expect == COND_EXPECT_PRESENT || expect == COND_EXPECT_EXISTS;
+    if (expect == COND_EXPECT_PRESENT || expect == COND_EXPECT_EXISTS) {
+        return APR_INT64_MAX;
+    }
+    return COND_EXPECT_IS_UNMODIFIED(expect) ? COND_EXPECT_SINCE(expect)
+                                             : -1;
 }
 
 static int pg_insert_unknown(apr_int64_t expect)
 {
     return expect == COND_EXPECT_ANY || expect == COND_EXPECT_ABSENT
-           || expect == COND_EXPECT_EXISTS;
+           || expect == COND_EXPECT_EXISTS
+           || COND_EXPECT_IS_UNMODIFIED(expect);
 }
 
 /* claim_checked's one round trip (PG_CLAIM_READ): the claim when the key
@@ -675,10 +683,10 @@ static int pg_insert_unknown(apr_int64_t expect)
 static apr_status_t pg_op_claim_read(pg_ctx *cx, pg_task *t)
 {
     apr_int64_t lease = t->lease, gone_from = pg_gone_from(t->expect);
-    int present = pg_claim_present(t->expect);
+    apr_int64_t until = pg_present_until(t->expect);
     int insert = pg_insert_unknown(t->expect);
     const void *vals[] = { t->owner, &lease, PG_KEY(t), &t->expect,
-                           &t->expect, &gone_from, &present, PG_KEY(t),
+                           &t->expect, &gone_from, &until, PG_KEY(t),
                            t->owner, &lease, &insert, PG_KEY(t), PG_KEY(t) };
     apr_dbd_results_t *res;
     apr_dbd_row_t *row;

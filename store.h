@@ -82,6 +82,13 @@ typedef int cond_claim_check_fn(void *baton, const cond_state *st);
 #define COND_EXPECT_ABSENT  (-3)
 #define COND_EXPECT_PRESENT (-4)
 #define COND_EXPECT_EXISTS  (-5)
+/* The states an If-Unmodified-Since of second sec (>= 0) accepts; the
+ * second is carried in the hint itself, below every other value. */
+#define COND_EXPECT_SINCE_BASE  (-16)
+#define COND_EXPECT_UNMODIFIED(sec) \
+    (COND_EXPECT_SINCE_BASE - (apr_int64_t)(sec))
+#define COND_EXPECT_IS_UNMODIFIED(h) ((h) <= COND_EXPECT_SINCE_BASE)
+#define COND_EXPECT_SINCE(h) (COND_EXPECT_SINCE_BASE - (h))
 
 /* Called once per key by list(); return non-zero to stop early. */
 typedef int cond_store_list_fn(void *baton, const char *key,
@@ -249,7 +256,10 @@ typedef struct cond_store_provider {
      * has none), COND_EXPECT_PRESENT a known key whose resource exists
      * (present, version > 0: If-Match: *), COND_EXPECT_EXISTS that or an
      * unknown key (If-Match: * once the backend said it has the
-     * resource), COND_EXPECT_NONE none known (other preconditions). It is
+     * resource), COND_EXPECT_UNMODIFIED(sec) any state an
+     * If-Unmodified-Since (alone) of that second accepts - the key
+     * unknown, known without a resource, or with one last modified at or
+     * before sec - COND_EXPECT_NONE none known (other preconditions). It is
      * only a hint and changes no outcome: check still runs on the state
      * read and decides, and a key at another version is still claimed
      * when check takes it. A store whose claim is a statement sent ahead

@@ -47,7 +47,7 @@ my $PG = $ENV{PG_BIN} || '/usr/lib/postgresql/15/bin';
 my @IPS = qw(127.0.0.2 127.0.0.3 127.0.0.4);
 my $LEASE = 6;
 
-plan tests => 56, need need_cgi,
+plan tests => 59, need need_cgi,
     { "PostgreSQL server binaries in $PG" => -x "$PG/initdb" },
     { 'mod_dbd' => -e modules_dir() . '/mod_dbd.so' };
 
@@ -429,6 +429,28 @@ $all = store_statements('');
 t_debug("$N writes with If-Match: * on deleted keys: $all statements");
 ok named($refused == $N && $all == $N,
          'If-Match: * on a deleted resource: a 412, one statement');
+
+# If-Unmodified-Since alone: the claim, which takes a key not modified
+# since the date (or unknown: inserted claimed), and the commit; on a key
+# modified since, a 412 in one statement.
+my $later = HTTP::Date::time2str(time + 3600);
+writes_cost('/api/docs/behind', { 'If-Unmodified-Since' => $later }, 2,
+            'If-Unmodified-Since on a key not modified since: two '
+            . 'statements');
+writes_cost('/api/docs/since', { 'If-Unmodified-Since' => $later }, 2,
+            'If-Unmodified-Since on a key the store never saw: two '
+            . 'statements');
+psql_number('SELECT 1 FROM pg_stat_statements_reset()');
+my $earlier = HTTP::Date::time2str(time - 3600);
+$refused = grep {
+    req($_ % 3, 'PUT', "/api/docs/behind$_",
+        { 'If-Unmodified-Since' => $earlier }, '{"v":0}')->code == 412
+} 1 .. $N;
+$all = store_statements('');
+t_debug("$N writes with If-Unmodified-Since an hour ago: $all statements");
+ok named($refused == $N && $all == $N,
+         'If-Unmodified-Since on a key modified since: a 412, one '
+         . 'statement');
 
 # Keys are bytes: two paths that differ only in a byte that is not UTF-8
 # are two keys, tagged alike on every node.

@@ -452,20 +452,22 @@ static void test_create_known(cond_store *s, const char *key,
 }
 
 /* claim_checked told that the check takes a state without a resource
- * (store.h: COND_EXPECT_ANY, _ABSENT, _GONE - a create) or one with a
- * resource (_PRESENT, _EXISTS - If-Match: *): still only a hint. An
+ * (store.h: COND_EXPECT_ANY, _ABSENT, _GONE - a create), one with a
+ * resource (_PRESENT, _EXISTS - If-Match: *), or one not modified since a
+ * second (_UNMODIFIED, long ago and in an hour): still only a hint. An
  * unknown key the check takes is claimed at 0, one it refuses is left
  * unknown; a key known without a resource (deleted) is claimed at its
  * version when taken, left unclaimed when refused; a present key
  * likewise; a key claimed by another is EBUSY. */
 static void test_claim_create(apr_pool_t *p)
 {
-    static const apr_int64_t hints[] = { COND_EXPECT_ANY, COND_EXPECT_ABSENT,
-                                         COND_EXPECT_GONE, COND_EXPECT_NONE,
-                                         COND_EXPECT_PRESENT,
-                                         COND_EXPECT_EXISTS };
-    cond_store *s;
     apr_time_t now = apr_time_now();
+    const apr_int64_t hints[] = {
+        COND_EXPECT_ANY, COND_EXPECT_ABSENT, COND_EXPECT_GONE,
+        COND_EXPECT_NONE, COND_EXPECT_PRESENT, COND_EXPECT_EXISTS,
+        COND_EXPECT_UNMODIFIED(0),
+        COND_EXPECT_UNMODIFIED(apr_time_sec(now) + 3600) };
+    cond_store *s;
     apr_int64_t v = 0, gone = 0;
     cond_state st;
     int i, left, found = 0;

@@ -618,20 +618,30 @@ static int test_has(void *baton, const cond_state *st)
     return st && !st->exists;
 }
 
+/* If-Unmodified-Since alone, of the second *baton: a key whose resource
+ * was last modified after it is refused. */
+static int test_unmodified(void *baton, const cond_state *st)
+{
+    return st && st->exists && st->version > 0 && st->mtime
+           && apr_time_sec(st->mtime) > *(apr_int64_t *)baton;
+}
+
 /* N writes of key/i, each as the glue makes it with hint: the claim and
  * the commit of what the backend made; exists 0 deletes instead. Returns
  * the statements the server ran for them. The check is If-None-Match: *
- * (any state for COND_EXPECT_ANY, no precondition), or If-Match: * for
- * COND_EXPECT_PRESENT and _EXISTS. */
+ * (any state for COND_EXPECT_ANY, no precondition), If-Match: * for
+ * COND_EXPECT_PRESENT and _EXISTS, If-Unmodified-Since for
+ * COND_EXPECT_UNMODIFIED. */
 static long long test_creates(cond_store *s, const char *db,
                               const char *key, apr_int64_t hint, int exists,
                               int n, apr_pool_t *p)
 {
     long long calls = -1, wal = -1;
-    apr_int64_t v = 0;
+    apr_int64_t v = 0, since = COND_EXPECT_SINCE(hint);
     cond_state st;
     int i, found, ok = 1, any = hint == COND_EXPECT_ANY;
     int star = hint == COND_EXPECT_PRESENT || hint == COND_EXPECT_EXISTS;
+    int ius = COND_EXPECT_IS_UNMODIFIED(hint);
 
     /* the session's statements prepared before counting */
     PV->lookup(s, key, &st, p);
@@ -640,8 +650,10 @@ static long long test_creates(cond_store *s, const char *db,
         const char *k = apr_psprintf(p, "%s/%d", key, i);
 
         ok &= PV->claim_checked(s, k, hint, "w", LEASE,
-                                star ? test_has : test_absent, &any, &st,
-                                &found, p) == APR_SUCCESS
+                                star ? test_has
+                                : ius ? test_unmodified : test_absent,
+                                ius ? (void *)&since : &any, &st, &found, p)
+              == APR_SUCCESS
               && PV->commit(s, k, "w", exists ? COND_COMMIT_EXISTS : 0, NULL,
                             apr_time_now(), &v, p) == APR_SUCCESS;
         ok &= PV->lookup(s, k, &st, p) == APR_SUCCESS && st.version == v
@@ -720,6 +732,51 @@ static void test_round_trips_star(apr_pool_t *p)
            calls, wal);
     CHECK(present == 2 * N);
     CHECK(exists == 2 * N);
+    CHECK(calls == N);
+    CHECK(wal == 0);
+}
+
+/* The round trips of a write with If-Unmodified-Since alone, counted by
+ * the server: on a key last modified at or before its date, and on a key
+ * the store never saw, the claim (inserting the placeholder of the
+ * unknown key) and the commit; on a key modified since, a 412: one
+ * statement, nothing written. */
+static void test_round_trips_since(apr_pool_t *p)
+{
+    enum { N = 10 };
+    cond_store *s = pg_open(p, "since");
+    apr_int64_t later = apr_time_sec(apr_time_now()) + 3600;
+    long long kept, unknown, calls = -1, wal = -1;
+    cond_state st;
+    int i, found, ok = 1;
+
+    if (!s || !CHECK(pg_number("since", "CREATE EXTENSION "
+                               "pg_stat_statements; SELECT 1") == 1)) {
+        return;
+    }
+    CHECK(test_creates(s, "since", "/k", COND_EXPECT_ANY, 1, N, p) == 2 * N);
+    kept = test_creates(s, "since", "/k", COND_EXPECT_UNMODIFIED(later), 1,
+                        N, p);
+    unknown = test_creates(s, "since", "/new", COND_EXPECT_UNMODIFIED(later),
+                           1, N, p);
+    CHECK(pg_number("since", "SELECT 1 FROM pg_stat_statements_reset()")
+          == 1);
+    for (i = 0; i < N; i++) {
+        apr_int64_t early = 1;
+
+        ok &= PV->claim_checked(s, apr_psprintf(p, "/k/%d", i),
+                                COND_EXPECT_UNMODIFIED(early), "w", LEASE,
+                                test_unmodified, &early, &st, &found, p)
+              == COND_STORE_DECLINED && found && !st.claim_owner;
+    }
+    CHECK(ok);
+    pg_trips("since", &calls, &wal);
+    printf("# %d If-Unmodified-Since writes each: on a key not modified "
+           "since %lld statements, on an unknown key %lld; on a key "
+           "modified since (412) %lld, %lld WAL records\n", N, kept,
+           unknown, calls, wal);
+    CHECK(kept == 2 * N);
+    CHECK(unknown == 2 * N);
     CHECK(calls == N);
     CHECK(wal == 0);
 }
@@ -921,8 +978,8 @@ static void test_retry_claim(cond_store *s, const char *key,
  * state before the claim; another writer is kept out, the write commits
  * one new version, no claim is left behind, and a writer that read the
  * old version is refused - no update lost. For a key at a version (an
- * If-Match) and for an unknown key (a create, the placeholder inserted
- * by the lost statement). */
+ * If-Match), for an unknown key (a create, the placeholder inserted by
+ * the lost statement), for If-Match: * and for If-Unmodified-Since. */
 static void test_lost_answer(apr_pool_t *p)
 {
     const char *dir = proxy_start(p);
@@ -975,6 +1032,15 @@ static void test_lost_answer(apr_pool_t *p)
                         apr_time_now(), &v2, p), APR_SUCCESS);
     CHECK_RV(PV->lookup(s, "/l/star", &st, p), APR_SUCCESS);
     CHECK(st.version == v2 && v2 > v && st.exists && !st.claim_owner);
+
+    /* If-Unmodified-Since alone on a key not modified since */
+    test_retry_claim(s, "/l",
+                     COND_EXPECT_UNMODIFIED(apr_time_sec(apr_time_now())
+                                            + 3600), v, "F", p);
+    CHECK_RV(PV->commit(s, "/l", "F", COND_COMMIT_EXISTS, NULL,
+                        apr_time_now(), &v2, p), APR_SUCCESS);
+    CHECK_RV(PV->lookup(s, "/l", &st, p), APR_SUCCESS);
+    CHECK(st.version == v2 && v2 > v && st.exists && !st.claim_owner);
 }
 
 static const test_case pg_cases[] = {
@@ -988,6 +1054,7 @@ static const test_case pg_cases[] = {
     { "round trips of a write", test_round_trips },
     { "round trips of a create", test_round_trips_create },
     { "round trips of If-Match: *", test_round_trips_star },
+    { "round trips of If-Unmodified-Since", test_round_trips_since },
     { "the claim's answer lost", test_lost_answer },
     { NULL, NULL }
 };
