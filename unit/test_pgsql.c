@@ -694,91 +694,84 @@ static void test_round_trips_create(apr_pool_t *p)
     CHECK(gone == 2 * N);
 }
 
-/* The round trips of an If-Match: * write, counted by the server: on a
- * key the store knows with a resource, the claim and the commit; on a key
- * it never saw, once the backend said it has the resource, the claim that
- * inserts the claimed placeholder and the commit; on a key known without
- * a resource (deleted), a 412: one statement, nothing written. */
-static void test_round_trips_star(apr_pool_t *p)
+/* The round trips of one kind of write (the hints the glue gives it),
+ * counted by the server: N on keys the store knows with a resource, N on
+ * keys it never saw, each the claim (inserting the placeholder of an
+ * unknown key) and the commit; then, the known keys deleted first when delete says so,
+ * N refused by check (a 412) with the refused hint, each one statement
+ * that writes nothing. */
+typedef struct {
+    const char *db, *what;
+    apr_int64_t known, unknown;        /* the hints */
+    int delete;
+    apr_int64_t refused_hint;
+    cond_claim_check_fn *check;
+    void *baton;
+} test_trips_case;
+
+static void test_round_trips_of(const test_trips_case *c, apr_pool_t *p)
 {
     enum { N = 10 };
-    cond_store *s = pg_open(p, "star");
-    long long present, exists, calls = -1, wal = -1;
+    cond_store *s = pg_open(p, c->db);
+    long long known, unknown, calls = -1, wal = -1;
     cond_state st;
     int i, found, ok = 1;
 
-    if (!s || !CHECK(pg_number("star", "CREATE EXTENSION "
+    if (!s || !CHECK(pg_number(c->db, "CREATE EXTENSION "
                                "pg_stat_statements; SELECT 1") == 1)) {
         return;
     }
-    CHECK(test_creates(s, "star", "/k", COND_EXPECT_ANY, 1, N, p) == 2 * N);
-    present = test_creates(s, "star", "/k", COND_EXPECT_PRESENT, 1, N, p);
-    exists = test_creates(s, "star", "/new", COND_EXPECT_EXISTS, 1, N, p);
-    /* delete them, then If-Match: * on each */
-    CHECK(test_creates(s, "star", "/k", COND_EXPECT_ANY, 0, N, p) == 2 * N);
-    CHECK(pg_number("star", "SELECT 1 FROM pg_stat_statements_reset()")
+    CHECK(test_creates(s, c->db, "/k", COND_EXPECT_ANY, 1, N, p) == 2 * N);
+    known = test_creates(s, c->db, "/k", c->known, 1, N, p);
+    unknown = test_creates(s, c->db, "/new", c->unknown, 1, N, p);
+    if (c->delete) {
+        CHECK(test_creates(s, c->db, "/k", COND_EXPECT_ANY, 0, N, p)
+              == 2 * N);
+    }
+    CHECK(pg_number(c->db, "SELECT 1 FROM pg_stat_statements_reset()")
           == 1);
     for (i = 0; i < N; i++) {
         ok &= PV->claim_checked(s, apr_psprintf(p, "/k/%d", i),
-                                COND_EXPECT_PRESENT, "w", LEASE, test_has,
-                                NULL, &st, &found, p) == COND_STORE_DECLINED
-              && found && !st.exists && !st.claim_owner;
+                                c->refused_hint, "w", LEASE, c->check,
+                                c->baton, &st, &found, p)
+              == COND_STORE_DECLINED && found && !st.claim_owner;
     }
     CHECK(ok);
-    pg_trips("star", &calls, &wal);
-    printf("# %d If-Match: * writes each: on a present key %lld "
-           "statements, on an unknown key the backend has %lld; on a "
-           "deleted key (412) %lld, %lld WAL records\n", N, present, exists,
-           calls, wal);
-    CHECK(present == 2 * N);
-    CHECK(exists == 2 * N);
+    pg_trips(c->db, &calls, &wal);
+    printf("# %d %s writes each: on a known key %lld statements, on an "
+           "unknown key %lld; refused (412) %lld, %lld WAL records\n", N,
+           c->what, known, unknown, calls, wal);
+    CHECK(known == 2 * N);
+    CHECK(unknown == 2 * N);
     CHECK(calls == N);
     CHECK(wal == 0);
 }
 
-/* The round trips of a write with If-Unmodified-Since alone, counted by
- * the server: on a key last modified at or before its date, and on a key
- * the store never saw, the claim (inserting the placeholder of the
- * unknown key) and the commit; on a key modified since, a 412: one
- * statement, nothing written. */
+/* If-Match: *: on a key the store knows with a resource; on a key it
+ * never saw, once the backend said it has the resource; refused on a key
+ * known without a resource (deleted). */
+static void test_round_trips_star(apr_pool_t *p)
+{
+    test_trips_case c = { "star", "If-Match: *", COND_EXPECT_PRESENT,
+                          COND_EXPECT_EXISTS, 1, COND_EXPECT_PRESENT,
+                          test_has, NULL };
+
+    test_round_trips_of(&c, p);
+}
+
+/* If-Unmodified-Since alone: on a key last modified at or before its
+ * date, and on a key the store never saw; refused on a key modified
+ * since. */
 static void test_round_trips_since(apr_pool_t *p)
 {
-    enum { N = 10 };
-    cond_store *s = pg_open(p, "since");
-    apr_int64_t later = apr_time_sec(apr_time_now()) + 3600;
-    long long kept, unknown, calls = -1, wal = -1;
-    cond_state st;
-    int i, found, ok = 1;
+    apr_int64_t early = 1;
+    apr_int64_t later = COND_EXPECT_UNMODIFIED(apr_time_sec(apr_time_now())
+                                               + 3600);
+    test_trips_case c = { "since", "If-Unmodified-Since", later, later, 0,
+                          COND_EXPECT_UNMODIFIED(early), test_unmodified,
+                          &early };
 
-    if (!s || !CHECK(pg_number("since", "CREATE EXTENSION "
-                               "pg_stat_statements; SELECT 1") == 1)) {
-        return;
-    }
-    CHECK(test_creates(s, "since", "/k", COND_EXPECT_ANY, 1, N, p) == 2 * N);
-    kept = test_creates(s, "since", "/k", COND_EXPECT_UNMODIFIED(later), 1,
-                        N, p);
-    unknown = test_creates(s, "since", "/new", COND_EXPECT_UNMODIFIED(later),
-                           1, N, p);
-    CHECK(pg_number("since", "SELECT 1 FROM pg_stat_statements_reset()")
-          == 1);
-    for (i = 0; i < N; i++) {
-        apr_int64_t early = 1;
-
-        ok &= PV->claim_checked(s, apr_psprintf(p, "/k/%d", i),
-                                COND_EXPECT_UNMODIFIED(early), "w", LEASE,
-                                test_unmodified, &early, &st, &found, p)
-              == COND_STORE_DECLINED && found && !st.claim_owner;
-    }
-    CHECK(ok);
-    pg_trips("since", &calls, &wal);
-    printf("# %d If-Unmodified-Since writes each: on a key not modified "
-           "since %lld statements, on an unknown key %lld; on a key "
-           "modified since (412) %lld, %lld WAL records\n", N, kept,
-           unknown, calls, wal);
-    CHECK(kept == 2 * N);
-    CHECK(unknown == 2 * N);
-    CHECK(calls == N);
-    CHECK(wal == 0);
+    test_round_trips_of(&c, p);
 }
 
 /* ------------------------------------------------------------------ */
