@@ -1624,7 +1624,8 @@ static apr_status_t pg_claim_checked(cond_store *s, const char *key,
     if (!(t = pg_task_new(pg_op_claim_read, key, owner, NULL, p))) {
         return APR_ENOMEM;
     }
-    /* < 0 matches no version: the statement only reads */
+    /* < 0 matches no version; what else it lets the statement claim at
+     * once: pg_gone_from, pg_present_until, pg_insert_unknown */
     t->expect = expect_version;
     t->lease = lease;
     rv = pg_run(s, t, &ours);
