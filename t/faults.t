@@ -115,7 +115,8 @@ sub sleep_until { my $t = shift() - time; sleep $t if $t > 0 }
     my $ended = time;
     like $res->code, qr/^50[24]$/, 'proxy: mod_proxy gives up with 502/504';
     while_claimed('proxy', $path, $e1);
-    is stored_v_when($name, 'late', 5), 'late', 'proxy: the backend wrote late';
+    is stored_v_when($name, 'late', 5), 'late',
+        'proxy: the backend wrote late';
     while_claimed('proxy, after the late write', $path, $e1);
     sleep_until($ended + $LEASE + 0.3);
     after_lease('proxy', $path, $name, $e1, 'late');

@@ -23,10 +23,10 @@ use Apache::TestRequest ();
 use CondProc ();
 
 our @EXPORT = qw(request uniq_name invocations global_invocations stored_doc
-                 stored_data stored_v_when is_module_tag problem_of json_of url_of
-                 data_dir logs_dir create_doc current_tag http_date
-                 wait_next_second background claim_of wait_claim wait_invoked AUTH
-                 is_representation each_representation
+                 stored_data stored_v_when is_module_tag problem_of json_of
+                 url_of data_dir logs_dir create_doc current_tag http_date
+                 wait_next_second background claim_of wait_claim wait_invoked
+                 AUTH is_representation each_representation
                  module_log_count sandbox free_port);
 
 # Credentials for /secure/ (t/conf/htpasswd).
