@@ -27,11 +27,11 @@ plan tests => 12;
     create_doc($path, { v => 0 });
     my $e1 = current_tag($path);
     my $ran = invocations($name);
-    my $w = background(PUT => "$path?early=1&sleep=1.5",
+    my $w = background(PUT => "$path?early=1&sleep=3",
                        headers => [ 'If-Match' => $e1 ],
                        json => { v => 'A' });
     wait_invoked($name, $ran);
-    sleep 0.5;      # the CGI has sent its headers and sleeps before writing
+    sleep 0.5;      # the CGI has sent its headers; it writes 3 s after them
     my $res = request(GET => $path);
     is $res->code, 200, 'early: a GET while the write is in progress';
     ok !defined $res->header('ETag'), '... is not tagged'
