@@ -13,12 +13,20 @@
 #   PORT=8493 (the quick and floor virtual hosts use PORT+4 and PORT+5)
 #   KEEP=1 keeps the directory with one callgrind file per request, for
 #   callgrind_annotate
+#   WRITES=1 the write path instead (below)
 #
 # Cases, each a GET with If-None-Match answered 304, one connection each:
 #   m304      the module's default path (/api/, the CGI under ScriptAlias)
 #   q304      the same key's 304 in the quick handler (ConditionalQuickHandler)
 #   s304      httpd's static-file 304 (/static/, FileETag)
 #   floor304  a LuaQuickHandler answering 304 (build/bench/quick304.lua)
+# With WRITES=1, PUTs without a precondition on the cheap backend, round
+# robin over 5 documents that exist, as make bench's sustained writes:
+#   put       through the module (/lua/): claim, backend, commit that also
+#             bumps the parent (/lua/docs, put in the store first)
+#   putraw    the same PUTs with the module Off (/luaraw/)
+# and the difference, the module's share of a write. Its system calls are
+# not in it: strace -c of the same PUTs counts those.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,7 +35,9 @@ N=${N:-20}
 PORT=${PORT:-8493}
 QPORT=$((PORT + 4))
 FPORT=$((PORT + 5))
-for tool in valgrind curl; do
+TOOLS="valgrind curl"
+[ "${WRITES:-0}" != 1 ] || TOOLS="$TOOLS sqlite3"
+for tool in $TOOLS; do
     command -v $tool >/dev/null || { echo "callgrind.sh: $tool missing" >&2; exit 1; }
 done
 [ -f "$MODULE_SO" ] || { echo "callgrind.sh: $MODULE_SO is missing (make)" >&2; exit 1; }
@@ -64,6 +74,27 @@ etag() {
     curl -s -H 'Accept:' -D - -o /dev/null "$1" | tr -d '\r' |
         sed -n 's/^[Ee][Tt][Aa][Gg]: //p'
 }
+# write_fixtures: the documents the PUTs go to, known to the store, and
+# their parent, which the store must know for a commit to bump it.
+write_fixtures() {
+    for k in 1 2 3 4 5; do
+        curl -s -o /dev/null -X PUT -d '{"n":1}' "$B/lua/docs/cg$k"
+        curl -s -o /dev/null -X PUT -d '{"n":1}' "$B/luaraw/docs/cr$k"
+    done
+    sqlite3 -cmd '.timeout 10000' "$D/store/conditional.db" <<EOF
+BEGIN IMMEDIATE;
+INSERT OR IGNORE INTO resources (key, version, present, mtime, claim_owner,
+                                 claim_expires, meta)
+SELECT substr(key, 1, length(key) - 4), last + 1, 1, 0, NULL, 0, NULL
+FROM sequence, resources WHERE id = 1 AND key LIKE '%/lua/docs/cg1';
+UPDATE sequence SET last = last + 1 WHERE id = 1;
+COMMIT;
+EOF
+}
+B=http://127.0.0.1:$PORT
+if [ "${WRITES:-0}" = 1 ]; then
+    write_fixtures
+fi
 curl -s -o /dev/null -X PUT -d '{"n":1}' "http://127.0.0.1:$PORT/raw/docs/bench"
 TAG=$(etag "http://127.0.0.1:$PORT/api/docs/bench")
 QTAG=$(etag "http://127.0.0.1:$QPORT/api/docs/bench")
@@ -84,10 +115,27 @@ run() {
     echo "$1" >>"$OUT/cases"
     sleep 1
 }
-run m304 "http://127.0.0.1:$PORT/api/docs/bench" "$TAG"
-run q304 "http://127.0.0.1:$QPORT/api/docs/bench" "$QTAG"
-run s304 "http://127.0.0.1:$PORT/static/doc.json" "$STAG"
-run floor304 "http://127.0.0.1:$FPORT/api/docs/bench" "$QTAG"
+# runput NAME PREFIX: N PUTs to PREFIX1..PREFIX5, each answered 200.
+runput() {
+    n=0
+    while [ $n -lt "$N" ]; do
+        code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT \
+               -d '{"n":2}' "$2$((n % 5 + 1))")
+        [ "$code" = 200 ] || { echo "callgrind.sh: $1 got $code" >&2; exit 1; }
+        n=$((n + 1))
+    done
+    echo "$1" >>"$OUT/cases"
+    sleep 1
+}
+if [ "${WRITES:-0}" = 1 ]; then
+    runput put "$B/lua/docs/cg"
+    runput putraw "$B/luaraw/docs/cr"
+else
+    run m304 "http://127.0.0.1:$PORT/api/docs/bench" "$TAG"
+    run q304 "http://127.0.0.1:$QPORT/api/docs/bench" "$QTAG"
+    run s304 "http://127.0.0.1:$PORT/static/doc.json" "$STAG"
+    run floor304 "http://127.0.0.1:$FPORT/api/docs/bench" "$QTAG"
+fi
 kill "$VG"
 wait "$VG" 2>/dev/null || true
 VG=
@@ -103,4 +151,8 @@ for name in $(cat "$OUT/cases"); do
     sed -n "${first},${last}p" "$OUT/per-request" | sort -n |
         awk -v name="$name" '{ v[NR] = $1 } END { printf "%-9s %d\n", name, v[int((NR + 1) / 2)] }'
     c=$((c + 1))
-done
+done | tee "$OUT/medians"
+if [ "${WRITES:-0}" = 1 ]; then
+    awk '{ v[$1] = $2 } END { printf "the module'"'"'s share of a write: %d\n", v["put"] - v["putraw"] }' \
+        "$OUT/medians"
+fi
