@@ -104,37 +104,31 @@ sleep 1
 start=$(ls "$OUT" | grep -c '^cg\.out')
 
 : >"$OUT/cases"
+# run NAME STATUS URL [curl args]: N requests, each answered STATUS; an
+# @ in URL becomes 1..5 in turn.
 run() {
+    name=$1
+    want=$2
+    url=$3
+    shift 3
     n=0
     while [ $n -lt "$N" ]; do
-        code=$(curl -s -H 'Accept:' -H "If-None-Match: $3" -o /dev/null \
-               -w '%{http_code}' "$2")
-        [ "$code" = 304 ] || { echo "callgrind.sh: $1 got $code" >&2; exit 1; }
+        code=$(curl -s -H 'Accept:' -o /dev/null -w '%{http_code}' "$@" \
+               "$(echo "$url" | sed "s/@/$((n % 5 + 1))/")")
+        [ "$code" = "$want" ] || { echo "callgrind.sh: $name got $code" >&2; exit 1; }
         n=$((n + 1))
     done
-    echo "$1" >>"$OUT/cases"
-    sleep 1
-}
-# runput NAME PREFIX: N PUTs to PREFIX1..PREFIX5, each answered 200.
-runput() {
-    n=0
-    while [ $n -lt "$N" ]; do
-        code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT \
-               -d '{"n":2}' "$2$((n % 5 + 1))")
-        [ "$code" = 200 ] || { echo "callgrind.sh: $1 got $code" >&2; exit 1; }
-        n=$((n + 1))
-    done
-    echo "$1" >>"$OUT/cases"
+    echo "$name" >>"$OUT/cases"
     sleep 1
 }
 if [ "${WRITES:-0}" = 1 ]; then
-    runput put "$B/lua/docs/cg"
-    runput putraw "$B/luaraw/docs/cr"
+    run put 200 "$B/lua/docs/cg@" -X PUT -d '{"n":2}'
+    run putraw 200 "$B/luaraw/docs/cr@" -X PUT -d '{"n":2}'
 else
-    run m304 "http://127.0.0.1:$PORT/api/docs/bench" "$TAG"
-    run q304 "http://127.0.0.1:$QPORT/api/docs/bench" "$QTAG"
-    run s304 "http://127.0.0.1:$PORT/static/doc.json" "$STAG"
-    run floor304 "http://127.0.0.1:$FPORT/api/docs/bench" "$QTAG"
+    run m304 304 "$B/api/docs/bench" -H "If-None-Match: $TAG"
+    run q304 304 "http://127.0.0.1:$QPORT/api/docs/bench" -H "If-None-Match: $QTAG"
+    run s304 304 "$B/static/doc.json" -H "If-None-Match: $STAG"
+    run floor304 304 "http://127.0.0.1:$FPORT/api/docs/bench" -H "If-None-Match: $QTAG"
 fi
 kill "$VG"
 wait "$VG" 2>/dev/null || true
