@@ -256,8 +256,15 @@ cond_verdict conditional_read_verdict(request_rec *r, conditional_req *rq,
     cond_resource res;
     cond_verdict v;
 
-    conditional_select_variant(r, rq);
     conditional_fill_request(r, &cr, COND_METHOD_READ);
+    /* Only a precondition or If-Range asks which representation the
+     * request would get; a plain GET's verdict is to proceed whatever it
+     * is, and its 200 is recorded from the response itself. */
+    if (cr.if_match || cr.if_none_match || cr.if_modified_since
+        || cr.if_unmodified_since
+        || apr_table_get(r->headers_in, "If-Range")) {
+        conditional_select_variant(r, rq);
+    }
     conditional_resource(r, rq, &res);
     v = cond_evaluate(&cr, &res, r->request_time, why);
     if (v == COND_NOT_MODIFIED && (!rq->variant || rq->before.claim_owner)) {

@@ -230,6 +230,9 @@ static void conditional_record(request_rec *r, conditional_req *rq)
         cond_variant_add(v, "Expires", offset ? offset : exp);
     }
     vs = cond_variants_parse(r->pool, rq->tagged_meta, rq->tagged);
+    if (cond_variants_hold(rq->tagged_meta, vs, v)) {
+        return;     /* the same headers as the last 200: nothing to keep */
+    }
     cond_variants_put(vs, v);
     meta = cond_variants_serialise(r->pool, rq->tagged, vs);
     if (rq->tagged_meta && !strcmp(meta, rq->tagged_meta)) {

@@ -411,6 +411,56 @@ const char *cond_variants_serialise(apr_pool_t *p, apr_int64_t version,
     return apr_array_pstrcat(p, parts, 0);
 }
 
+/* What a public id reads back as: itself, or "" (not public). */
+static const char *variant_public_text(const char *id)
+{
+    return variant_public_ok(id) ? id : "";
+}
+
+/* o's lines are v's as cond_variants_serialise writes them: those with a
+ * CR or LF left out, the rest in order. */
+static int variant_same_lines(const cond_variant *o, const cond_variant *v)
+{
+    int i, j = 0;
+
+    for (i = 0; i < v->lines->nelts; i++) {
+        const cond_meta_line *l = &APR_ARRAY_IDX(v->lines, i, cond_meta_line);
+        const cond_meta_line *m;
+
+        if (variant_has_newline(l->name) || variant_has_newline(l->value)) {
+            continue;
+        }
+        if (j == o->lines->nelts) {
+            return 0;
+        }
+        m = &APR_ARRAY_IDX(o->lines, j++, cond_meta_line);
+        if (strcmp(l->name, m->name) || strcmp(l->value, m->value)) {
+            return 0;
+        }
+    }
+    return j == o->lines->nelts;
+}
+
+int cond_variants_hold(const char *meta, const apr_array_header_t *variants,
+                       const cond_variant *v)
+{
+    int i;
+
+    if (!meta || variant_format(meta) != 3) {
+        return 0;   /* an older format is written anew */
+    }
+    for (i = 0; i < variants->nelts; i++) {
+        const cond_variant *o = APR_ARRAY_IDX(variants, i, cond_variant *);
+
+        if (!strcmp(o->names, v->names) && !strcmp(o->hash, v->hash)) {
+            return !strcmp(variant_public_text(o->public_id),
+                           variant_public_text(v->public_id))
+                   && variant_same_lines(o, v);
+        }
+    }
+    return 0;
+}
+
 void cond_variants_put(apr_array_header_t *variants, cond_variant *v)
 {
     cond_variant **elts = (cond_variant **)variants->elts;

@@ -107,6 +107,17 @@ const char *cond_variants_serialise(apr_pool_t *p, apr_int64_t version,
  * dropping the oldest beyond COND_MAX_VARIANTS. */
 void cond_variants_put(apr_array_header_t *variants, cond_variant *v);
 
+/*
+ * Whether 'meta' already says all cond_variants_put and
+ * cond_variants_serialise would write of v: meta is of the current
+ * format, and its variant with v's names and hash (the one put would
+ * replace; 'variants' is meta parsed) has v's public id and v's lines, in
+ * order, byte for byte. Then a 200 whose headers did not change writes
+ * nothing, and need not serialise anything to find out.
+ */
+int cond_variants_hold(const char *meta, const apr_array_header_t *variants,
+                       const cond_variant *v);
+
 /* The variant the request would get: the latest whose names, hashed over
  * the request's headers, give its hash. NULL when none is known. */
 const cond_variant *cond_variants_select(apr_pool_t *p,

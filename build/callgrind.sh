@@ -13,7 +13,7 @@
 #   PORT=8493 (the quick and floor virtual hosts use PORT+4 and PORT+5)
 #   KEEP=1 keeps the directory with one callgrind file per request, for
 #   callgrind_annotate
-#   WRITES=1 the write path instead (below)
+#   WRITES=1 the write path instead (below); GETS=1 a tagged GET 200
 #
 # Cases, each a GET with If-None-Match answered 304, one connection each:
 #   m304      the module's default path (/api/, the CGI under ScriptAlias)
@@ -26,7 +26,9 @@
 #             bumps the parent (/lua/docs, put in the store first)
 #   putraw    the same PUTs with the module Off (/luaraw/)
 # and the difference, the module's share of a write. Its system calls are
-# not in it: strace -c of the same PUTs counts those.
+# not in it: strace -c of the same PUTs counts those. GETS=1 does the same
+# with plain GETs of those documents (get: tagged 200s, the key's metadata
+# unchanged; getraw: the module Off).
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,7 +38,10 @@ PORT=${PORT:-8493}
 QPORT=$((PORT + 4))
 FPORT=$((PORT + 5))
 TOOLS="valgrind curl"
-[ "${WRITES:-0}" != 1 ] || TOOLS="$TOOLS sqlite3"
+KIND=304
+[ "${WRITES:-0}" != 1 ] || KIND=put
+[ "${GETS:-0}" != 1 ] || KIND=get
+[ $KIND = 304 ] || TOOLS="$TOOLS sqlite3"
 for tool in $TOOLS; do
     command -v $tool >/dev/null || { echo "callgrind.sh: $tool missing" >&2; exit 1; }
 done
@@ -92,7 +97,7 @@ COMMIT;
 EOF
 }
 B=http://127.0.0.1:$PORT
-if [ "${WRITES:-0}" = 1 ]; then
+if [ $KIND != 304 ]; then
     write_fixtures
 fi
 curl -s -o /dev/null -X PUT -d '{"n":1}' "http://127.0.0.1:$PORT/raw/docs/bench"
@@ -121,9 +126,12 @@ run() {
     echo "$name" >>"$OUT/cases"
     sleep 1
 }
-if [ "${WRITES:-0}" = 1 ]; then
+if [ $KIND = put ]; then
     run put 200 "$B/lua/docs/cg@" -X PUT -d '{"n":2}'
     run putraw 200 "$B/luaraw/docs/cr@" -X PUT -d '{"n":2}'
+elif [ $KIND = get ]; then
+    run get 200 "$B/lua/docs/cg@"
+    run getraw 200 "$B/luaraw/docs/cr@"
 else
     run m304 304 "$B/api/docs/bench" -H "If-None-Match: $TAG"
     run q304 304 "http://127.0.0.1:$QPORT/api/docs/bench" -H "If-None-Match: $QTAG"
@@ -146,7 +154,8 @@ for name in $(cat "$OUT/cases"); do
         awk -v name="$name" '{ v[NR] = $1 } END { printf "%-9s %d\n", name, v[int((NR + 1) / 2)] }'
     c=$((c + 1))
 done | tee "$OUT/medians"
-if [ "${WRITES:-0}" = 1 ]; then
-    awk '{ v[$1] = $2 } END { printf "the module'"'"'s share of a write: %d\n", v["put"] - v["putraw"] }' \
+if [ $KIND != 304 ]; then
+    awk -v k=$KIND '{ v[$1] = $2 }
+        END { printf "the module'"'"'s share: %d\n", v[k] - v[k "raw"] }' \
         "$OUT/medians"
 fi

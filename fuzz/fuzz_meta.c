@@ -18,7 +18,9 @@
  *    order, byte for byte, and with its public id (none for "-");
  *  - putting that variant into the parsed ones replaces the one with its
  *    names and hash, or adds it last, dropping the oldest past
- *    COND_MAX_VARIANTS; it is then there exactly once.
+ *    COND_MAX_VARIANTS; it is then there exactly once;
+ *  - cond_variants_hold says of that variant exactly whether putting it
+ *    into the metadata and serialising gives the same text again.
  */
 #include <apr_general.h>
 #include <apr_lib.h>
@@ -132,6 +134,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         v->public_id = fuzz_token(parts[1]);
         cond_variant_add(v, fuzz_token(parts[2]), fuzz_value(parts[3]));
         cond_variant_add(v, fuzz_token(parts[4]), fuzz_value(parts[5]));
+        back = cond_variants_parse(pool, s1, 7);
+        i = cond_variants_hold(s1, back, v);
+        cond_variants_put(back, v);
+        FUZZ_CHECK(i == !strcmp(cond_variants_serialise(pool, 7, back), s1));
         fuzz_put(vs, v);
         vs = apr_array_make(pool, 1, sizeof(cond_variant *));
         cond_variants_put(vs, v);

@@ -17,7 +17,7 @@ use CondTest;
 
 my @repeat = qw(ETag Last-Modified Cache-Control Vary Content-Location);
 
-plan tests => 9 + 2 * (4 + @repeat) + 3 + 3;
+plan tests => 9 + 2 * (4 + @repeat) + 3 + 6 + 3;
 
 my $name = uniq_name('browser');
 my $path = "/api/docs/$name?cl=1";
@@ -70,6 +70,28 @@ $res = request(GET => "/api/docs/$ex?expires=3600",
                headers => [ 'If-None-Match' => $ok2->header('ETag') ]);
 is $res->code, 304, '... revalidated';
 is $res->header('Expires'), $ok2->header('Expires'), '... repeats Expires';
+
+# The headers of the latest 200 of a representation, at the same version:
+# a 200 that adds a Content-Location, then one without it again, and each
+# time the 304 that follows repeats what that 200 had (a 200 whose headers
+# did not change writes nothing to the store; one whose did, does).
+my $cl = uniq_name('latest');
+create_doc("/api/docs/$cl");
+my $plain = request(GET => "/api/docs/$cl");
+my $cltag = $plain->header('ETag');
+ok !defined $plain->header('Content-Location'), 'a 200 without Content-Location';
+is request(GET => "/api/docs/$cl?cl=1")->header('ETag'), $cltag,
+    '... then one with it, the same tag';
+$res = request(GET => "/api/docs/$cl", headers => [ 'If-None-Match' => $cltag ]);
+is $res->code, 304, '... revalidated';
+like $res->header('Content-Location') // '', qr{/docs/\Q$cl\E$},
+    '... repeats the Content-Location the latest 200 had';
+request(GET => "/api/docs/$cl");
+$res = request(GET => "/api/docs/$cl?cl=1",
+               headers => [ 'If-None-Match' => $cltag ]);
+is $res->code, 304, 'after a 200 without it again, revalidated';
+ok !defined $res->header('Content-Location'),
+    '... without the Content-Location the latest 200 no longer had';
 
 # A browser sends both validators; after a write it gets the new version.
 $res = request(PUT => $path, headers => [ 'If-Match' => $ok->header('ETag') ],

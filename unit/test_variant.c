@@ -507,6 +507,95 @@ static void test_put(void)
               cond_variant *)->names : "", "-");
 }
 
+/* A copy of o that shares no array with it. */
+static cond_variant *copy_variant(const cond_variant *o)
+{
+    cond_variant *v = cond_variant_make(pool, o->names, o->hash);
+    int i;
+
+    v->public_id = o->public_id;
+    for (i = 0; i < o->lines->nelts; i++) {
+        const cond_meta_line *l = &APR_ARRAY_IDX(o->lines, i, cond_meta_line);
+        cond_variant_add(v, l->name, l->value);
+    }
+    return v;
+}
+
+/* cond_variants_hold says what putting v and serialising would: meta as
+ * it is, or not. */
+static void check_hold(const char *meta, cond_variant *v, int want,
+                       const char *name)
+{
+    apr_array_header_t *vs = cond_variants_parse(pool, meta, 0x1c);
+    int hold = cond_variants_hold(meta, vs, v);
+    const char *after;
+
+    check(hold == want, "hold", name);
+    vs = cond_variants_parse(pool, meta, 0x1c);
+    cond_variants_put(vs, v);
+    after = cond_variants_serialise(pool, 0x1c, vs);
+    check(hold == (meta && !strcmp(after, meta)), "hold, as put and "
+          "serialise say", name);
+}
+
+/* A 200 with the headers of the last one writes nothing; any difference
+ * that would change the kept text is written. */
+static void test_hold(void)
+{
+    apr_array_header_t *vs = two_variants();
+    const char *meta;
+    cond_variant *v;
+    cond_meta_line *l;
+
+    APR_ARRAY_IDX(vs, 1, cond_variant *)->public_id = "5d0f3a9e71c2b846";
+    meta = cond_variants_serialise(pool, 0x1c, vs);
+    check_hold(meta, copy_variant(APR_ARRAY_IDX(vs, 0, cond_variant *)), 1,
+               "the same lines");
+    check_hold(meta, copy_variant(APR_ARRAY_IDX(vs, 1, cond_variant *)), 1,
+               "the same lines, public");
+    v = copy_variant(APR_ARRAY_IDX(vs, 0, cond_variant *));
+    APR_ARRAY_IDX(v->lines, 3, cond_meta_line).value = "max-age=3";
+    check_hold(meta, v, 0, "a value changed");
+    v = copy_variant(APR_ARRAY_IDX(vs, 0, cond_variant *));
+    cond_variant_add(v, "Expires", "+5");
+    check_hold(meta, v, 0, "a line more");
+    v = copy_variant(APR_ARRAY_IDX(vs, 0, cond_variant *));
+    v->lines->nelts--;
+    check_hold(meta, v, 0, "a line fewer");
+    v = copy_variant(APR_ARRAY_IDX(vs, 0, cond_variant *));
+    l = &APR_ARRAY_IDX(v->lines, 1, cond_meta_line);
+    l->value = "Accept-Encoding";
+    APR_ARRAY_IDX(v->lines, 2, cond_meta_line).value = "Accept";
+    check_hold(meta, v, 0, "two lines swapped");
+    v = copy_variant(APR_ARRAY_IDX(vs, 0, cond_variant *));
+    APR_ARRAY_IDX(v->lines, 0, cond_meta_line).name = "etag";
+    check_hold(meta, v, 0, "a name in other case");
+    v = copy_variant(APR_ARRAY_IDX(vs, 0, cond_variant *));
+    v->public_id = "5d0f3a9e71c2b846";
+    check_hold(meta, v, 0, "now public");
+    v = copy_variant(APR_ARRAY_IDX(vs, 1, cond_variant *));
+    v->public_id = "";
+    check_hold(meta, v, 0, "no longer public");
+    v = copy_variant(APR_ARRAY_IDX(vs, 0, cond_variant *));
+    v->public_id = "a b";
+    check_hold(meta, v, 1, "an id that is not kept");
+    v = copy_variant(APR_ARRAY_IDX(vs, 0, cond_variant *));
+    cond_variant_add(v, "Cache-Control", "a\nETag: \"forged\"");
+    check_hold(meta, v, 1, "a line with a newline, never kept");
+    v = copy_variant(APR_ARRAY_IDX(vs, 0, cond_variant *));
+    v->hash = "0123456789abcdef";
+    check_hold(meta, v, 0, "a variant not kept yet");
+    v = cond_variant_make(pool, "accept", "0123456789abcdef");
+    cond_variant_add(v, "ETag", "\"x-1c-aa\"");
+    check_hold("variants 2 1c\n= 0123456789abcdef accept\n"
+               "ETag: \"x-1c-aa\"\n", v, 0, "format 2 is written anew");
+    check_hold(cond_variants_serialise(pool, 0x1d, vs),
+               copy_variant(APR_ARRAY_IDX(vs, 0, cond_variant *)), 0,
+               "another version's");
+    check_hold(NULL, copy_variant(APR_ARRAY_IDX(vs, 0, cond_variant *)), 0,
+               "none kept");
+}
+
 /* ------------------------------------------------------------------ */
 
 typedef struct {
@@ -567,6 +656,7 @@ int main(void)
     test_public();
     test_parse_bound();
     test_put();
+    test_hold();
     test_expires();
     apr_pool_destroy(pool);
     apr_terminate();
