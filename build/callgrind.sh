@@ -120,7 +120,8 @@ run() {
     while [ $n -lt "$N" ]; do
         code=$(curl -s -H 'Accept:' -o /dev/null -w '%{http_code}' "$@" \
                "$(echo "$url" | sed "s/@/$((n % 5 + 1))/")")
-        [ "$code" = "$want" ] || { echo "callgrind.sh: $name got $code" >&2; exit 1; }
+        [ "$code" = "$want" ] ||
+            { echo "callgrind.sh: $name got $code" >&2; exit 1; }
         n=$((n + 1))
     done
     echo "$name" >>"$OUT/cases"
@@ -134,9 +135,11 @@ elif [ $KIND = get ]; then
     run getraw 200 "$B/luaraw/docs/cr@"
 else
     run m304 304 "$B/api/docs/bench" -H "If-None-Match: $TAG"
-    run q304 304 "http://127.0.0.1:$QPORT/api/docs/bench" -H "If-None-Match: $QTAG"
+    run q304 304 "http://127.0.0.1:$QPORT/api/docs/bench" \
+        -H "If-None-Match: $QTAG"
     run s304 304 "$B/static/doc.json" -H "If-None-Match: $STAG"
-    run floor304 304 "http://127.0.0.1:$FPORT/api/docs/bench" -H "If-None-Match: $QTAG"
+    run floor304 304 "http://127.0.0.1:$FPORT/api/docs/bench" \
+        -H "If-None-Match: $QTAG"
 fi
 kill "$VG"
 wait "$VG" 2>/dev/null || true

@@ -79,10 +79,12 @@ my $cl = uniq_name('latest');
 create_doc("/api/docs/$cl");
 my $plain = request(GET => "/api/docs/$cl");
 my $cltag = $plain->header('ETag');
-ok !defined $plain->header('Content-Location'), 'a 200 without Content-Location';
+ok !defined $plain->header('Content-Location'),
+    'a 200 without Content-Location';
 is request(GET => "/api/docs/$cl?cl=1")->header('ETag'), $cltag,
     '... then one with it, the same tag';
-$res = request(GET => "/api/docs/$cl", headers => [ 'If-None-Match' => $cltag ]);
+$res = request(GET => "/api/docs/$cl",
+               headers => [ 'If-None-Match' => $cltag ]);
 is $res->code, 304, '... revalidated';
 like $res->header('Content-Location') // '', qr{/docs/\Q$cl\E$},
     '... repeats the Content-Location the latest 200 had';
