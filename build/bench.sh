@@ -218,16 +218,7 @@ case $TAG in
 esac
 VBASE_A=$(seed "$STORE_A" "$PORT_A" 1000)
 # The parent of the rows 5's documents, so their commits bump it.
-sqlite3 -cmd '.timeout 10000' "$STORE_A" <<EOF
-BEGIN IMMEDIATE;
-INSERT OR IGNORE INTO resources (key, version, present, mtime, claim_owner,
-                                 claim_expires, meta)
-SELECT '$HOSTPART:$PORT_A/lua/docs', last + 1, 1,
-       CAST(strftime('%s', 'now') AS INTEGER) - 3600, NULL, 0, NULL
-FROM sequence WHERE id = 1;
-UPDATE sequence SET last = last + 1 WHERE id = 1;
-COMMIT;
-EOF
+store_add_key "$STORE_A" "$HOSTPART:$PORT_A/lua/docs"
 t0=$(date +%s.%N)
 VBASE_C=$(seed "$STORE_C" "$PORT_C" "$BIGKEYS")
 # 1 000 keys that are neighbours in the store's key order (bk500001 ..

@@ -1,5 +1,5 @@
-# benchlib.sh - shell functions shared by build/bench.sh and
-# build/bench_dbd.sh. The caller sets WORK, THREADS, CONNS, DURATION,
+# benchlib.sh - shell functions shared by build/bench.sh,
+# build/bench_dbd.sh and build/callgrind.sh. The caller sets WORK, THREADS, CONNS, DURATION,
 # SCRIPTS and BENCH_NAME and defines die MESSAGE and server_of URL (the
 # sandbox directory serving URL).
 
@@ -82,4 +82,21 @@ median() {
         cat "$WORK/r.$1".* | cut -d' ' -f$col | sort -n |
             awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
     done | paste -sd' ' - >"$WORK/r.$1"
+}
+
+# store_add_key STORE KEY: KEY present in the SQLite STORE at the next
+# version, last modified an hour ago, unless the store knows it already
+# (the parent of the documents a benchmark writes, so that every commit
+# bumps it as in a real API).
+store_add_key() {
+    sqlite3 -cmd '.timeout 10000' "$1" <<EOF
+BEGIN IMMEDIATE;
+INSERT OR IGNORE INTO resources (key, version, present, mtime, claim_owner,
+                                 claim_expires, meta)
+SELECT '$2', last + 1, 1, CAST(strftime('%s', 'now') AS INTEGER) - 3600,
+       NULL, 0, NULL
+FROM sequence WHERE id = 1;
+UPDATE sequence SET last = last + 1 WHERE id = 1;
+COMMIT;
+EOF
 }

@@ -32,6 +32,8 @@
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/build/etag.sh"
+. "$ROOT/build/benchlib.sh"
 MODULE_SO=${MODULE_SO:-$ROOT/.libs/mod_conditional.so}
 N=${N:-20}
 PORT=${PORT:-8493}
@@ -74,11 +76,6 @@ until curl -s -o /dev/null --max-time 5 "http://127.0.0.1:$PORT/static/doc.json"
     sleep 0.5
 done
 
-# No Accept, as wrk sends none (the CGI's Vary names it).
-etag() {
-    curl -s -H 'Accept:' -D - -o /dev/null "$1" | tr -d '\r' |
-        sed -n 's/^[Ee][Tt][Aa][Gg]: //p'
-}
 # write_fixtures: the documents the PUTs go to, known to the store, and
 # their parent, which the store must know for a commit to bump it.
 write_fixtures() {
@@ -86,24 +83,18 @@ write_fixtures() {
         curl -s -o /dev/null -X PUT -d '{"n":1}' "$B/lua/docs/cg$k"
         curl -s -o /dev/null -X PUT -d '{"n":1}' "$B/luaraw/docs/cr$k"
     done
-    sqlite3 -cmd '.timeout 10000' "$D/store/conditional.db" <<EOF
-BEGIN IMMEDIATE;
-INSERT OR IGNORE INTO resources (key, version, present, mtime, claim_owner,
-                                 claim_expires, meta)
-SELECT substr(key, 1, length(key) - 4), last + 1, 1, 0, NULL, 0, NULL
-FROM sequence, resources WHERE id = 1 AND key LIKE '%/lua/docs/cg1';
-UPDATE sequence SET last = last + 1 WHERE id = 1;
-COMMIT;
-EOF
+    child=$(sqlite3 -cmd '.timeout 10000' "$D/store/conditional.db" \
+            "SELECT key FROM resources WHERE key LIKE '%/lua/docs/cg1'")
+    store_add_key "$D/store/conditional.db" "${child%/cg1}"
 }
 B=http://127.0.0.1:$PORT
 if [ $KIND != 304 ]; then
     write_fixtures
 fi
 curl -s -o /dev/null -X PUT -d '{"n":1}' "http://127.0.0.1:$PORT/raw/docs/bench"
-TAG=$(etag "http://127.0.0.1:$PORT/api/docs/bench")
-QTAG=$(etag "http://127.0.0.1:$QPORT/api/docs/bench")
-STAG=$(etag "http://127.0.0.1:$PORT/static/doc.json")
+TAG=$(etag_of "http://127.0.0.1:$PORT/api/docs/bench")
+QTAG=$(etag_of "http://127.0.0.1:$QPORT/api/docs/bench")
+STAG=$(etag_of "http://127.0.0.1:$PORT/static/doc.json")
 sleep 1
 # Dumps so far (the fixtures), plus the file of the last part.
 start=$(ls "$OUT" | grep -c '^cg\.out')
