@@ -124,6 +124,11 @@
 /* Versions reserved durably at a time (store_reserve): one fsync per this
  * many versions, and the most a power cut makes the sequence jump. */
 #define SQ_RESERVE_STEP   "65536"
+/* Versions taken from the sequence at once (store_seq_peek): the
+ * sequence row is read and written by one write transaction in this many,
+ * not by every one - each such write is a page of its own in the WAL and
+ * some 11k instructions (docs/design.md, "Versions in blocks"). */
+#define SQ_SEQ_BLOCK      64
 /* Read-only connections one write may drop before it gives up */
 #define SQ_RO_DROPS       16
 #define SQ_ID_BYTES       8
@@ -217,7 +222,7 @@ enum {
 
 #define SQ_COLUMNS "version, present, mtime, claim_owner, claim_expires, meta"
 /* The version a statement hands out, read from the sequence and bound in
- * C (store_seq_next): "RETURNING" would cost each write an ephemeral
+ * C (store_seq_peek): "RETURNING" would cost each write an ephemeral
  * table, a temporary pager and a zeroed page per statement. */
 #define SQ_NEXT    "?9"
 #define SQ_NEXT_ARG 9       /* numbered past every other parameter: a
@@ -343,6 +348,9 @@ typedef struct {
     apr_uint32_t hdr[SQ_WALHDR_WORDS];  /* WAL-index header of epoch */
     apr_uint64_t epoch;
     apr_int64_t reserved;   /* a durable bound on versions; 0: read it */
+    /* The children's block of versions (store_seq_peek), while this
+     * connection's call holds the writers' lock; NULL otherwise */
+    sq_wlock_block *shared;
     apr_time_t busy_since;  /* store_busy: when this wait began */
     int busy_ms;            /* store_busy: how long it may last */
     /* The writers' lock: held by this connection's call; how long the
@@ -1125,11 +1133,13 @@ static apr_status_t store_wlock_take(cond_store *s, store_conn *c,
         return rv;
     }
     c->waited = store_clock() - start;
+    c->shared = c->wheld ? sq_wlock_versions(s->wlock) : NULL;
     return APR_SUCCESS;
 }
 
 static void store_wlock_drop(cond_store *s, store_conn *c)
 {
+    c->shared = NULL;
     if (c->wheld) {
         c->wheld = 0;
         sq_wlock_give(s->wlock);
@@ -1377,22 +1387,6 @@ static apr_status_t store_step_version(store_conn *c, sqlite3_stmt *st,
     return found ? APR_SUCCESS : APR_NOTFOUND;
 }
 
-/* Inside a write transaction: *v is the version the next statement that
- * hands one out gives. */
-static apr_status_t store_seq_next(store_conn *c, apr_int64_t *v)
-{
-    sqlite3_stmt *st = c->st[SQ_SEQ_GET];
-    int rc = sqlite3_step(st);
-
-    if (rc == SQLITE_ROW) {
-        *v = sqlite3_column_int64(st, 0) + 1;
-    }
-    store_reset(st);
-    return rc == SQLITE_ROW ? APR_SUCCESS
-                            : store_fail(c, rc == SQLITE_DONE ? SQLITE_CORRUPT
-                                                              : rc);
-}
-
 /* Step a statement that gives one row the version v (bound as SQ_NEXT):
  * APR_NOTFOUND when it matched no row. Other bindings stay. */
 static apr_status_t store_step_next(store_conn *c, sqlite3_stmt *st,
@@ -1409,49 +1403,109 @@ static apr_status_t store_step_next(store_conn *c, sqlite3_stmt *st,
     return sqlite3_changes(c->db) > 0 ? APR_SUCCESS : APR_NOTFOUND;
 }
 
-/* The versions one write transaction hands out: the sequence is read for
- * the first (store_seq_next) and moved up once, before the commit, to the
- * last (store_seq_save) - not read and written again for each related key
- * a commit or release bumps. */
+/*
+ * The versions a write transaction hands out (docs/design.md, "Versions in
+ * blocks"). They come from a block of SQ_SEQ_BLOCK: a transaction that
+ * finds none in hand reads the sequence and moves it past a new block in
+ * the same transaction, so no other writer, inside the writers' lock or
+ * not, is handed a version of it once that transaction has committed.
+ * What is left of the block after the commit is shared with the next
+ * holder of the writers' lock (sq_wlock_versions), so the children of one
+ * server hand out versions in the order of their commits. A version is
+ * marked taken in the shared block before its statement runs, so a
+ * holder that dies after its commit leaves no version of it to the next;
+ * and a block taken by this transaction is shared only once it has
+ * committed (store_seq_end). A writer without the lock (a child that
+ * could not take it, another server on the same file) takes its versions
+ * one at a time; its versions are above every block taken before, so a
+ * key it wrote may get a lower version from a block next - unique still,
+ * and nothing compares versions for order. What is left of a block when
+ * the last process that shares it exits is never handed out: versions
+ * have gaps.
+ */
 typedef struct {
-    apr_int64_t next;       /* 0: the sequence not read yet */
-    int handed;             /* versions handed out since */
+    apr_int64_t next;       /* 0 or past end: none in hand */
+    apr_int64_t end;
+    int fresh;              /* taken by this transaction */
 } store_seq;
+
+static void store_seq_start(const store_conn *c, store_seq *q)
+{
+    q->next = c->shared ? c->shared->next : 0;
+    q->end = c->shared ? c->shared->end : 0;
+    q->fresh = 0;
+}
 
 /* Inside a write transaction: *v is the version the next statement that
  * hands one out gives. */
 static apr_status_t store_seq_peek(store_conn *c, store_seq *q,
                                    apr_int64_t *v)
 {
-    apr_status_t rv = q->next ? APR_SUCCESS : store_seq_next(c, &q->next);
+    sqlite3_stmt *st = c->st[SQ_SEQ_GET];
+    apr_int64_t last = 0, n;
+    apr_status_t rv;
+    int rc;
 
+    if (q->next && q->next <= q->end) {
+        *v = q->next;
+        return APR_SUCCESS;
+    }
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        last = sqlite3_column_int64(st, 0);
+    }
+    store_reset(st);
+    if (rc != SQLITE_ROW) {
+        return store_fail(c, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc);
+    }
+    n = c->shared ? SQ_SEQ_BLOCK : 1;
+    sqlite3_bind_int64(c->st[SQ_SEQ_SET], 1, last + n);
+    if ((rv = store_run(c, SQ_SEQ_SET, NULL)) != APR_SUCCESS) {
+        return rv;
+    }
+    q->next = last + 1;
+    q->end = last + n;
+    q->fresh = 1;
     *v = q->next;
-    return rv;
+    return APR_SUCCESS;
 }
 
-/* Inside a write transaction: the version store_seq_peek gave was handed
- * out. *ok = 0: it is past the durable reservation, the caller rolls back
- * and reserves. */
-static apr_status_t store_seq_took(store_conn *c, store_seq *q, int *ok)
+/* Inside a write transaction, before the statement that hands out the
+ * version store_seq_peek gave: *ok = 0 when it is past the durable
+ * reservation (the caller rolls back and reserves). */
+static apr_status_t store_seq_take(store_conn *c, store_seq *q, int *ok)
 {
     apr_status_t rv = store_reserved(c, q->next, ok);
 
     if (rv == APR_SUCCESS && *ok) {
         q->next++;
-        q->handed++;
+        if (c->shared && !q->fresh) {
+            c->shared->next = q->next;
+        }
     }
     return rv;
 }
 
-/* Inside a write transaction, after its last statement: move the sequence
- * up to the last version handed out, if any. */
-static apr_status_t store_seq_save(store_conn *c, const store_seq *q)
+/* The statement store_seq_take was for matched no row: its version was
+ * not handed out, and is the next one again. */
+static void store_seq_untake(store_conn *c, store_seq *q)
 {
-    if (!q->handed) {
-        return APR_SUCCESS;
+    q->next--;
+    if (c->shared && !q->fresh) {
+        c->shared->next = q->next;
     }
-    sqlite3_bind_int64(c->st[SQ_SEQ_SET], 1, q->next - 1);
-    return store_run(c, SQ_SEQ_SET, NULL);
+}
+
+/* After a transaction that committed: share what is left of its block.
+ * One that did not leaves the shared block as it is: the versions it took
+ * of it are marked taken already, and a block it took itself was never
+ * the store's to share. */
+static void store_seq_end(store_conn *c, const store_seq *q, int committed)
+{
+    if (c->shared && committed) {
+        c->shared->next = q->next;
+        c->shared->end = q->end;
+    }
 }
 
 /* Inside a write transaction: give every known key of related but skip a
@@ -1474,16 +1528,17 @@ static apr_status_t store_bump_related(store_conn *c,
         }
         store_bind_text(st, 1, key);
         sqlite3_bind_int64(st, 2, now_sec);
-        if ((rv = store_seq_peek(c, q, &v)) == APR_SUCCESS) {
+        if ((rv = store_seq_peek(c, q, &v)) == APR_SUCCESS
+            && (rv = store_seq_take(c, q, ok)) == APR_SUCCESS && *ok) {
             rv = store_step_next(c, st, v);
         }
         store_reset(st);
         if (rv == APR_NOTFOUND) {
+            store_seq_untake(c, q);
             rv = APR_SUCCESS;           /* unknown: not invented */
             continue;
         }
-        if (rv != APR_SUCCESS
-            || (rv = store_seq_took(c, q, ok)) != APR_SUCCESS) {
+        if (rv != APR_SUCCESS) {
             break;
         }
     }
@@ -1542,11 +1597,11 @@ static apr_status_t store_begin(store_conn *c)
 
 /* One attempt of store_versioned; *ok = 0: rolled back for a reservation
  * (the statement keeps its bindings for the retry). */
-static apr_status_t store_versioned_tx(store_conn *c, sqlite3_stmt *st,
-                                       const store_extra *x,
-                                       apr_int64_t *version, int *ok)
+static apr_status_t store_versioned_steps(store_conn *c, sqlite3_stmt *st,
+                                          const store_extra *x,
+                                          store_seq *q, apr_int64_t *version,
+                                          int *ok)
 {
-    store_seq q = { 0, 0 };
     apr_int64_t v = 0;
     apr_status_t rv;
 
@@ -1554,24 +1609,18 @@ static apr_status_t store_versioned_tx(store_conn *c, sqlite3_stmt *st,
     if ((rv = store_begin(c)) != APR_SUCCESS) {
         return rv;
     }
-    if ((rv = store_seq_peek(c, &q, &v)) == APR_SUCCESS) {
+    if ((rv = store_seq_peek(c, q, &v)) == APR_SUCCESS
+        && (rv = store_seq_take(c, q, ok)) == APR_SUCCESS && *ok) {
         rv = store_step_next(c, st, v);
     }
-    if (rv != APR_SUCCESS) {
-        if (rv == APR_NOTFOUND) {
-            store_run(c, SQ_ROLLBACK, NULL);
-        }
-        return rv;
+    if (rv == APR_SUCCESS && *ok && x) {
+        rv = store_bump_related(c, x->related, x->key, x->now_sec, q, ok);
     }
-    if ((rv = store_seq_took(c, &q, ok)) == APR_SUCCESS && *ok && x) {
-        rv = store_bump_related(c, x->related, x->key, x->now_sec, &q, ok);
-    }
-    if (rv == APR_SUCCESS && *ok) {
-        rv = store_seq_save(c, &q);
+    if (rv == APR_NOTFOUND || (rv == APR_SUCCESS && !*ok)) {
+        store_run(c, SQ_ROLLBACK, NULL);
     }
     if (rv != APR_SUCCESS || !*ok) {
-        store_run(c, SQ_ROLLBACK, NULL);
-        return rv;
+        return rv;      /* any other failure: store_put rolls back */
     }
     if ((rv = store_run(c, SQ_COMMIT, NULL)) != APR_SUCCESS) {
         return rv;
@@ -1580,13 +1629,26 @@ static apr_status_t store_versioned_tx(store_conn *c, sqlite3_stmt *st,
     return APR_SUCCESS;
 }
 
+static apr_status_t store_versioned_tx(store_conn *c, sqlite3_stmt *st,
+                                       const store_extra *x,
+                                       apr_int64_t *version, int *ok)
+{
+    store_seq q;
+    apr_status_t rv;
+
+    store_seq_start(c, &q);
+    rv = store_versioned_steps(c, st, x, &q, version, ok);
+    store_seq_end(c, &q, rv == APR_SUCCESS && *ok);
+    return rv;
+}
+
 /*
  * Run stmt (bound by the caller but for SQ_NEXT), which gives one row the
- * next version of the sequence, and move the sequence up to it - all
- * in one IMMEDIATE transaction, so the version and the row change land
+ * next version of the connection's block (store_seq_peek) - all in one
+ * IMMEDIATE transaction, so the version and the row change land
  * together or not at all; with x, the known keys of x->related are bumped
- * in the same transaction. APR_NOTFOUND: stmt matched no row, nothing was
- * written and the sequence is untouched.
+ * in the same transaction. APR_NOTFOUND: stmt matched no row and nothing
+ * was written (a block taken for it is dropped with the rollback).
  */
 static apr_status_t store_versioned(store_conn *c, int which,
                                     const store_extra *x,
@@ -2709,13 +2771,12 @@ static apr_status_t store_commit(cond_store *s, const char *key,
 }
 
 /* One attempt of store_release; *ok as for store_versioned_tx. */
-static apr_status_t store_release_tx(store_conn *c, const char *key,
-                                     const char *owner,
-                                     const apr_array_header_t *related,
-                                     int *ok)
+static apr_status_t store_release_steps(store_conn *c, const char *key,
+                                        const char *owner,
+                                        const apr_array_header_t *related,
+                                        store_seq *q, int *ok)
 {
     sqlite3_stmt *st = c->st[SQ_RELEASE];
-    store_seq q = { 0, 0 };
     apr_int64_t v = 0;
     apr_status_t rv;
 
@@ -2737,16 +2798,27 @@ static apr_status_t store_release_tx(store_conn *c, const char *key,
     }
     if (rv == APR_SUCCESS) {
         rv = store_bump_related(c, related, key,
-                                apr_time_sec(apr_time_now()), &q, ok);
-    }
-    if (rv == APR_SUCCESS && *ok) {
-        rv = store_seq_save(c, &q);
+                                apr_time_sec(apr_time_now()), q, ok);
     }
     if (rv != APR_SUCCESS || !*ok) {
         store_run(c, SQ_ROLLBACK, NULL);
         return rv;
     }
     return store_run(c, SQ_COMMIT, NULL);
+}
+
+static apr_status_t store_release_tx(store_conn *c, const char *key,
+                                     const char *owner,
+                                     const apr_array_header_t *related,
+                                     int *ok)
+{
+    store_seq q;
+    apr_status_t rv;
+
+    store_seq_start(c, &q);
+    rv = store_release_steps(c, key, owner, related, &q, ok);
+    store_seq_end(c, &q, rv == APR_SUCCESS && *ok);
+    return rv;
 }
 
 /* One transaction whatever it finds: the claim cleared (a version-0

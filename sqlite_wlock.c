@@ -30,6 +30,7 @@
 
 struct sq_wlock {
     pthread_mutex_t mutex;
+    sq_wlock_block versions;
 };
 
 static volatile apr_uint32_t sq_busy_waits;
@@ -99,6 +100,11 @@ apr_status_t sq_wlock_take(sq_wlock *l, apr_interval_time_t timeout,
 void sq_wlock_give(sq_wlock *l)
 {
     pthread_mutex_unlock(&l->mutex);
+}
+
+sq_wlock_block *sq_wlock_versions(sq_wlock *l)
+{
+    return &l->versions;
 }
 
 void sq_wlock_count_busy(void)

@@ -13,6 +13,15 @@
 
 typedef struct sq_wlock sq_wlock;
 
+/* The versions the children share between write transactions
+ * (sqlite_store.c, "Versions in blocks"): next to end, already moved past
+ * in the store's sequence; none when next is 0 or past end. Only the
+ * lock's holder reads or changes it. */
+typedef struct {
+    apr_int64_t next;
+    apr_int64_t end;
+} sq_wlock_block;
+
 /* In the parent, before the fork: a lock every child of this process
  * shares; unmapped when p goes. NULL when no shared mapping can be made
  * (the store then works as without it: SQLite's own lock decides). */
@@ -27,6 +36,9 @@ sq_wlock *sq_wlock_create(apr_pool_t *p);
 apr_status_t sq_wlock_take(sq_wlock *l, apr_interval_time_t timeout,
                            int *held);
 void sq_wlock_give(sq_wlock *l);
+
+/* The shared block; only for the lock's holder. */
+sq_wlock_block *sq_wlock_versions(sq_wlock *l);
 
 /* Counted for the tests (unit/test_store.c): waits this process's
  * connections still made in SQLite's busy handler, and holders found dead. */

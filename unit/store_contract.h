@@ -21,9 +21,15 @@ typedef struct {
     /* A second instance on the existing store name without init, like a
      * child forked after the parent's init; *rv gets child_init's result. */
     cond_store *(*attach)(apr_pool_t *p, const char *name, apr_status_t *rv);
-    /* The last version the store handed out, for stores whose versions
-     * have no gaps (NULL: the checks that need it are skipped). */
+    /* How far the store's sequence has moved: at or past every version
+     * handed out, and for stores whose versions have no gaps but for
+     * those of a block in hand, short of `block` past the last one
+     * handed out (NULL: the checks that need it are skipped). */
     apr_int64_t (*sequence)(const char *name);
+    /* Versions an instance with init takes from the sequence at once
+     * (1: one at a time, the sequence is the last version handed out). An
+     * instance without init (attach) takes them one at a time. */
+    int block;
 } test_target;
 
 typedef struct {

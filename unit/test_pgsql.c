@@ -216,7 +216,8 @@ static const test_target pg_target = {
     &cond_dbd_store,
     pg_open,
     pg_attach_named,
-    NULL
+    NULL,
+    1
 };
 
 /* ------------------------------------------------------------------ */

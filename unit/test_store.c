@@ -10,6 +10,7 @@
  */
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1523,12 +1524,206 @@ static void test_wlock_restart(apr_pool_t *p)
           && WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/* ---- Versions in blocks (sqlite_store.c, store_seq_peek) ---- */
+
+#define VB_CHILDREN 4
+#define VB_CYCLES   150
+#define VB_KEYS     6
+#define VB_MAX      ((VB_CHILDREN + 1) * VB_CYCLES)
+
+typedef struct {
+    volatile int go;            /* the writers start together */
+    int n;                      /* versions recorded */
+    int errors;
+    int backwards;              /* writes whose version was below one
+                                   committed before them */
+    apr_int64_t version[VB_MAX];
+    int key[VB_MAX];
+} test_vb;
+
+static const char *const vb_keys[VB_KEYS] = {
+    "/vb/0", "/vb/1", "/vb/2", "/vb/3", "/vb/4", "/vb/5"
+};
+
+static void test_vb_record(test_vb *r, int key, apr_int64_t v)
+{
+    int i = __sync_fetch_and_add(&r->n, 1);
+
+    if (i < VB_MAX) {
+        r->version[i] = v;
+        r->key[i] = key;
+    }
+}
+
+/* A claim and a commit that bumps the parent too (two versions in one
+ * transaction); a claim that loses a race is tried again. */
+static apr_status_t test_vb_commit(cond_store *s, const char *key,
+                                   const char *owner,
+                                   const apr_array_header_t *rel,
+                                   apr_int64_t *v, apr_pool_t *p)
+{
+    cond_state st;
+    apr_status_t rv;
+    int tries;
+
+    for (tries = 0; tries < 1000; tries++) {
+        if ((rv = PV->lookup(s, key, &st, p)) != APR_SUCCESS) {
+            return rv;
+        }
+        rv = st.claim_owner ? APR_EBUSY
+                            : PV->claim(s, key, st.version, owner, LEASE, p);
+        if (rv == APR_SUCCESS) {
+            return PV->commit(s, key, owner, 1, rel, apr_time_now(), v, p);
+        }
+        if (rv != APR_EAGAIN && rv != APR_EBUSY) {
+            return rv;
+        }
+        apr_sleep(100);
+    }
+    return APR_TIMEUP;
+}
+
+/* One writer: bumps and commits, between writes that are refused and roll
+ * back after their version was peeked at - any of which can be the one
+ * that takes the next block. */
+static void test_vb_writer(cond_store *s, test_vb *r, int id, apr_pool_t *p)
+{
+    apr_array_header_t *rel = apr_array_make(p, 1, sizeof(const char *));
+    unsigned int seed = (unsigned int)id * 7919u + (unsigned int)getpid();
+    int i;
+
+    APR_ARRAY_PUSH(rel, const char *) = "/vb";
+    for (i = 0; i < VB_CYCLES && !r->errors; i++) {
+        int k = (int)(rand_r(&seed) % VB_KEYS);
+        const char *owner = apr_psprintf(p, "%d.%d", id, i);
+        apr_int64_t v = 0;
+        cond_state st;
+        apr_status_t rv;
+
+        if (PV->set_exists(s, vb_keys[k], APR_INT64_C(1) << 60, 1, NULL,
+                           apr_time_now(), &v, p) != APR_EAGAIN
+            || PV->commit(s, vb_keys[k], "nobody", 1, NULL, apr_time_now(),
+                          &v, p) != COND_STORE_NOT_HELD) {
+            printf("  writer %d: a refused write was not refused\n", id);
+            __sync_fetch_and_add(&r->errors, 1);
+            break;
+        }
+        rv = PV->lookup(s, vb_keys[k], &st, p);
+        if (rv == APR_SUCCESS) {
+            rv = i % 2 ? PV->bump(s, vb_keys[k], apr_time_now(), &v, p)
+                       : test_vb_commit(s, vb_keys[k], owner, rel, &v, p);
+        }
+        if (rv != APR_SUCCESS) {
+            printf("  writer %d: %s\n", id, test_status_name(rv));
+            __sync_fetch_and_add(&r->errors, 1);
+            break;
+        }
+        /* whatever was committed since the lookup came before this */
+        if (v <= st.version) {
+            __sync_fetch_and_add(&r->backwards, 1);
+        }
+        test_vb_record(r, k, v);
+    }
+}
+
+/* Forked children of one init, as httpd's: they share the block of
+ * versions through the writers' lock. Every version is unique, each key's
+ * last write has its highest (the versions follow the commits), and the
+ * sequence is past them all by less than a block. With a writer outside
+ * the lock beside them (conditionalctl), the versions are still unique. */
+static void test_versions_shared(apr_pool_t *p)
+{
+    const char *path = test_path(p, "vb.db");
+    cond_store *s = test_parent(p, "vb.db"), *outside;
+    test_vb *r;
+    apr_int64_t v, vmax = 0;
+    pid_t pids[VB_CHILDREN];
+    int i, j, k, round, dup = 0, status, ok = 1;
+    apr_status_t rv;
+
+    outside = test_attach(p, path, &rv);
+    if (!s || !CHECK(outside && rv == APR_SUCCESS)) {
+        return;
+    }
+    for (k = 0; k < VB_KEYS; k++) {
+        CHECK_RV(PV->register_key(outside, vb_keys[k], NULL, apr_time_now(),
+                                  &v, p), APR_SUCCESS);
+    }
+    CHECK_RV(PV->register_key(outside, "/vb", NULL, apr_time_now(), &v, p),
+             APR_SUCCESS);
+    r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE,
+             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (!CHECK(r != MAP_FAILED)) {
+        return;
+    }
+    for (round = 0; round < 2; round++) {
+        memset(r, 0, sizeof(*r));
+        fflush(stdout);
+        for (i = 0; i < VB_CHILDREN; i++) {
+            if ((pids[i] = fork()) == 0) {
+                apr_pool_t *cp;
+
+                apr_pool_create(&cp, NULL);
+                if (PV->child_init(s, cp) != APR_SUCCESS) {
+                    _exit(1);
+                }
+                while (!r->go) {
+                    sched_yield();
+                }
+                test_vb_writer(s, r, i, cp);
+                _exit(0);
+            }
+        }
+        r->go = 1;
+        /* the second round: a writer outside the lock at the same time */
+        for (i = 0; round == 1 && i < VB_CYCLES; i++) {
+            k = i % VB_KEYS;
+            if (PV->bump(outside, vb_keys[k], apr_time_now(), &v, p)
+                == APR_SUCCESS) {
+                test_vb_record(r, k, v);
+            }
+        }
+        for (i = 0; i < VB_CHILDREN; i++) {
+            ok &= pids[i] > 0 && waitpid(pids[i], &status, 0) == pids[i]
+                  && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        }
+        CHECK(ok && r->errors == 0);
+        CHECK(round == 1 || r->backwards == 0);
+        CHECK(r->n >= VB_CHILDREN * VB_CYCLES && r->n <= VB_MAX);
+        for (i = 0, dup = 0; i < r->n && i < VB_MAX; i++) {
+            vmax = r->version[i] > vmax ? r->version[i] : vmax;
+            for (j = i + 1; j < r->n && j < VB_MAX; j++) {
+                dup += r->version[i] == r->version[j];
+            }
+        }
+        CHECK(dup == 0);
+        CHECK(test_sequence(path) >= vmax);
+        for (k = 0; round == 0 && k < VB_KEYS; k++) {
+            apr_int64_t kmax = 0;
+            cond_state st;
+
+            for (i = 0; i < r->n && i < VB_MAX; i++) {
+                if (r->key[i] == k && r->version[i] > kmax) {
+                    kmax = r->version[i];
+                }
+            }
+            CHECK_RV(PV->lookup(outside, vb_keys[k], &st, p), APR_SUCCESS);
+            CHECK(st.version == kmax);
+        }
+        if (round == 0) {
+            CHECK(test_sequence(path) - vmax < 64);
+        }
+    }
+    munmap(r, sizeof(*r));
+}
+
 static const test_target sqlite_target = {
     "sqlite",
     &cond_sqlite_store,
     test_target_open,
     test_target_attach,
-    test_target_sequence
+    test_target_sequence,
+    64                          /* SQ_SEQ_BLOCK */
 };
 
 static const test_case sqlite_cases[] = {
@@ -1562,6 +1757,7 @@ static const test_case sqlite_cases[] = {
       test_wlock_look_after_wait },
     { "writers' lock: a graceful restart under a holder",
       test_wlock_restart },
+    { "versions in blocks, shared by the children", test_versions_shared },
     { NULL, NULL }
 };
 
