@@ -1610,8 +1610,9 @@ static apr_status_t store_versioned_steps(store_conn *c, sqlite3_stmt *st,
         return rv;
     }
     if ((rv = store_seq_peek(c, q, &v)) == APR_SUCCESS
-        && (rv = store_seq_take(c, q, ok)) == APR_SUCCESS && *ok) {
-        rv = store_step_next(c, st, v);
+        && (rv = store_seq_take(c, q, ok)) == APR_SUCCESS && *ok
+        && (rv = store_step_next(c, st, v)) == APR_NOTFOUND) {
+        store_seq_untake(c, q);
     }
     if (rv == APR_SUCCESS && *ok && x) {
         rv = store_bump_related(c, x->related, x->key, x->now_sec, q, ok);
