@@ -1717,6 +1717,58 @@ static void test_versions_shared(apr_pool_t *p)
     munmap(r, sizeof(*r));
 }
 
+/* Run in a process of its own (test_memstatus): a store's init is the
+ * first use of SQLite there, as in httpd's parent. Exits 0 when SQLite
+ * counted none of the memory a lookup took (its statistics are off), 3
+ * when it counted some, 2 when the store did not work. */
+static int test_memstatus_probe(const char *dir)
+{
+    apr_pool_t *p;
+    cond_store *s = NULL;
+    cond_state st;
+    const char *path;
+    sqlite3_int64 used;
+    int ok;
+
+    apr_initialize();
+    apr_pool_create(&p, NULL);
+    path = apr_pstrcat(p, dir, "/memstatus.db", NULL);
+    ok = cond_sqlite_store.create(&s, path, p) == NULL
+         && cond_sqlite_store.init(s, p) == APR_SUCCESS
+         && cond_sqlite_store.child_init(s, p) == APR_SUCCESS
+         && cond_sqlite_store.lookup(s, "localhost:80/api/docs/1", &st, p)
+            == APR_NOTFOUND;
+    used = sqlite3_memory_used();
+    printf("# memstatus probe: SQLite counts %lld bytes in use\n",
+           (long long)used);
+    apr_pool_destroy(p);
+    apr_terminate();
+    return !ok ? 2 : used == 0 ? 0 : 3;
+}
+
+/* The store turns SQLite's memory statistics off when its init is the
+ * first use of SQLite in the process (store_sqlite_setup): each of them
+ * takes a process-wide mutex around every allocation. This binary turned
+ * them on in main() for test_cache_bound, so the probe runs in a fresh
+ * process. */
+static void test_memstatus(apr_pool_t *p)
+{
+    pid_t pid;
+    int status = -1;
+
+    (void)p;
+    fflush(stdout);
+    if ((pid = fork()) == 0) {
+        execl("/proc/self/exe", "test_store", "--memstatus-probe", tmpdir,
+              (char *)NULL);
+        _exit(4);
+    }
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    if (!CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+        printf("  probe status %d\n", status);
+    }
+}
+
 static const test_target sqlite_target = {
     "sqlite",
     &cond_sqlite_store,
@@ -1758,10 +1810,18 @@ static const test_case sqlite_cases[] = {
     { "writers' lock: a graceful restart under a holder",
       test_wlock_restart },
     { "versions in blocks, shared by the children", test_versions_shared },
+    { "SQLite's memory statistics off", test_memstatus },
     { NULL, NULL }
 };
 
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "--memstatus-probe") == 0) {
+        return test_memstatus_probe(argv[2]);
+    }
+    /* test_cache_bound counts SQLite's memory with its statistics, which
+     * the store's init would turn off (test_memstatus) */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 1);
+    sqlite3_initialize();
     return test_main(argc, argv, &sqlite_target, sqlite_cases);
 }
