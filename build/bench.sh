@@ -132,6 +132,22 @@ wal_watch() {
     sort -n "$WORK/wal.sizes" | tail -n 1 >"$WORK/wal.max"
 }
 
+# paired A B COL OP: A's and B's runs of one repetition taken together
+# (they ran one after the other, seconds apart, so a VM whose speed
+# drifts between repetitions moves both): "median (min–max)" over the
+# repetitions of A's column COL divided by B's (OP /) or less B's (OP -).
+paired() {
+    for f in "$WORK/r.$1".*; do
+        rep=${f##*.}
+        [ -f "$WORK/r.$2.$rep" ] || continue
+        printf '%s %s\n' "$(cut -d' ' -f"$3" "$f")" \
+            "$(cut -d' ' -f"$3" "$WORK/r.$2.$rep")"
+    done | awk -v op="$4" '{ print op == "/" ? $1 / $2 : $1 - $2 }' |
+        sort -g | awk -v op="$4" '{ v[NR] = $1 }
+            END { f = op == "/" ? "%.2f" : "%+.1f"
+                  printf f " (" f "–" f ")", v[int((NR + 1) / 2)], v[1], v[NR] }'
+}
+
 # spread NAME COL: "min–max" of column COL over NAME's runs.
 spread() {
     cat "$WORK/r.$1".* | cut -d' ' -f"$2" | sort -n |
@@ -380,7 +396,7 @@ write_rows() {
         "**$(p50_diff putcond putraw) µs** per write (p50); CPU $(cpu_diff putcond putraw) µs"
     row "5. the same PUTs, no module, no precondition (\`/luaraw/\`)" putraw
     row "5. PUT to 1 000 keys, $CONNS connections: claim + commit each, parent bumped (\`/lua/\`)" putcommit \
-        "**$(rps putcommit) commits/s** = **$(ratio putcommit putnocommit)×** no module (runs: $(spread putcommit 1)); p99 **$(p99_ratio putcommit putnocommit)×** (runs: $(spread putcommit 3) µs); CPU **$(cpu_diff putcommit putnocommit) µs** per write"
+        "**$(rps putcommit) commits/s** = **$(ratio putcommit putnocommit)×** no module (runs: $(spread putcommit 1)); p99 **$(p99_ratio putcommit putnocommit)×** (runs: $(spread putcommit 3) µs); CPU **$(cpu_diff putcommit putnocommit) µs** per write; each run against the no-module run beside it: $(paired putcommit putnocommit 1 /)×, CPU $(paired putcommit putnocommit 5 -) µs"
     row "5. the same PUTs without the module (\`/luaraw/\`)" putnocommit \
         "runs: $(spread putnocommit 1) req/s, p99 $(spread putnocommit 3) µs"
 }
