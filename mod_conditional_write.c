@@ -8,6 +8,7 @@
 
 #include "apr_atomic.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 /* Bytes of a write's response body read ahead of the client before they
@@ -22,11 +23,31 @@
 static const char *conditional_owner_prefix;
 static apr_uint32_t conditional_owner_seq;
 
+/* Set when pchild is destroyed, before its subpools are. A request whose
+ * pool is still alive then is torn down in the middle of whatever it was
+ * doing: prefork's children die in their signal handler (just_die), which
+ * destroys pchild there and then - perhaps in a store call of this very
+ * request, with SQLite's mutexes, the writers' lock or the allocator's
+ * state held by the interrupted code. Its claim is then left to its lease,
+ * as a killed child's is: settling it from there is a store call inside
+ * a store call (a child that deadlocked in SQLite's -shm mutex, killed
+ * only by the parent's SIGKILL, in t/childexit.t). */
+static volatile sig_atomic_t conditional_child_ending;
+
+static apr_status_t conditional_child_end(void *data)
+{
+    (void)data;
+    conditional_child_ending = 1;
+    return APR_SUCCESS;
+}
+
 /* Called from child_init: "host:pid:nonce:", this child's claim owners. */
 void conditional_owner_init(apr_pool_t *pchild)
 {
     char host[APRMAXHOSTLEN + 1];
     unsigned char nonce[4];
+
+    apr_pool_pre_cleanup_register(pchild, NULL, conditional_child_end);
 
     if (apr_gethostname(host, sizeof(host), pchild) != APR_SUCCESS) {
         apr_cpystrn(host, "localhost", sizeof(host));
@@ -692,7 +713,9 @@ void conditional_settle_before_error(request_rec *r)
 
 static apr_status_t conditional_unresolved_cleanup(void *data)
 {
-    conditional_settle_late(data);
+    if (!conditional_child_ending) {
+        conditional_settle_late(data);
+    }
     return APR_SUCCESS;
 }
 
