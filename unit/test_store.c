@@ -1747,10 +1747,10 @@ static int test_memstatus_probe(const char *dir)
 }
 
 /* The store turns SQLite's memory statistics off when its init is the
- * first use of SQLite in the process (store_sqlite_setup): each of them
- * takes a process-wide mutex around every allocation. This binary turned
- * them on in main() for test_cache_bound, so the probe runs in a fresh
- * process. */
+ * first use of SQLite in the process (store_sqlite_setup): with them on,
+ * SQLite takes a process-wide mutex around each of its allocations and
+ * frees to count them. This binary turned them on in main() for
+ * test_cache_bound, so the probe runs in a fresh process. */
 static void test_memstatus(apr_pool_t *p)
 {
     pid_t pid;
